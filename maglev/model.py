@@ -1,0 +1,261 @@
+"""Frozen value types shared by every layer: the validated config, probe results, states.
+
+Pure data, no I/O. The config loader (`maglev.config`) builds these from YAML; the health
+checkers read `HealthCheck`, the reconciler reads everything. Instances are immutable and safe to
+hand between threads.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+EMBEDDED = "embedded"
+"""`vpp.api-socket` value that runs the built-in lb emulator inside maglevd."""
+
+
+def frozen_map(items: Mapping[str, object] | None = None) -> Mapping[str, object]:
+    """A read-only view of a fresh dict (config maps must not change after loading)."""
+    return MappingProxyType(dict(items or {}))
+
+
+class Encap(enum.Enum):
+    GRE4 = "gre4"
+    GRE6 = "gre6"
+    L3DSR = "l3dsr"
+    NAT4 = "nat4"
+    NAT6 = "nat6"
+
+    @property
+    def backend_version(self) -> int:
+        """IP version the backends (VPP's ASes) must have for this encapsulation."""
+        return 6 if self in (Encap.GRE6, Encap.NAT6) else 4
+
+
+class Protocol(enum.Enum):
+    TCP = "tcp"
+    UDP = "udp"
+    ANY = "any"
+
+    @property
+    def number(self) -> int:
+        """IP protocol number as VPP's API carries it (255 = any)."""
+        return {Protocol.TCP: 6, Protocol.UDP: 17, Protocol.ANY: 255}[self]
+
+
+class CheckType(enum.Enum):
+    TCP = "tcp"
+    HTTP = "http"
+    HTTPS = "https"
+    ICMP = "icmp"
+    DNS = "dns"
+    EXEC = "exec"
+
+
+class BackendState(enum.Enum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+    REMOVED = "removed"
+
+
+class FrontendState(enum.Enum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+class UnmanagedPolicy(enum.Enum):
+    """What the reconciler does with lb VIPs in VPP that the config does not name."""
+
+    KEEP = "keep"  # leave them alone, log them once (default: never destroy what we did not make)
+    DELETE = "delete"  # delete them on full sync
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LbSettings:
+    ip4_src_address: ipaddress.IPv4Address | None = None
+    ip6_src_address: ipaddress.IPv6Address | None = None
+    sticky_buckets_per_core: int = 1024
+    flow_timeout: float = 40.0
+    sync_interval: float = 30.0
+    startup_min_delay: float = 5.0
+    startup_max_delay: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class VppSettings:
+    api_socket: str = "/run/vpp/api.sock"  # or EMBEDDED
+    api_dir: str | None = None  # None: host's /usr/share/vpp/api if present, else bundled
+    stats_socket: str | None = None
+    unmanaged_vips: UnmanagedPolicy = UnmanagedPolicy.KEEP
+    lb: LbSettings = field(default_factory=LbSettings)
+
+    @property
+    def embedded(self) -> bool:
+        return self.api_socket == EMBEDDED
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """One named health check. Fields that do not apply to `type` keep their defaults."""
+
+    name: str
+    type: CheckType
+    port: int | None = None  # None: the frontend's port is not known here, so the check's own
+    interval: float = 2.0
+    fast_interval: float = 0.5
+    down_interval: float = 10.0
+    timeout: float = 1.0
+    rise: int = 2
+    fall: int = 3
+    jitter: float = 0.1  # fraction of each interval, applied as +/- uniformly
+    netns: str | None = None
+    source_ip4: ipaddress.IPv4Address | None = None
+    source_ip6: ipaddress.IPv6Address | None = None
+    # tcp
+    send: str | None = None
+    expect: str | None = None  # regex on the reply (tcp)
+    # http / https
+    path: str = "/"
+    host: str | None = None
+    method: str = "GET"
+    expect_status: tuple[tuple[int, int], ...] = ((200, 399),)  # inclusive ranges
+    expect_body: str | None = None  # regex
+    server_name: str | None = None  # TLS SNI
+    verify: bool = False
+    ca_file: str | None = None
+    # dns
+    query_name: str | None = None
+    query_type: str = "A"
+    expect_rcode: str = "NOERROR"
+    expect_answer: str | None = None
+    # exec
+    command: tuple[str, ...] = ()
+    shell: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    name: str
+    address: IPAddress
+    healthcheck: str | None = None  # None: no probing, treated as up when enabled
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMember:
+    backend: str
+    weight: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    name: str
+    members: tuple[PoolMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Frontend:
+    name: str
+    address: IPNetwork
+    protocol: Protocol
+    port: int
+    encap: Encap
+    pools: tuple[Pool, ...]
+    dscp: int = 0
+    src_ip_sticky: bool = False
+    flow_table_length: int = 1024
+    flush_on_down: bool = True
+
+    def backend_names(self) -> tuple[str, ...]:
+        """Every backend of every pool, first occurrence order, no duplicates."""
+        seen: dict[str, None] = {}
+        for pool in self.pools:
+            for m in pool.members:
+                seen.setdefault(m.backend)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    socket: str = "/run/maglev/maglevd.sock"
+    socket_group: str | None = None
+    socket_mode: int = 0o660
+    tcp_listen: str | None = None  # "host:port"; requires token_file
+    token_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    listen: str | None = None  # "host:port" for the Prometheus endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    workers: int = 2
+    queue_size: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    vpp: VppSettings
+    healthchecks: Mapping[str, HealthCheck]
+    backends: Mapping[str, Backend]
+    frontends: Mapping[str, Frontend]
+    control: ControlSettings = field(default_factory=ControlSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+class Reason(enum.Enum):
+    """Probe result reason codes (HAProxy's vocabulary where one exists)."""
+
+    L4OK = "L4OK"
+    L4CON = "L4CON"  # connection refused / reset
+    L4TOUT = "L4TOUT"  # layer-4 timeout
+    L6OK = "L6OK"
+    L7OK = "L7OK"
+    L7STS = "L7STS"  # unexpected HTTP status
+    L7RSP = "L7RSP"  # unexpected or malformed reply
+    L7TOUT = "L7TOUT"  # layer-7 timeout
+    TLSERR = "TLSERR"
+    DNSRCODE = "DNSRCODE"
+    ICMPOK = "ICMPOK"
+    ICMPTOUT = "ICMPTOUT"
+    EXECOK = "EXECOK"
+    EXECFAIL = "EXECFAIL"
+    EXECTOUT = "EXECTOUT"
+    SOCKERR = "SOCKERR"  # local socket/namespace/setup error
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One probe stream: a unique (address, healthcheck) pair."""
+
+    address: IPAddress
+    healthcheck: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    target: ProbeTarget
+    ok: bool
+    reason: Reason
+    duration: float  # seconds the probe took
+    detail: str  # short human text ("HTTP 503", "connection refused")
+    at: float  # monotonic time the probe finished
