@@ -1,0 +1,1 @@
+"""maglev benchmark suites; run with `maglev-bench` or `python -m benchmarks`."""
