@@ -47,7 +47,7 @@ run: $(STAMP)
 	$(VENV)/bin/maglevd demo
 
 bench: $(STAMP)
-	$(PY) -m benchmarks all
+	$(VENV)/bin/maglev-bench all
 
 clean:
 	rm -rf $(VENV) build *.egg-info maglev/_diff.c maglev/*.so

@@ -1,0 +1,70 @@
+"""Shared pieces of the benchmark suites: timing with warm-up and repetitions, result records.
+
+A suite module exposes `run(smoke: bool = False) -> dict` returning a result built with
+`suite_result()`; the runner (`benchmarks.runner`) prints, saves and plots it. Comparisons are
+ratios measured side by side in the same run: these machines are noisy, absolute times drift.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def stat(samples: list[float], unit: str) -> dict[str, Any]:
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "n": len(samples),
+        "unit": unit,
+    }
+
+
+def timeit(fn: Callable[[], object], warmup: int = 1, reps: int = 5) -> list[float]:
+    """Wall seconds of `reps` calls of fn after `warmup` unmeasured calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def percentile(samples: list[float], p: float) -> float:
+    if not samples:
+        return float("nan")
+    s = sorted(samples)
+    k = min(len(s) - 1, max(0, round(p / 100.0 * (len(s) - 1))))
+    return s[k]
+
+
+def ratio(
+    value: float, target: float | None = None, higher_is_better: bool = True
+) -> dict[str, Any]:
+    met = None
+    if target is not None:
+        met = value >= target if higher_is_better else value <= target
+    return {"value": value, "target": target, "higher_is_better": higher_is_better, "met": met}
+
+
+def suite_result(
+    suite: str,
+    setup: str,
+    figures: dict[str, dict[str, Any]],
+    ratios: dict[str, dict[str, Any]] | None = None,
+    samples: dict[str, list[float]] | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "suite": suite,
+        "setup": setup,
+        "figures": figures,
+        "ratios": ratios or {},
+        "samples": samples or {},
+        "notes": notes or [],
+    }

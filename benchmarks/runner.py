@@ -1,0 +1,179 @@
+"""`maglev-bench`: runs the benchmark suites, prints a table, writes JSON and PNG plots.
+
+Each suite is a module `benchmarks.<suite>` with `run(smoke: bool = False) -> dict` (see
+`benchmarks.common.suite_result`). `--smoke` runs tiny sizes so CI can keep the runner from
+rotting; its figures mean nothing. `--compare OLD.json` prints each figure's ratio to an earlier
+run and flags regressions beyond `--threshold`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import os
+import pathlib
+import platform
+import sys
+from typing import Any
+
+import click
+
+SUITES = ("diff", "vppsim", "program", "checker", "e2e", "reload")
+
+
+def _machine() -> dict[str, Any]:
+    import maglev
+    from maglev import diff
+
+    versions: dict[str, str] = {"python": platform.python_version(), "maglev": maglev.__version__}
+    for mod in ("vpp_papi", "Cython"):
+        try:
+            m = importlib.import_module(mod)
+            versions[mod] = str(getattr(m, "__version__", "?"))
+        except ImportError:
+            pass
+    return {
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "engine": diff.IMPLEMENTATION,
+        "versions": versions,
+    }
+
+
+def _fmt(v: float, unit: str) -> str:
+    if unit in ("s",) and v < 1:
+        return f"{v * 1e3:.2f} ms"
+    return f"{v:,.2f} {unit}"
+
+
+def print_result(res: dict[str, Any]) -> None:
+    click.secho(f"== {res['suite']}: {res['setup']}", bold=True)
+    for name, f in res.get("figures", {}).items():
+        click.echo(
+            f"  {name:<40} median {_fmt(f['median'], f['unit']):>16}"
+            f"   min {_fmt(f['min'], f['unit']):>14}   max {_fmt(f['max'], f['unit']):>14}"
+        )
+    for name, r in res.get("ratios", {}).items():
+        target = r.get("target")
+        mark = "" if r.get("met") is None else ("  [met]" if r["met"] else "  [NOT MET]")
+        tgt = (
+            f" (target {'>=' if r.get('higher_is_better', True) else '<='} {target})"
+            if target
+            else ""
+        )
+        click.echo(f"  ratio {name:<34} {r['value']:>10.2f}x{tgt}{mark}")
+    for n in res.get("notes", []):
+        click.echo(f"  note: {n}")
+
+
+def plot(results: list[dict[str, Any]], outdir: pathlib.Path) -> list[pathlib.Path]:
+    """One PNG per suite that recorded samples (distributions as histograms)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    for res in results:
+        samples = res.get("samples") or {}
+        if not samples:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for name, vals in samples.items():
+            if vals:
+                ax.hist(vals, bins=40, alpha=0.6, label=name)
+        ax.set_title(f"maglev-bench {res['suite']}: {res['setup']}", fontsize=9)
+        ax.legend(fontsize=8)
+        path = outdir / f"{res['suite']}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def compare(results: list[dict[str, Any]], old_path: str, threshold: float) -> int:
+    old = json.loads(pathlib.Path(old_path).read_text())
+    old_by_suite = {r["suite"]: r for r in old.get("results", [])}
+    regressions = 0
+    click.secho(f"== compared with {old_path} ({old.get('date', '?')})", bold=True)
+    for res in results:
+        prev = old_by_suite.get(res["suite"])
+        if not prev:
+            continue
+        for name, r in res.get("ratios", {}).items():
+            p = prev.get("ratios", {}).get(name)
+            if not p or not p.get("value"):
+                continue
+            change = r["value"] / p["value"]
+            worse = (
+                change < 1 - threshold
+                if r.get("higher_is_better", True)
+                else change > 1 + threshold
+            )
+            regressions += worse
+            flag = "  REGRESSION" if worse else ""
+            click.echo(f"  {res['suite']}.{name}: {p['value']:.2f} -> {r['value']:.2f}{flag}")
+    return regressions
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("suites", nargs=-1, type=click.Choice((*SUITES, "all")))
+@click.option("--smoke", is_flag=True, help="Tiny sizes: checks the runner works, not timing.")
+@click.option(
+    "--results", "results_dir", default="results", show_default=True, help="Output folder."
+)
+@click.option("--compare", "compare_with", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--threshold", default=0.2, show_default=True, help="Regression threshold (fraction)."
+)
+def cli(
+    suites: tuple[str, ...],
+    smoke: bool,
+    results_dir: str,
+    compare_with: str | None,
+    threshold: float,
+) -> None:
+    """Measure maglev: SUITES from diff, vppsim, program, checker, e2e, reload, or all."""
+    chosen = SUITES if not suites or "all" in suites else suites
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    outdir = pathlib.Path(results_dir) / stamp
+    outdir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for name in chosen:
+        try:
+            mod = importlib.import_module(f"benchmarks.{name}")
+        except ImportError as e:
+            click.secho(f"== {name}: not available ({e})", fg="yellow")
+            failed.append(name)
+            continue
+        click.secho(f"-- running {name}{' (smoke)' if smoke else ''} ...", dim=True)
+        try:
+            res = mod.run(smoke=smoke)
+        except Exception as e:  # one broken suite must not hide the others' figures
+            click.secho(f"== {name}: FAILED: {e!r}", fg="red")
+            failed.append(name)
+            continue
+        results.append(res)
+        print_result(res)
+    doc = {"date": stamp, "smoke": smoke, "machine": _machine(), "results": results}
+    (outdir / "results.json").write_text(json.dumps(doc, indent=2, default=str))
+    pngs = plot(results, outdir)
+    click.echo(f"results: {outdir / 'results.json'}" + (f", {len(pngs)} plot(s)" if pngs else ""))
+    regressions = compare(results, compare_with, threshold) if compare_with else 0
+    if failed or regressions:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="maglev-bench")
+
+
+if __name__ == "__main__":
+    main()
