@@ -1,16 +1,447 @@
-"""`maglevc`: the operator CLI (click); talks to a running maglevd over its control socket."""
+"""`maglevc`: the operator CLI (click). Talks to a running maglevd over its control API.
+
+Commands may be abbreviated to any unique prefix (`maglevc sh fr` = `maglevc show frontends`).
+Human tables by default, `--json` for scripts; errors are one line on stderr with exit code 1.
+Shell completion: `eval "$(_MAGLEVC_COMPLETE=bash_source maglevc)"` (zsh_source, fish_source).
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
 
 import click
 
 from maglev import __version__
+from maglev.cli.client import ControlClient, ControlError, q
+from maglev.cli.tables import render_kv, render_table
+
+DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PrefixGroup(click.Group):
+    """A group whose subcommands may be given as any unique prefix."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        exact = super().get_command(ctx, cmd_name)
+        if exact is not None:
+            return exact
+        matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
+        if len(matches) == 1:
+            return super().get_command(ctx, matches[0])
+        if len(matches) > 1:
+            ctx.fail(f"'{cmd_name}' is ambiguous: {', '.join(sorted(matches))}")
+        return None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _, cmd, rest = super().resolve_command(ctx, args)
+        return (cmd.name if cmd else None), cmd, rest
+
+
+def _fail(msg: str) -> NoReturn:
+    click.echo(f"maglevc: {msg}", err=True)
+    sys.exit(1)
+
+
+class Ctx:
+    def __init__(self, client: ControlClient, as_json: bool) -> None:
+        self.client = client
+        self.json = as_json
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            return self.client.request(method, path, body)
+        except ControlError as e:
+            _fail(str(e))
+
+    def out(self, payload: Any, human: Any = None) -> None:
+        if self.json:
+            click.echo(json.dumps(payload, indent=2, default=str))
+        elif human is not None:
+            click.echo(human(payload) if callable(human) else human)
+        else:
+            click.echo(render_kv(payload) if isinstance(payload, dict) else str(payload))
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(cls=PrefixGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="maglevc")
-def cli() -> None:
+@click.option(
+    "--socket", "socket_path", envvar="MAGLEV_SOCKET", default=DEFAULT_SOCKET, show_default=True,
+    help="maglevd control socket (env MAGLEV_SOCKET).",
+)  # fmt: skip
+@click.option(
+    "--url", envvar="MAGLEV_URL", help="Control API over TCP, e.g. http://127.0.0.1:9901."
+)
+@click.option("--token-file", envvar="MAGLEV_TOKEN_FILE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for maglevd.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    socket_path: str,
+    url: str | None,
+    token_file: str | None,
+    as_json: bool,
+    timeout: float,
+) -> None:
     """Operate a running maglevd."""
+    token = os.environ.get("MAGLEV_TOKEN")
+    if token_file:
+        try:
+            with open(token_file) as f:
+                token = f.read().strip()
+        except OSError as e:
+            _fail(f"--token-file {token_file}: {e.strerror}")
+    ctx.obj = Ctx(ControlClient(socket_path, url, token, timeout), as_json)
+
+
+# --- show --------------------------------------------------------------------------------
+
+
+@cli.group(cls=PrefixGroup)
+def show() -> None:
+    """Show daemon, frontend, backend, healthcheck and VPP state."""
+
+
+@show.command("version")
+@pass_ctx
+def show_version(c: Ctx) -> None:
+    c.out(c.call("GET", "/v1/version"))
+
+
+@show.command("status")
+@pass_ctx
+def show_status(c: Ctx) -> None:
+    c.out(c.call("GET", "/v1/status"))
+
+
+def _frontends_table(rows: list[dict[str, Any]]) -> str:
+    return render_table(
+        ["FRONTEND", "ADDRESS", "PROTO", "PORT", "ENCAP", "STATE", "ACTIVE POOL", "UP/TOTAL"],
+        [
+            [
+                r["name"], r["address"], r["protocol"], r["port"], r["encap"], r["state"],
+                r.get("active_pool") or "-",
+                f"{sum(1 for b in r['backends'] if b['state'] == 'up')}/{len(r['backends'])}",
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def _frontend_detail(r: dict[str, Any]) -> str:
+    head = {
+        k: r[k] for k in ("name", "address", "protocol", "port", "encap", "state", "active_pool")
+    }
+    table = render_table(
+        ["POOL", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "EFFECTIVE", "WHY"],
+        [
+            [b["pool"], b["name"], b["address"], b["state"], b["configured_weight"],
+             b["effective_weight"], b["reason"]]
+            for b in r["backends"]
+        ],
+    )  # fmt: skip
+    return render_kv(head) + "\n\n" + table
+
+
+@show.command("frontends")
+@pass_ctx
+def show_frontends(c: Ctx) -> None:
+    c.out(c.call("GET", "/v1/frontends"), _frontends_table)
+
+
+@show.command("frontend")
+@click.argument("name")
+@pass_ctx
+def show_frontend(c: Ctx, name: str) -> None:
+    c.out(c.call("GET", f"/v1/frontends/{q(name)}"), _frontend_detail)
+
+
+def _backends_table(rows: list[dict[str, Any]]) -> str:
+    def last(r: dict[str, Any]) -> str:
+        p = r.get("last_probe")
+        return f"{p['reason']} {p['detail']}" if p else "-"
+
+    return render_table(
+        ["BACKEND", "ADDRESS", "HEALTHCHECK", "STATE", "ENABLED", "LAST PROBE"],
+        [
+            [
+                r["name"],
+                r["address"],
+                r.get("healthcheck") or "-",
+                r["state"],
+                r["enabled"],
+                last(r),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _backend_detail(r: dict[str, Any]) -> str:
+    head = {k: v for k, v in r.items() if k not in ("transitions", "last_probe")}
+    out = render_kv(head)
+    if r.get("last_probe"):
+        out += "\n\nlast probe:\n" + render_kv(r["last_probe"], indent=2)
+    if r.get("transitions"):
+        out += "\n\n" + render_table(
+            ["TIME", "FROM", "TO", "REASON", "DETAIL"],
+            [[t["time"], t["from"], t["to"], t["reason"], t["detail"]] for t in r["transitions"]],
+        )
+    return out
+
+
+@show.command("backends")
+@pass_ctx
+def show_backends(c: Ctx) -> None:
+    c.out(c.call("GET", "/v1/backends"), _backends_table)
+
+
+@show.command("backend")
+@click.argument("name")
+@pass_ctx
+def show_backend(c: Ctx, name: str) -> None:
+    c.out(c.call("GET", f"/v1/backends/{q(name)}"), _backend_detail)
+
+
+@show.command("healthchecks")
+@pass_ctx
+def show_healthchecks(c: Ctx) -> None:
+    def table(rows: list[dict[str, Any]]) -> str:
+        return render_table(
+            ["HEALTHCHECK", "TYPE", "PORT", "INTERVAL", "FAST", "DOWN", "TIMEOUT", "RISE", "FALL"],
+            [
+                [r["name"], r["type"], r.get("port") or "-", r["interval"], r["fast_interval"],
+                 r["down_interval"], r["timeout"], r["rise"], r["fall"]]
+                for r in rows
+            ],
+        )  # fmt: skip
+
+    c.out(c.call("GET", "/v1/healthchecks"), table)
+
+
+@show.group("vpp", cls=PrefixGroup)
+def show_vpp() -> None:
+    """VPP state as read back from VPP."""
+
+
+@show_vpp.group("lb", cls=PrefixGroup)
+def show_vpp_lb() -> None:
+    """VPP's lb plugin."""
+
+
+def _lb_state(doc: dict[str, Any]) -> str:
+    rows = []
+    for v in doc.get("vips", []):
+        vip = f"{v['prefix']} {v['protocol']}:{v['port']}"
+        if not v.get("ases"):
+            rows.append([vip, v["encap"], v["flow_table_length"], "-", "-", "-"])
+        for a in v.get("ases", []):
+            rows.append(
+                [
+                    vip,
+                    v["encap"],
+                    v["flow_table_length"],
+                    a["address"],
+                    a["weight"],
+                    a["num_buckets"],
+                ]
+            )
+    return render_table(["VIP", "ENCAP", "BUCKETS", "AS", "WEIGHT", "AS BUCKETS"], rows)
+
+
+@show_vpp_lb.command("state")
+@pass_ctx
+def show_vpp_lb_state(c: Ctx) -> None:
+    c.out(c.call("GET", "/v1/vpp/lb/state"), _lb_state)
+
+
+@show_vpp_lb.command("counters")
+@pass_ctx
+def show_vpp_lb_counters(c: Ctx) -> None:
+    def table(doc: dict[str, Any]) -> str:
+        names = ["first-packet", "next-packet", "untracked-packet", "no-server"]
+        return render_table(
+            ["VIP", *[n.upper() for n in names]],
+            [
+                [
+                    f"{v['prefix']} {v['protocol']}:{v['port']}",
+                    *[v["counters"].get(n, 0) for n in names],
+                ]
+                for v in doc.get("vips", [])
+            ],
+        )
+
+    c.out(c.call("GET", "/v1/vpp/lb/counters"), table)
+
+
+# --- set ---------------------------------------------------------------------------------
+
+
+@cli.group(cls=PrefixGroup, name="set")
+def set_() -> None:
+    """Change runtime state: backend operator state, weight overrides."""
+
+
+@set_.command("backend")
+@click.argument("name")
+@click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable"]))
+@pass_ctx
+def set_backend(c: Ctx, name: str, action: str) -> None:
+    """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo."""
+    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}"))
+
+
+@set_.command("frontend")
+@click.argument("name")
+@click.argument("pool_kw", metavar="pool")
+@click.argument("pool")
+@click.argument("backend_kw", metavar="backend")
+@click.argument("backend")
+@click.argument("weight_kw", metavar="weight")
+@click.argument("weight")
+@pass_ctx
+def set_frontend(
+    c: Ctx,
+    name: str,
+    pool_kw: str,
+    pool: str,
+    backend_kw: str,
+    backend: str,
+    weight_kw: str,
+    weight: str,
+) -> None:
+    """NAME pool P backend B weight N|default: override a backend's weight, or clear it."""
+    for got, want in ((pool_kw, "pool"), (backend_kw, "backend"), (weight_kw, "weight")):
+        if got != want:
+            _fail(
+                f"expected '{want}', got '{got}' (usage: set frontend NAME pool P backend B weight N|default)"
+            )
+    path = f"/v1/frontends/{q(name)}/pools/{q(pool)}/backends/{q(backend)}/weight"
+    if weight == "default":
+        c.out(c.call("DELETE", path))
+        return
+    try:
+        w = int(weight)
+    except ValueError:
+        _fail(f"weight: {weight!r} is not an integer in 0..100 or 'default'")
+    if not 0 <= w <= 100:
+        _fail(f"weight: {w} is not in 0..100")
+    c.out(c.call("PUT", path, {"weight": w}))
+
+
+# --- sync, config, watch ------------------------------------------------------------------
+
+
+@cli.group(cls=PrefixGroup)
+def sync() -> None:
+    """Trigger a full sync."""
+
+
+@sync.command("vpp")
+@click.argument("what", nargs=-1)
+@pass_ctx
+def sync_vpp(c: Ctx, what: tuple[str, ...]) -> None:
+    """sync vpp lb state: dump VPP and apply the difference now."""
+    if what not in ((), ("lb",), ("lb", "state")):
+        _fail(f"unknown target 'vpp {' '.join(what)}' (usage: sync vpp lb state)")
+    c.out(c.call("POST", "/v1/sync"))
+
+
+@cli.group(cls=PrefixGroup)
+def config() -> None:
+    """Check a candidate config or reload the running one."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_ctx
+def config_check(c: Ctx, file: str) -> None:
+    """Validate FILE in the daemon and show the plan it would cause (nothing is applied)."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"{file}: {getattr(e, 'strerror', None) or e}")
+    res = c.call("POST", "/v1/config/check", {"config": text})
+
+    def human(r: dict[str, Any]) -> str:
+        if not r["valid"]:
+            return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
+        lines = [f"{file}: valid; plan: {r.get('summary', '')}"]
+        lines += [f"  {op}" for op in r.get("plan", [])]
+        return "\n".join(lines)
+
+    c.out(res, human)
+    if not res.get("valid"):
+        sys.exit(2)
+
+
+@config.command("reload")
+@pass_ctx
+def config_reload(c: Ctx) -> None:
+    """Reload the daemon's config file now (as SIGHUP does)."""
+    res = c.call("POST", "/v1/reload")
+    c.out(res)
+    if not res.get("ok", False):
+        sys.exit(2)
+
+
+@cli.group(cls=PrefixGroup)
+def watch() -> None:
+    """Follow live events."""
+
+
+@watch.command("events")
+@click.option("--backend", help="Only events about this backend.")
+@click.option("--frontend", help="Only events about this frontend.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Include log lines at or above this level.",
+)
+@click.option("--count", type=int, default=0, help="Stop after this many events (0 = follow).")
+@pass_ctx
+def watch_events(
+    c: Ctx, backend: str | None, frontend: str | None, log_level: str | None, count: int
+) -> None:
+    filters = {
+        k: v for k, v in (("backend", backend), ("frontend", frontend), ("level", log_level)) if v
+    }
+    if not log_level:
+        filters["level"] = "critical"  # log lines only when asked for
+    seen = 0
+    try:
+        for ev in c.client.events(filters):
+            if c.json:
+                click.echo(json.dumps(ev, default=str))
+            else:
+                click.echo(_event_line(ev))
+            seen += 1
+            if count and seen >= count:
+                break
+    except ControlError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        pass
+
+
+def _event_line(ev: dict[str, Any]) -> str:
+    import time
+
+    t = time.strftime("%H:%M:%S", time.localtime(float(ev.get("time", 0))))
+    kind = ev.get("type", "event")
+    if kind == "log":
+        return f"{t} log {ev.get('level')} {ev.get('logger')}: {ev.get('message')}"
+    rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("time", "type"))
+    return f"{t} {kind} {rest}"
 
 
 def main() -> None:

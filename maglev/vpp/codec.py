@@ -1,0 +1,111 @@
+"""Fast encoders for the few lb requests maglev writes in bulk, and the autoreply decoder.
+
+vpp-papi's generic packer walks its type tree for every message; the reconciler writes thousands
+of `lb_as_set_weight` / `lb_add_del_as_v2` at once, so these three layouts are packed with one
+precompiled `struct` each. The bytes are identical to vpp-papi's (a test compares them), so VPP
+cannot tell the difference. Pure functions; called by the reconciler thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from maglev.model import IPAddress, IPNetwork
+
+# Wire layouts (big-endian, packed). address = u8 af + 16-byte union; prefix = address + u8 len.
+_HDR = ">HII"  # _vl_msg_id, client_index, context
+_ADDR = "B16s"
+_PFX = _ADDR + "B"
+AS_SET_WEIGHT = struct.Struct(_HDR + _PFX + "BH" + _ADDR + "BB")  # weight, is_flush
+ADD_DEL_AS_V2 = struct.Struct(_HDR + _PFX + "BH" + _ADDR + "BBB")  # weight, is_del, is_flush
+ADD_DEL_VIP_V2 = struct.Struct(_HDR + _PFX + "BHIBIHHIBB")
+FRAME = struct.Struct(">QII")  # socket transport header: pointer (0), length, timestamp (0)
+REPLY = struct.Struct(">HIi")  # autoreply: _vl_msg_id, context, retval
+
+
+def _addr(a: IPAddress) -> tuple[int, bytes]:
+    # IPv4 sits in the first 4 bytes of the 16-byte union, the rest zero.
+    if a.version == 4:
+        return 0, a.packed + b"\x00" * 12
+    return 1, a.packed
+
+
+def pack_vip(net: IPNetwork) -> tuple[int, bytes, int]:
+    af, raw = _addr(net.network_address)
+    return af, raw, net.prefixlen
+
+
+def pack_as_set_weight(
+    msg_id: int,
+    client_index: int,
+    context: int,
+    vip: IPNetwork,
+    protocol: int,
+    port: int,
+    address: IPAddress,
+    weight: int,
+    is_flush: bool,
+) -> bytes:
+    vaf, vraw, vlen = pack_vip(vip)
+    aaf, araw = _addr(address)
+    return AS_SET_WEIGHT.pack(
+        msg_id, client_index, context, vaf, vraw, vlen, protocol, port, aaf, araw, weight,
+        int(is_flush),
+    )  # fmt: skip
+
+
+def pack_add_del_as_v2(
+    msg_id: int,
+    client_index: int,
+    context: int,
+    vip: IPNetwork,
+    protocol: int,
+    port: int,
+    address: IPAddress,
+    weight: int,
+    is_del: bool,
+    is_flush: bool,
+) -> bytes:
+    vaf, vraw, vlen = pack_vip(vip)
+    aaf, araw = _addr(address)
+    return ADD_DEL_AS_V2.pack(
+        msg_id, client_index, context, vaf, vraw, vlen, protocol, port, aaf, araw, weight,
+        int(is_del), int(is_flush),
+    )  # fmt: skip
+
+
+def pack_add_del_vip_v2(
+    msg_id: int,
+    client_index: int,
+    context: int,
+    vip: IPNetwork,
+    protocol: int,
+    port: int,
+    encap: int,
+    dscp: int,
+    new_flows_table_length: int,
+    src_ip_sticky: bool,
+    is_del: bool,
+    srv_type: int = 0,
+    target_port: int = 0,
+    node_port: int = 0,
+) -> bytes:
+    vaf, vraw, vlen = pack_vip(vip)
+    return ADD_DEL_VIP_V2.pack(
+        msg_id, client_index, context, vaf, vraw, vlen, protocol, port, encap, dscp, srv_type,
+        target_port, node_port, new_flows_table_length, int(src_ip_sticky), int(is_del),
+    )  # fmt: skip
+
+
+def frame(body: bytes) -> bytes:
+    return FRAME.pack(0, len(body), 0) + body
+
+
+def unpack_reply(body: bytes) -> tuple[int, int, int]:
+    """(msg_id, context, retval) of an autoreply message; raises struct.error if too short."""
+    return REPLY.unpack_from(body, 0)
+
+
+def parse_network(value: str | IPNetwork) -> IPNetwork:
+    return value if not isinstance(value, str) else ipaddress.ip_network(value, strict=False)

@@ -1,0 +1,163 @@
+"""Reads VPP's lb state (VIPs, live ASes, global conf) into frozen values.
+
+Quirks of the lb plugin handled here, so nothing above has to know them:
+- `lb_as_v2_dump` filtered by an IPv4 VIP returns nothing: dump everything, filter here.
+- deleted ASes (and the ASes of deleted VIPs) linger with flags bit 0 clear: only live rows count.
+- `lb_vip_details` reports the table length as u16 (65536 reads 0) and has no `src_ip_sticky`:
+  that comes from `show lb vips verbose`.
+Called by the reconciler thread (it owns the connection).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from maglev.model import IPAddress, IPNetwork
+from maglev.vpp.papi import VppConnection
+
+VipKey = tuple[IPNetwork, int, int]  # (prefix, protocol, port) as VPP keys a VIP
+
+
+@dataclass(frozen=True, slots=True)
+class VipInfo:
+    prefix: IPNetwork
+    protocol: int  # 255 for an all-port VIP
+    port: int
+    encap: int  # lb_encap_type
+    dscp: int
+    flow_table_length: int
+    src_ip_sticky: bool
+
+    @property
+    def key(self) -> VipKey:
+        return (self.prefix, self.protocol, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class AsInfo:
+    vip: VipKey
+    address: IPAddress
+    weight: int
+    num_buckets: int
+    flags: int
+    in_use_since: int
+
+    @property
+    def live(self) -> bool:
+        return bool(self.flags & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class LbConf:
+    ip4_src_address: ipaddress.IPv4Address
+    ip6_src_address: ipaddress.IPv6Address
+    sticky_buckets_per_core: int
+    flow_timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class LbState:
+    conf: LbConf | None
+    vips: tuple[VipInfo, ...]
+    ases: tuple[AsInfo, ...]  # live ASes only, of live VIPs only
+
+    def ases_of(self, key: VipKey) -> tuple[AsInfo, ...]:
+        return tuple(a for a in self.ases if a.vip == key)
+
+
+def _network(pfx: Any) -> IPNetwork:
+    if isinstance(pfx, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return pfx.network
+    return ipaddress.ip_network(pfx, strict=False)
+
+
+def vip_key(prefix: IPNetwork, protocol: int, port: int) -> VipKey:
+    # VPP turns port 0 into protocol 255 (an all-port VIP); key it the same way.
+    return (prefix, 255 if port == 0 else protocol, port)
+
+
+_VIP_LINE = re.compile(r"^\s*(\S+) \[(\d+)\] (\S+)((?: src_ip_sticky)?)((?: removed)?)\s*$")
+_PORT_LINE = re.compile(r"^\s*protocol:(\d+) port:(\d+)")
+
+
+def parse_sticky(text: str) -> set[VipKey]:
+    """Keys of live VIPs that `show lb vips verbose` marks src_ip_sticky."""
+    sticky: set[VipKey] = set()
+    current: tuple[IPNetwork, bool] | None = None
+    pending: IPNetwork | None = None  # a sticky VIP whose port line may follow
+
+    def flush() -> None:
+        if pending is not None:
+            sticky.add((pending, 255, 0))
+
+    for line in text.splitlines():
+        m = _VIP_LINE.match(line)
+        if m:
+            flush()
+            pending = None
+            try:
+                net = ipaddress.ip_network(m.group(3), strict=False)
+            except ValueError:
+                current = None
+                continue
+            is_sticky = bool(m.group(4)) and not m.group(5)
+            current = (net, is_sticky)
+            if is_sticky:
+                pending = net
+            continue
+        p = _PORT_LINE.match(line)
+        if p and current is not None and pending is not None:
+            sticky.add((pending, int(p.group(1)), int(p.group(2))))
+            pending = None
+    flush()
+    return sticky
+
+
+def read_lb_state(conn: VppConnection, with_sticky: bool = True) -> LbState:
+    conf = None
+    c = conn.call("lb_conf_get")
+    conf = LbConf(
+        ipaddress.IPv4Address(c.ip4_src_address),
+        ipaddress.IPv6Address(c.ip6_src_address),
+        int(c.sticky_buckets_per_core),
+        int(c.flow_timeout),
+    )
+    sticky = parse_sticky(conn.cli("show lb vips verbose")) if with_sticky else set()
+    vips: list[VipInfo] = []
+    for r in conn.dump("lb_vip_dump"):
+        prefix = _network(r.vip.pfx)
+        key = vip_key(prefix, int(r.vip.protocol), int(r.vip.port))
+        length = int(r.flow_table_length) or 65536  # u16 on the wire: 65536 reads as 0
+        vips.append(
+            VipInfo(
+                prefix=prefix,
+                protocol=key[1],
+                port=key[2],
+                encap=int(r.encap),
+                dscp=int(r.dscp),
+                flow_table_length=length,
+                src_ip_sticky=key in sticky,
+            )
+        )
+    live_vips = {v.key for v in vips}
+    ases: list[AsInfo] = []
+    for r in conn.dump("lb_as_v2_dump"):
+        if not int(r.flags) & 1:
+            continue
+        key = vip_key(_network(r.vip.pfx), int(r.vip.protocol), int(r.vip.port))
+        if key not in live_vips:
+            continue
+        ases.append(
+            AsInfo(
+                vip=key,
+                address=ipaddress.ip_address(r.app_srv),
+                weight=int(r.weight),
+                num_buckets=int(r.num_buckets),
+                flags=int(r.flags),
+                in_use_since=int(r.in_use_since),
+            )
+        )
+    return LbState(conf=conf, vips=tuple(vips), ases=tuple(ases))
