@@ -17,7 +17,7 @@ def cli() -> None:
 
 
 @cli.command("check-config")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 def check_config(file: str) -> None:
     """Validate FILE. Exit 0 valid, 1 unreadable or unparsable, 2 semantically invalid."""
     from maglev.config import load_file
@@ -25,7 +25,7 @@ def check_config(file: str) -> None:
     try:
         cfg = load_file(file)
     except ConfigError as e:
-        click.echo(f"{file}: {e}", err=True)
+        click.echo(str(e), err=True)  # names the file (and the line, for syntax errors)
         sys.exit(1)
     except ConfigInvalid as e:
         for p in e.problems:

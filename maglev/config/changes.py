@@ -1,0 +1,78 @@
+"""What changed between two configs, by name, for reload logging and for deciding what to redo.
+
+Pure comparison of two frozen `Config` values; no I/O. Called on whichever thread handles a
+reload (the reconciler, which owns the live config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from maglev.model import Config
+
+
+@dataclass(frozen=True, slots=True)
+class NamedChanges:
+    """Names added, changed (same name, different value) and removed in one named section."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self, section: str) -> str:
+        parts = [
+            f"{verb} {', '.join(names)}"
+            for verb, names in (("+", self.added), ("~", self.changed), ("-", self.removed))
+            if names
+        ]
+        return f"{section}: {'; '.join(parts)}" if parts else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDiff:
+    frontends: NamedChanges = field(default_factory=NamedChanges)
+    backends: NamedChanges = field(default_factory=NamedChanges)
+    healthchecks: NamedChanges = field(default_factory=NamedChanges)
+    settings: tuple[str, ...] = ()
+    """Unnamed sections whose value changed: any of vpp, control, metrics, health."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.frontends or self.backends or self.healthchecks or self.settings)
+
+    def summary(self) -> str:
+        """One line for the reload log, e.g. `frontends: + www; backends: ~ web1`."""
+        parts = [
+            self.frontends.summary("frontends"),
+            self.backends.summary("backends"),
+            self.healthchecks.summary("healthchecks"),
+            f"settings: {', '.join(self.settings)}" if self.settings else "",
+        ]
+        return " | ".join(p for p in parts if p) or "no changes"
+
+
+def diff_named(old: Mapping[str, object], new: Mapping[str, object]) -> NamedChanges:
+    """Compare two name -> value maps; names come out sorted."""
+    return NamedChanges(
+        added=tuple(sorted(n for n in new if n not in old)),
+        changed=tuple(sorted(n for n in new if n in old and old[n] != new[n])),
+        removed=tuple(sorted(n for n in old if n not in new)),
+    )
+
+
+def diff_configs(old: Config, new: Config) -> ConfigDiff:
+    """What a reload from `old` to `new` adds, changes and removes."""
+    return ConfigDiff(
+        frontends=diff_named(old.frontends, new.frontends),
+        backends=diff_named(old.backends, new.backends),
+        healthchecks=diff_named(old.healthchecks, new.healthchecks),
+        settings=tuple(
+            name
+            for name in ("vpp", "control", "metrics", "health")
+            if getattr(old, name) != getattr(new, name)
+        ),
+    )

@@ -1,0 +1,321 @@
+"""Typed reading of one YAML mapping: durations, integers, addresses, enums, with key paths.
+
+Owns the scalar vocabulary of the config file (what `2s`, `10%`, `0660` or `192.0.2.0/24` mean)
+and the `Node` reader the per-object validators use. Every getter records a `Problem` instead of
+raising, and falls back to the default, so one pass over a file finds every mistake in it.
+Called from whichever thread loads a config (the CLI, the daemon's startup or reload path).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+from maglev.config import schema
+from maglev.errors import Problem
+from maglev.model import IPAddress, IPNetwork
+
+D = TypeVar("D")
+E = TypeVar("E")
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DURATION = 7 * 86400.0
+"""Upper bound of any duration: a week is already absurd for a timer here, and the bound keeps
+float arithmetic on deadlines far from overflow."""
+
+
+def show(value: object) -> str:
+    """A value as the message quotes it: strings quoted, YAML words for bools/null, cut short."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def kind(value: object) -> str:
+    """The YAML word for a value's type, for 'expected X, got Y' messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+def got(value: object) -> str:
+    """'got 'abc'' for scalars; 'got a list [1, 2]' where the type is not obvious from the value."""
+    if isinstance(value, Mapping | list | tuple) or not isinstance(
+        value, str | int | float | bool | type(None)
+    ):
+        return f"got {kind(value)} {show(value)}"
+    return f"got {show(value)}"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `500ms`, `2s`, `1m`, `1h` or a plain number of seconds.
+
+    Raises ValueError with a message that quotes the value.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 500ms, 2s, 1m, 1h, got {show(value)}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration like 500ms, 2s, 1m, 1h, {got(value)}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{show(value)} is not a valid duration")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{show(value)} is longer than the maximum of 7 days")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest config spelling of a duration (used in messages)."""
+    if seconds and seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Split `host:port` or `[v6]:port`; port may be 0 (an ephemeral port, for tests)."""
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"{show(value)} is not host:port")
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep or ":" in host:
+            raise ValueError(f"{show(value)} is not host:port (write IPv6 hosts as [::1]:port)")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{show(value)}: port {port!r} is not in 0..65535")
+    return host, int(port)
+
+
+def is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+class Node:
+    """One mapping of the config with its key path; getters record problems, never raise."""
+
+    __slots__ = ("data", "path", "problems")
+
+    def __init__(self, data: Mapping[str, object], path: str, problems: list[Problem]) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+
+    @classmethod
+    def of(cls, value: object, path: str, problems: list[Problem]) -> Node | None:
+        """A Node for `value` if it is a mapping (null counts as empty); else record a problem.
+
+        Non-string keys are reported and dropped, so getters only ever see string keys.
+        """
+        if value is None:
+            return cls({}, path, problems)
+        if not isinstance(value, Mapping):
+            problems.append(Problem(path, f"expected a mapping, {got(value)}"))
+            return None
+        data: dict[str, object] = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                data[k] = v
+            else:
+                problems.append(Problem(path, f"key {show(k)} is not a string"))
+        return cls(data, path, problems)
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def at(self, key: str | int) -> str:
+        """The full key path of `key` (an int indexes a list)."""
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
+
+    def add(self, key: str | None, message: str) -> None:
+        self.problems.append(Problem(self.at(key) if key is not None else self.path, message))
+
+    def has(self, key: str) -> bool:
+        """Whether the key is set; an explicit null counts as not set."""
+        return self.data.get(key) is not None
+
+    def raw(self, key: str) -> object:
+        return self.data.get(key)
+
+    def check_keys(
+        self, allowed: Iterable[str], misplaced: Mapping[str, str] | None = None
+    ) -> None:
+        """Report keys not in `allowed`; `misplaced` maps known-elsewhere keys to a reason."""
+        allowed = tuple(allowed)
+        for key in self.data:
+            if key in allowed:
+                continue
+            if misplaced and key in misplaced:
+                self.add(key, misplaced[key])
+            else:
+                self.add(key, schema.unknown_key_message(key, allowed))
+
+    def require(self, key: str, why: str = "") -> bool:
+        """Record 'is required' if the key is absent; True when present."""
+        if self.has(key):
+            return True
+        self.add(key, f"is required{why}")
+        return False
+
+    def child(self, key: str) -> Node | None:
+        """The nested mapping at `key` (absent or null: empty)."""
+        return Node.of(self.data.get(key), self.at(key), self.problems)
+
+    def items(self, key: str) -> list[object] | None:
+        """The list at `key`; None (with a problem) if it is not a list, [] if absent."""
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.add(key, f"expected a list, {got(value)}")
+            return None
+        return value
+
+    # --- scalars ----------------------------------------------------------------------------
+
+    def text(self, key: str, default: D) -> str | D:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.add(key, f"expected a string, {got(value)}")
+            return default
+        if not value.strip():
+            self.add(key, f"{show(value)} is empty")
+            return default
+        return value
+
+    def integer(self, key: str, default: D, lo: int, hi: int | None = None) -> int | D:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        number = as_int(value)
+        if number is None:
+            self.add(key, f"expected an integer, {got(value)}")
+            return default
+        if hi is not None and not lo <= number <= hi:
+            self.add(key, f"{show(value)} is not in {lo}..{hi}")
+            return default
+        if number < lo:
+            self.add(key, f"{show(value)} is less than {lo}")
+            return default
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.add(key, f"expected true or false, {got(value)}")
+            return default
+        return value
+
+    def duration(self, key: str, default: float, *, positive: bool = True) -> float:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError as e:
+            self.add(key, str(e))
+            return default
+        if positive and seconds <= 0:
+            self.add(key, f"{show(value)} must be greater than 0")
+            return default
+        return seconds
+
+    def choice(self, key: str, options: Mapping[str, E], default: D) -> E | D:
+        """One of `options` (matched case-insensitively on its keys)."""
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            for name, option in options.items():
+                if name.lower() == value.strip().lower():
+                    return option
+        self.add(key, f"{show(value)} is not one of {', '.join(options)}")
+        return default
+
+    def regex(self, key: str, default: D) -> str | D:
+        value = self.text(key, None)
+        if value is None:
+            return default
+        try:
+            re.compile(value)
+        except re.error as e:
+            self.add(key, f"{show(value)} is not a valid regular expression: {e}")
+            return default
+        return value
+
+    def address(self, key: str, version: int | None = None) -> IPAddress | None:
+        """A host address (not a prefix); `version` 4 or 6 restricts the family."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        family = f"an IPv{version} address" if version else "an IP address"
+        if not isinstance(value, str):
+            self.add(key, f"expected {family}, {got(value)}")
+            return None
+        try:
+            addr = ipaddress.ip_address(value.strip())
+        except ValueError:
+            hint = " (a host address, not a prefix)" if "/" in value else ""
+            self.add(key, f"{show(value)} is not {family}{hint}")
+            return None
+        if version and addr.version != version:
+            self.add(key, f"{show(value)} is not {family}")
+            return None
+        return addr
+
+    def network(self, key: str) -> IPNetwork | None:
+        """A prefix; a bare address means a host prefix (/32 or /128); host bits must be 0."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.add(key, f"expected an IP prefix like 192.0.2.1/32, {got(value)}")
+            return None
+        try:
+            return ipaddress.ip_network(value.strip(), strict=True)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                self.add(key, f"{show(value)} is not an IP address or prefix")
+            else:
+                self.add(key, f"{show(value)} has host bits set (did you mean {loose}?)")
+            return None
+
+
+def as_int(value: object) -> int | None:
+    """An int from an int or an integral float; never from a bool or a string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None

@@ -1,0 +1,206 @@
+"""Per-object validator for healthchecks: one named YAML mapping -> a frozen `HealthCheck`.
+
+Knows which keys each check type accepts (from `maglev.config.schema`), the defaults of the
+well-known ports, and the small languages inside a check (status ranges, jitter, exec
+placeholders). Records every problem with its key path; called by `maglev.config.loader` on
+the thread loading the config.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from maglev.config import schema
+from maglev.config.fields import Node, format_duration, got, show
+from maglev.model import CheckType, HealthCheck
+
+CHECK_TYPES = {t.value: t for t in CheckType}
+
+_STATUS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+def healthcheck(name: str, node: Node) -> HealthCheck | None:
+    if not node.require("type"):
+        node.check_keys(_ALL_CHECK_KEYS)
+        return None
+    ctype = node.choice("type", CHECK_TYPES, None)
+    if ctype is None:
+        node.check_keys(_ALL_CHECK_KEYS)
+        return None
+    node.check_keys(schema.healthcheck_keys(ctype), schema.misplaced_healthcheck_keys(ctype))
+    d = HealthCheck(name=name, type=ctype)
+    interval = node.duration("interval", d.interval)
+    timeout = node.duration("timeout", d.timeout)
+    if timeout > interval:
+        node.add(
+            "timeout",
+            f"{format_duration(timeout)} exceeds interval {format_duration(interval)}",
+        )
+    if ctype is CheckType.TCP:
+        node.require("port", " for a tcp healthcheck")
+    port = node.integer("port", schema.DEFAULT_PORTS.get(ctype), 1, 65535)
+    fields: dict[str, object] = {
+        "port": port,
+        "interval": interval,
+        "fast_interval": node.duration("fast-interval", d.fast_interval),
+        "down_interval": node.duration("down-interval", d.down_interval),
+        "timeout": timeout,
+        "rise": node.integer("rise", d.rise, 1, 1000),
+        "fall": node.integer("fall", d.fall, 1, 1000),
+        "jitter": jitter(node, d.jitter),
+        "netns": netns(node),
+        "source_ip4": node.address("source-ip4", 4),
+        "source_ip6": node.address("source-ip6", 6),
+    }
+    if ctype is CheckType.TCP:
+        fields.update(send=node.text("send", None), expect=node.regex("expect", None))
+    elif ctype in (CheckType.HTTP, CheckType.HTTPS):
+        fields.update(http_fields(node, ctype, d))
+    elif ctype is CheckType.DNS:
+        node.require("query-name", " for a dns healthcheck")
+        fields.update(
+            query_name=node.text("query-name", None),
+            query_type=node.choice("query-type", _upper(schema.DNS_QUERY_TYPES), d.query_type),
+            expect_rcode=node.choice("expect-rcode", _upper(schema.DNS_RCODES), d.expect_rcode),
+            expect_answer=node.text("expect-answer", None),
+        )
+    elif ctype is CheckType.EXEC:
+        fields.update(exec_fields(node, port))
+    return HealthCheck(name=name, type=ctype, **fields)  # type: ignore[arg-type]
+
+
+_ALL_CHECK_KEYS = tuple(dict.fromkeys(k for t in CheckType for k in schema.healthcheck_keys(t)))
+
+
+def _upper(words: tuple[str, ...]) -> dict[str, str]:
+    return {w: w for w in words}
+
+
+def jitter(node: Node, default: float) -> float:
+    """`10%` or a fraction 0..0.5 of each interval."""
+    raw = node.raw("jitter")
+    if raw is None:
+        return default
+    value: float | None = None
+    if isinstance(raw, str) and raw.strip().endswith("%"):
+        try:
+            value = float(raw.strip()[:-1]) / 100
+        except ValueError:
+            value = None
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    if value is None or value != value:
+        node.add("jitter", f"expected a percentage like 10% or a fraction 0..0.5, {got(raw)}")
+        return default
+    if not 0 <= value <= 0.5:
+        node.add("jitter", f"{show(raw)} is not in 0..0.5 (0%..50%)")
+        return default
+    return value
+
+
+def netns(node: Node) -> str | None:
+    name = node.text("netns", None)
+    if name is not None and ("/" in name or name in (".", "..")):
+        node.add("netns", f"{show(name)} is not a network namespace name")
+        return None
+    return name
+
+
+def http_fields(node: Node, ctype: CheckType, d: HealthCheck) -> dict[str, object]:
+    path = node.text("path", d.path)
+    if not path.startswith("/"):
+        node.add("path", f"{show(path)} must start with /")
+    fields: dict[str, object] = {
+        "path": path,
+        "host": node.text("host", None),
+        "method": node.choice("method", _upper(schema.HTTP_METHODS), d.method),
+        "expect_status": expect_status(node, d.expect_status),
+        "expect_body": node.regex("expect-body", None),
+    }
+    if ctype is CheckType.HTTPS:
+        fields.update(https_fields(node, d))
+    return fields
+
+
+def https_fields(node: Node, d: HealthCheck) -> dict[str, object]:
+    verify = node.boolean("verify", d.verify)
+    ca_file = node.text("ca-file", None)
+    if ca_file is not None and not verify:
+        node.add("ca-file", f"{show(ca_file)} has no effect unless verify: true")
+    return {"server_name": node.text("server-name", None), "verify": verify, "ca_file": ca_file}
+
+
+def expect_status(node: Node, default: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """`200`, `"200-299"`, or a list of those; codes 100..599."""
+    raw = node.raw("expect-status")
+    if raw is None:
+        return default
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        node.add("expect-status", "needs at least one status code or range")
+        return default
+    ranges: list[tuple[int, int]] = []
+    for i, item in enumerate(items):
+        where = f"expect-status[{i}]" if isinstance(raw, list) else "expect-status"
+        span = status_range(item)
+        if span is None:
+            node.add(where, f"expected a status code or range like 200-299, {got(item)}")
+        elif not 100 <= span[0] <= span[1] <= 599:
+            node.add(where, f"{show(item)} is not a range of HTTP status codes in 100..599")
+        else:
+            ranges.append(span)
+    return tuple(ranges) if len(ranges) == len(items) else default
+
+
+def status_range(item: object) -> tuple[int, int] | None:
+    if isinstance(item, int) and not isinstance(item, bool):
+        return (item, item)
+    if isinstance(item, str) and (m := _STATUS.match(item)):
+        lo = int(m.group(1))
+        return (lo, int(m.group(2)) if m.group(2) else lo)
+    return None
+
+
+def exec_fields(node: Node, port: int | None) -> dict[str, object]:
+    shell = node.boolean("shell", False)
+    node.require("command", " for an exec healthcheck")
+    raw = node.raw("command")
+    command: tuple[str, ...] = ()
+    if raw is None:
+        pass
+    elif shell:
+        if isinstance(raw, str) and raw.strip():
+            command = (raw,)
+        else:
+            node.add("command", f"expected one shell command string (shell: true), {got(raw)}")
+    elif isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw):
+        command = tuple(raw)
+    elif isinstance(raw, str):
+        node.add("command", f"{show(raw)}: expected a list of argv strings (or set shell: true)")
+    else:
+        node.add("command", f"expected a non-empty list of argv strings, {got(raw)}")
+    for i, arg in enumerate(command):
+        placeholders(node, "command" if shell else f"command[{i}]", arg, port)
+    return {"command": command, "shell": shell}
+
+
+def placeholders(node: Node, where: str, arg: str, port: int | None) -> None:
+    """Only {address} and {port} may be substituted; {{ and }} are literal braces."""
+    try:
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(arg)]
+    except ValueError as e:
+        node.add(where, f"{show(arg)}: {e} (write {{{{ and }}}} for literal braces)")
+        return
+    for field, spec, conv in parsed:
+        if field is None:
+            continue
+        if field not in schema.EXEC_PLACEHOLDERS or spec or conv:
+            field = field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+            node.add(
+                where,
+                f"unknown placeholder {{{field}}} in {show(arg)} "
+                "(only {address} and {port}; write {{ and }} for literal braces)",
+            )
+        elif field == "port" and port is None:
+            node.add(where, f"{show(arg)} uses {{port}} but the healthcheck sets no port")

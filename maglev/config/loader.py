@@ -1,0 +1,183 @@
+"""Reading a config file: YAML text -> the frozen `maglev.model.Config`.
+
+Owns the YAML layer (safe loading, duplicate-key detection, syntax errors with file and line)
+and the assembly of the validated pieces into one `Config`. File-level failures raise
+`ConfigError`; everything the validators find is raised together as one `ConfigInvalid`.
+Called by `maglevd check-config`, and by the daemon at startup and on reload (on whichever
+thread does that); it holds no state between calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import yaml
+
+from maglev.config import healthchecks as healthchecks_mod
+from maglev.config import schema, validate
+from maglev.config.fields import Node, got
+from maglev.errors import ConfigError, ConfigInvalid, Problem
+from maglev.model import (
+    Config,
+    ControlSettings,
+    HealthSettings,
+    MetricsSettings,
+    VppSettings,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_BYTES = 16 << 20
+"""A config this large is a mistake (a wrong path, a log file); refuse it before parsing."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable: the base class reports it with its position
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+# Dates are not a config type; without this, `2024-02-30` would fail deep inside PyYAML with no
+# line number, and a valid date would arrive as a datetime where a string was meant.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_file(path: str) -> Config:
+    """Read, parse and validate the config file at `path`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB; is this a config file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return load_text(text, source=path)
+
+
+def load_text(text: str, source: str = "<string>") -> Config:
+    """Parse and validate config text; `source` names it in messages."""
+    return build(parse(text, source), source)
+
+
+def parse(text: str, source: str = "<string>") -> dict[str, object]:
+    """YAML text -> the top-level mapping, or ConfigError naming the source and line."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError(_yaml_message(source, e)) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the document is nested too deeply") from None
+    except (ValueError, OverflowError) as e:
+        # e.g. a date-like scalar that is no date (2024-02-30), an integer with 5000 digits
+        raise ConfigError(f"{source}: {e}") from None
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty; expected a mapping of sections")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections "
+            f"({', '.join(schema.TOP)}), {got(data)}"
+        )
+    return data
+
+
+def _yaml_message(source: str, e: yaml.MarkedYAMLError) -> str:
+    mark = e.problem_mark or e.context_mark
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    what = " ".join(str(p) for p in (e.context, e.problem) if p)
+    return f"{where}: {what or 'YAML syntax error'}"
+
+
+def build(data: dict[str, object], source: str = "<string>") -> Config:
+    """Validate a parsed document and assemble the frozen Config (ConfigInvalid lists all)."""
+    problems: list[Problem] = []
+    top = Node.of(data, "", problems)
+    if top is None:  # parse() guarantees a dict; kept for callers passing other data
+        raise ConfigInvalid(problems)
+    top.check_keys(schema.TOP)
+
+    healthchecks = _named(top, "healthchecks", healthchecks_mod.healthcheck)
+    backends = _named(top, "backends", lambda n, node: validate.backend(n, node, healthchecks))
+    frontends = _named(top, "frontends", lambda n, node: validate.frontend(n, node, backends))
+    vpp_node = top.child("vpp")
+    control_node = top.child("control")
+    metrics_node = top.child("metrics")
+    health_node = top.child("health")
+    # A section that is not a mapping was reported by child(); its defaults stand in.
+    vpp = validate.vpp_settings(vpp_node) if vpp_node is not None else VppSettings()
+    control = (
+        validate.control_settings(control_node) if control_node is not None else ControlSettings()
+    )
+    metrics = (
+        validate.metrics_settings(metrics_node) if metrics_node is not None else MetricsSettings()
+    )
+    health = validate.health_settings(health_node) if health_node is not None else HealthSettings()
+
+    built_frontends = {n: f for n, f in frontends.items() if f is not None}
+    validate.gre_sources(top, vpp, built_frontends)
+    validate.shared_prefixes(top, built_frontends)
+
+    if problems:
+        log.debug("%s: %d config problem(s)", source, len(problems))
+        raise ConfigInvalid(problems)
+    return Config(
+        vpp=vpp,
+        healthchecks=MappingProxyType(_complete(healthchecks)),
+        backends=MappingProxyType(_complete(backends)),
+        frontends=MappingProxyType(_complete(frontends)),
+        control=control,
+        metrics=metrics,
+        health=health,
+    )
+
+
+def _named(
+    top: Node, section: str, validator: Callable[[str, Node], T | None]
+) -> dict[str, T | None]:
+    """Run `validator` over a named map; every name maps to its value, or None if broken."""
+    out: dict[str, T | None] = {}
+    node = top.child(section)
+    if node is None:
+        return out
+    for name, value in node.data.items():
+        if not validate.check_name(node, name):
+            continue
+        child = Node.of(value, node.at(name), node.problems)
+        out[name] = validator(name, child) if child is not None else None
+    return out
+
+
+def _complete(objects: dict[str, T | None]) -> dict[str, T]:
+    """Only called once there are no problems, so every object was built."""
+    return {name: obj for name, obj in objects.items() if obj is not None}
