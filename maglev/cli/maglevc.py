@@ -29,8 +29,10 @@ class PrefixGroup(click.Group):
         if exact is not None:
             return exact
         matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
-        if len(matches) == 1:
-            return super().get_command(ctx, matches[0])
+        # One match, or one that is a prefix of all the others ("backend" of "backends").
+        shortest = min(matches, key=len) if matches else ""
+        if matches and all(m.startswith(shortest) for m in matches):
+            return super().get_command(ctx, shortest)
         if len(matches) > 1:
             ctx.fail(f"'{cmd_name}' is ambiguous: {', '.join(sorted(matches))}")
         return None

@@ -306,7 +306,7 @@ class ControlServer:
         for srv in self._servers:
             kind = "unix" if isinstance(srv, _UnixServer) else "tcp"
             t = threading.Thread(
-                target=srv.serve_forever, name=f"maglev-control-{kind}", daemon=True
+                target=srv.serve_forever, args=(0.05,), name=f"maglev-control-{kind}", daemon=True
             )
             t.start()
             self._threads.append(t)

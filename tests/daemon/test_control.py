@@ -1,0 +1,318 @@
+"""The control API server over a real Unix socket and TCP, driven by the real maglevc client.
+
+The handler is a small recording stand-in: these tests cover request validation, routing,
+authentication and the event stream; the daemon's own handler is tested end to end elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from maglev.cli.client import ControlClient, ControlError
+from maglev.cli.maglevc import cli
+from maglev.daemon.bus import BusLogHandler, EventBus
+from maglev.daemon.control import ApiError, ControlServer
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.bus = EventBus()
+
+    def version(self) -> dict[str, Any]:
+        return {"version": "9.9"}
+
+    def status(self) -> dict[str, Any]:
+        return {"uptime": 1.5, "vpp": {"connected": True}}
+
+    def frontends(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": "www", "address": "192.0.2.80/32", "protocol": "tcp", "port": 80,
+                "encap": "gre4", "state": "up", "active_pool": "primary",
+                "backends": [
+                    {"name": "web1", "pool": "primary", "address": "127.0.0.11", "state": "up",
+                     "configured_weight": 100, "effective_weight": 100, "reason": "active pool primary"},
+                ],
+            }
+        ]  # fmt: skip
+
+    def frontend(self, name: str) -> dict[str, Any]:
+        for f in self.frontends():
+            if f["name"] == name:
+                return f
+        raise ApiError(404, f"no frontend named {name!r}")
+
+    def backends(self) -> list[dict[str, Any]]:
+        return []
+
+    def backend(self, name: str) -> dict[str, Any]:
+        raise ApiError(404, f"no backend named {name!r}")
+
+    def healthchecks(self) -> list[dict[str, Any]]:
+        return []
+
+    def vpp_lb_state(self) -> dict[str, Any]:
+        return {"vips": []}
+
+    def vpp_lb_counters(self) -> dict[str, Any]:
+        return {"vips": []}
+
+    def backend_action(self, name: str, action: str) -> dict[str, Any]:
+        self.calls.append(("action", name, action))
+        return {"backend": name, "state": action}
+
+    def set_weight(
+        self, frontend: str, pool: str, backend: str, weight: int | None
+    ) -> dict[str, Any]:
+        self.calls.append(("weight", frontend, pool, backend, weight))
+        return {"ok": True}
+
+    def sync(self) -> dict[str, Any]:
+        self.calls.append(("sync",))
+        return {"ok": True}
+
+    def reload(self) -> dict[str, Any]:
+        self.calls.append(("reload",))
+        return {"ok": False, "problems": ["x: bad"]}
+
+    def check_config(self, text: str) -> dict[str, Any]:
+        self.calls.append(("check", text))
+        return {"valid": True, "summary": "0 operations", "plan": []}
+
+    def subscribe(
+        self, filters: dict[str, str]
+    ) -> tuple[queue.Queue[dict[str, Any]], Callable[[], None]]:
+        try:
+            return self.bus.subscribe(filters)
+        except ValueError as e:
+            raise ApiError(400, str(e)) from e
+
+
+@pytest.fixture
+def served(tmp_path: Any) -> Iterator[tuple[Recorder, ControlServer, str]]:
+    rec = Recorder()
+    path = str(tmp_path / "ctl.sock")
+    srv = ControlServer(rec, path, socket_mode=0o660, tcp_listen="127.0.0.1:0", token="s3cret")
+    srv.start()
+    yield rec, srv, path
+    srv.stop()
+
+
+def test_unix_socket_mode_and_reads(served: tuple[Recorder, ControlServer, str]) -> None:
+    _, _, path = served
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    c = ControlClient(path)
+    assert c.request("GET", "/v1/version") == {"version": "9.9"}
+    assert c.request("GET", "/v1/frontends/www")["active_pool"] == "primary"
+    with pytest.raises(ControlError, match=r"no frontend named 'nope' \(HTTP 404\)"):
+        c.request("GET", "/v1/frontends/nope")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("GET", "/v1/nothing", None, 404, "no such endpoint"),
+        ("DELETE", "/v1/status", None, 405, "DELETE is not allowed"),
+        ("POST", "/v1/backends/web1/explode", None, 404, "no such endpoint"),
+        ("PUT", "/v1/frontends/www/pools/p/backends/b/weight", {"weight": 101}, 400, "101"),
+        ("PUT", "/v1/frontends/www/pools/p/backends/b/weight", {"weight": "x"}, 400, "'x'"),
+        ("PUT", "/v1/frontends/www/pools/p/backends/b/weight", {"w": 1}, 400, "weight"),
+        ("PUT", "/v1/frontends/www/pools/p/backends/b/weight", [1], 400, "weight"),
+        ("POST", "/v1/config/check", {"config": 3}, 400, "config"),
+    ],
+)
+def test_bad_requests_get_4xx(
+    served: tuple[Recorder, ControlServer, str],
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    message: str,
+) -> None:
+    rec, _, sock = served
+    with pytest.raises(ControlError) as e:
+        ControlClient(sock).request(method, path, body)
+    assert f"HTTP {status}" in str(e.value)
+    assert message in str(e.value)
+    assert rec.calls == []  # nothing reached the daemon
+
+
+def test_malformed_json_body(served: tuple[Recorder, ControlServer, str]) -> None:
+    import socket
+
+    _, _, path = served
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(b"POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{nope")
+    f = s.makefile("rb")
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += f.readline()
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    reply = (head + f.read(length)).decode()
+    s.close()
+    assert reply.startswith("HTTP/1.1 400")
+    assert "not valid JSON" in reply
+
+
+def test_tcp_requires_token(served: tuple[Recorder, ControlServer, str]) -> None:
+    rec, srv, _ = served
+    assert srv.tcp_address is not None
+    url = "http://{}:{}".format(*srv.tcp_address)
+    with pytest.raises(ControlError, match="HTTP 401"):
+        ControlClient(url=url).request("POST", "/v1/sync")
+    with pytest.raises(ControlError, match="HTTP 401"):
+        ControlClient(url=url, token="wrong").request("POST", "/v1/sync")
+    assert rec.calls == []
+    assert ControlClient(url=url, token="s3cret").request("POST", "/v1/sync") == {"ok": True}
+    assert rec.calls == [("sync",)]
+
+
+def test_tcp_without_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="unauthenticated TCP is refused"):
+        ControlServer(Recorder(), None, tcp_listen="127.0.0.1:0", token=None)
+
+
+def test_maglevc_commands(served: tuple[Recorder, ControlServer, str], tmp_path: Any) -> None:
+    rec, _, path = served
+    run = CliRunner().invoke
+    r = run(cli, ["--socket", path, "show", "frontends"])
+    assert r.exit_code == 0, r.output
+    assert "www" in r.output and "primary" in r.output and "1/1" in r.output
+    r = run(cli, ["--socket", path, "--json", "sh", "fronte", "www"])  # unique prefixes
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["name"] == "www"
+    r = run(cli, ["--socket", path, "set", "backend", "web1", "pause"])
+    assert r.exit_code == 0 and rec.calls[-1] == ("action", "web1", "pause")
+    r = run(
+        cli,
+        [
+            "--socket",
+            path,
+            "set",
+            "frontend",
+            "www",
+            "pool",
+            "primary",
+            "backend",
+            "web1",
+            "weight",
+            "30",
+        ],
+    )
+    assert r.exit_code == 0 and rec.calls[-1] == ("weight", "www", "primary", "web1", 30)
+    r = run(
+        cli,
+        [
+            "--socket",
+            path,
+            "set",
+            "frontend",
+            "www",
+            "pool",
+            "primary",
+            "backend",
+            "web1",
+            "weight",
+            "default",
+        ],
+    )
+    assert r.exit_code == 0 and rec.calls[-1] == ("weight", "www", "primary", "web1", None)
+    r = run(
+        cli,
+        [
+            "--socket",
+            path,
+            "set",
+            "frontend",
+            "www",
+            "pool",
+            "primary",
+            "backend",
+            "web1",
+            "weight",
+            "300",
+        ],
+    )
+    assert r.exit_code == 1 and "300 is not in 0..100" in r.output
+    r = run(cli, ["--socket", path, "sync", "vpp", "lb", "state"])
+    assert r.exit_code == 0 and rec.calls[-1] == ("sync",)
+    r = run(cli, ["--socket", path, "config", "reload"])
+    assert r.exit_code == 2 and rec.calls[-1] == ("reload",)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("frontends: {}\n")
+    r = run(cli, ["--socket", path, "config", "check", str(cfg)])
+    assert (
+        r.exit_code == 0 and "valid" in r.output and rec.calls[-1] == ("check", "frontends: {}\n")
+    )
+    r = run(cli, ["--socket", path, "show", "backend", "ghost"])
+    assert r.exit_code == 1 and "no backend named 'ghost'" in r.output
+    r = run(cli, ["--socket", path, "s", "x"])
+    assert r.exit_code == 2 and "ambiguous" in r.output
+
+
+def test_maglevc_unreachable_daemon(tmp_path: Any) -> None:
+    r = CliRunner().invoke(cli, ["--socket", str(tmp_path / "none.sock"), "show", "status"])
+    assert r.exit_code == 1
+    assert r.output.startswith("maglevc: cannot reach maglevd")
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_event_stream_filters(served: tuple[Recorder, ControlServer, str]) -> None:
+    rec, _, path = served
+    client = ControlClient(path)
+    got: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def follow() -> None:
+        for ev in client.events({"backend": "web2"}):
+            got.append(ev)
+            if len(got) == 2:
+                return
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    while rec.bus.subscribers == 0:
+        ready.wait(0.01)
+    rec.bus.publish({"type": "backend", "backend": "web1", "to": "down"})
+    rec.bus.publish({"type": "backend", "backend": "web2", "to": "down"})
+    rec.bus.publish({"type": "frontend", "frontend": "www", "backends": ["web2"], "to": "down"})
+    t.join(10)
+    assert [e["type"] for e in got] == ["backend", "frontend"]
+    assert got[0]["backend"] == "web2"
+
+
+def test_bus_log_levels_and_slow_reader() -> None:
+    import logging
+
+    bus = EventBus(queue_size=3)
+    q, unsub = bus.subscribe({"level": "warning"})
+    handler = BusLogHandler(bus)
+    lg = logging.getLogger("maglev.test.bus")
+    lg.addHandler(handler)
+    lg.setLevel(logging.DEBUG)
+    try:
+        lg.info("quiet")
+        lg.warning("loud %d", 1)
+        for i in range(5):
+            bus.publish({"type": "backend", "backend": f"b{i}"})
+    finally:
+        lg.removeHandler(handler)
+    items = [q.get_nowait() for _ in range(q.qsize())]
+    assert len(items) == 3  # bounded: the oldest were dropped
+    assert bus.dropped == 3
+    assert [i["backend"] for i in items] == ["b2", "b3", "b4"]
+    unsub()
+    assert bus.subscribers == 0
+    with pytest.raises(ValueError, match="'loud'"):
+        bus.subscribe({"level": "loud"})
