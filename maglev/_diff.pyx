@@ -1,6 +1,260 @@
-# cython: language_level=3
-"""Placeholder; replaced by the diff engine."""
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Compiled diff engine: the two hot loops of a full sync as typed C loops.
+
+Owns per-frontend desired weights from backend states, and the ordered operations that turn
+VPP's lb tables into the desired ones. Inputs and outputs are flat arrays of small ints (ranks
+instead of addresses; shapes documented in `maglev.diff`), read through typed memoryviews, so
+the loops touch no Python objects except to emit operation tuples. Pure and deterministic;
+called by the reconciler thread. `_diff_py.py` is its line-for-line twin (a hypothesis test
+asserts they agree).
+"""
+
+from cpython cimport array
+import array as _array
+
+# Backend state codes (input).
+ST_UNKNOWN = 0
+ST_UP = 1
+ST_DOWN = 2
+ST_PAUSED = 3
+ST_DISABLED = 4
+
+# Why a backend has its weight (output, per slot).
+R_ACTIVE = 0
+R_OVERRIDE = 1
+R_STANDBY = 2
+R_ZERO = 3
+R_DOWN = 4
+R_PAUSED = 5
+R_DISABLED = 6
+R_UNKNOWN = 7
+
+# Frontend aggregate state codes (output).
+FE_UNKNOWN = 0
+FE_UP = 1
+FE_DOWN = 2
+
+# Operation codes (output): (op, vip_rank, as_rank, weight, flush).
+OP_CREATE_VIP = 1
+OP_ADD_AS = 2
+OP_SET_WEIGHT = 3
+OP_DELETE_AS = 4
+OP_DELETE_VIP = 5
+
+cdef enum:
+    C_ST_UP = 1
+    C_ST_DOWN = 2
+    C_ST_PAUSED = 3
+    C_ST_DISABLED = 4
+    C_R_ACTIVE = 0
+    C_R_OVERRIDE = 1
+    C_R_STANDBY = 2
+    C_R_ZERO = 3
+    C_R_DOWN = 4
+    C_R_PAUSED = 5
+    C_R_DISABLED = 6
+    C_R_UNKNOWN = 7
+    C_FE_UNKNOWN = 0
+    C_FE_UP = 1
+    C_FE_DOWN = 2
+    C_OP_CREATE_VIP = 1
+    C_OP_ADD_AS = 2
+    C_OP_SET_WEIGHT = 3
+    C_OP_DELETE_AS = 4
+    C_OP_DELETE_VIP = 5
+
+cdef int _TABLE_MAX = 65536  # VPP dumps the flow table length as u16: 0 means 65536
+
+cdef array.array _INT = _array.array("i")
+cdef array.array _BYTE = _array.array("b")
 
 
 def engine_name():
     return "cython"
+
+
+def compute_desired(topology, states, overrides):
+    """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i')."""
+    cdef const long long[:] fe_vip = topology[0]
+    cdef const signed char[:] fe_flush = topology[2]
+    cdef const int[:] fe_slot_start = topology[3]
+    cdef const long long[:] slot_as = topology[4]
+    cdef const int[:] slot_backend = topology[5]
+    cdef const int[:] fe_pool_start = topology[6]
+    cdef const int[:] pool_member_start = topology[7]
+    cdef const int[:] member_slot = topology[8]
+    cdef const int[:] member_weight = topology[9]
+    cdef const signed char[:] st_of = states
+    cdef const int[:] ovr = overrides
+    cdef Py_ssize_t nfe = fe_vip.shape[0]
+    cdef Py_ssize_t nslots = slot_as.shape[0]
+    cdef array.array weight_a = array.clone(_INT, nslots, zero=True)
+    cdef array.array flush_a = array.clone(_BYTE, nslots, zero=True)
+    cdef array.array reason_a = array.clone(_BYTE, nslots, zero=True)
+    cdef array.array fe_state_a = array.clone(_BYTE, nfe, zero=True)
+    cdef array.array fe_active_a = array.clone(_INT, nfe, zero=True)
+    cdef int* weight = weight_a.data.as_ints
+    cdef signed char* flush = <signed char*> flush_a.data.as_schars
+    cdef signed char* reason = <signed char*> reason_a.data.as_schars
+    cdef signed char* fe_state = <signed char*> fe_state_a.data.as_schars
+    cdef int* fe_active = fe_active_a.data.as_ints
+    cdef Py_ssize_t f, p, m, s, active
+    cdef int w, st, known
+    for f in range(nfe):
+        # The active pool: the first, in config order, with an up member of non-zero weight.
+        active = -1
+        for p in range(fe_pool_start[f], fe_pool_start[f + 1]):
+            for m in range(pool_member_start[p], pool_member_start[p + 1]):
+                s = member_slot[m]
+                if st_of[slot_backend[s]] == C_ST_UP:
+                    w = ovr[s]
+                    if w < 0:
+                        w = member_weight[m]
+                    if w > 0:
+                        active = p
+                        break
+            if active >= 0:
+                break
+        # Every slot starts at weight 0 with the reason its state gives.
+        known = 1
+        for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
+            st = st_of[slot_backend[s]]
+            if st == C_ST_UP:
+                reason[s] = C_R_STANDBY if active >= 0 else C_R_ZERO
+            elif st == C_ST_DOWN:
+                reason[s] = C_R_DOWN
+                flush[s] = fe_flush[f]
+            elif st == C_ST_PAUSED:
+                reason[s] = C_R_PAUSED
+            elif st == C_ST_DISABLED:
+                reason[s] = C_R_DISABLED
+                flush[s] = 1
+            else:
+                reason[s] = C_R_UNKNOWN
+                known = 0
+        if active >= 0:
+            fe_state[f] = C_FE_UP
+            fe_active[f] = <int>(active - fe_pool_start[f])
+            for m in range(pool_member_start[active], pool_member_start[active + 1]):
+                s = member_slot[m]
+                # C_R_STANDBY marks an up slot not yet given its active-pool weight (a backend
+                # listed twice in one pool keeps its first entry).
+                if reason[s] == C_R_STANDBY:
+                    w = ovr[s]
+                    if w >= 0:
+                        reason[s] = C_R_OVERRIDE
+                    else:
+                        w = member_weight[m]
+                        reason[s] = C_R_ACTIVE if w > 0 else C_R_ZERO
+                    weight[s] = w
+        else:
+            fe_state[f] = C_FE_DOWN if known else C_FE_UNKNOWN
+            fe_active[f] = -1
+    return (weight_a, flush_a, reason_a, fe_state_a, fe_active_a)
+
+
+cdef inline bint _attrs_differ(const int[:] fe_attrs, Py_ssize_t f,
+                               const int[:] act_attrs, Py_ssize_t j):
+    cdef Py_ssize_t k
+    cdef int a, b
+    for k in range(3):
+        if fe_attrs[4 * f + k] != act_attrs[4 * j + k]:
+            return True
+    a = fe_attrs[4 * f + 3]
+    b = act_attrs[4 * j + 3]
+    if a == 0:
+        a = _TABLE_MAX
+    if b == 0:
+        b = _TABLE_MAX
+    return a != b
+
+
+cdef inline void _add_all(list ops, long long vr, Py_ssize_t s0, Py_ssize_t s1,
+                          const long long[:] slot_as, const int[:] weight):
+    cdef Py_ssize_t s
+    for s in range(s0, s1):
+        ops.append((C_OP_ADD_AS, vr, slot_as[s], weight[s], 0))
+
+
+cdef inline void _delete_all(list ops, long long vr, Py_ssize_t b0, Py_ssize_t b1,
+                             const long long[:] act_as):
+    cdef Py_ssize_t b
+    for b in range(b0, b1):
+        ops.append((C_OP_DELETE_AS, vr, act_as[b], 0, 1))
+
+
+def diff_tables(topology, desired, actual, owned):
+    """(ops, unmanaged): ordered op tuples, and the ranks of actual VIPs left alone."""
+    cdef const long long[:] fe_vip = topology[0]
+    cdef const int[:] fe_attrs = topology[1]
+    cdef const int[:] fe_slot_start = topology[3]
+    cdef const long long[:] slot_as = topology[4]
+    cdef const int[:] weight = desired[0]
+    cdef const signed char[:] flush = desired[1]
+    cdef const long long[:] act_vip = actual[0]
+    cdef const int[:] act_attrs = actual[1]
+    cdef const int[:] act_as_start = actual[2]
+    cdef const long long[:] act_as = actual[3]
+    cdef const int[:] act_weight = actual[4]
+    cdef const signed char[:] own = owned
+    cdef list ops = []
+    cdef list dec = []
+    cdef list unmanaged = []
+    cdef Py_ssize_t nfe = fe_vip.shape[0]
+    cdef Py_ssize_t nact = act_vip.shape[0]
+    cdef Py_ssize_t i = 0, j = 0, s, s0, s1, b, b0, b1
+    cdef long long vr
+    cdef int w, old
+    while i < nfe or j < nact:
+        if j >= nact or (i < nfe and fe_vip[i] < act_vip[j]):
+            vr = fe_vip[i]
+            ops.append((C_OP_CREATE_VIP, vr, -1, 0, 0))
+            _add_all(ops, vr, fe_slot_start[i], fe_slot_start[i + 1], slot_as, weight)
+            i += 1
+        elif i >= nfe or act_vip[j] < fe_vip[i]:
+            vr = act_vip[j]
+            if own[j]:
+                _delete_all(ops, vr, act_as_start[j], act_as_start[j + 1], act_as)
+                ops.append((C_OP_DELETE_VIP, vr, -1, 0, 0))
+            else:
+                unmanaged.append(vr)
+            j += 1
+        else:
+            vr = fe_vip[i]
+            s0 = fe_slot_start[i]
+            s1 = fe_slot_start[i + 1]
+            b0 = act_as_start[j]
+            b1 = act_as_start[j + 1]
+            if _attrs_differ(fe_attrs, i, act_attrs, j):
+                _delete_all(ops, vr, b0, b1, act_as)
+                ops.append((C_OP_DELETE_VIP, vr, -1, 0, 0))
+                ops.append((C_OP_CREATE_VIP, vr, -1, 0, 0))
+                _add_all(ops, vr, s0, s1, slot_as, weight)
+            else:
+                # Merge-join of the two sorted AS lists. Adds and increases go out at once,
+                # decreases and deletes after them, so a failover never empties the table.
+                s = s0
+                b = b0
+                while s < s1 or b < b1:
+                    if b >= b1 or (s < s1 and slot_as[s] < act_as[b]):
+                        ops.append((C_OP_ADD_AS, vr, slot_as[s], weight[s], 0))
+                        s += 1
+                    elif s >= s1 or act_as[b] < slot_as[s]:
+                        dec.append((C_OP_DELETE_AS, vr, act_as[b], 0, 1))
+                        b += 1
+                    else:
+                        w = weight[s]
+                        old = act_weight[b]
+                        if w > old:
+                            ops.append((C_OP_SET_WEIGHT, vr, slot_as[s], w, 0))
+                        elif w < old:
+                            dec.append((C_OP_SET_WEIGHT, vr, slot_as[s], w,
+                                        flush[s] if w == 0 else 0))
+                        s += 1
+                        b += 1
+                if dec:
+                    ops.extend(dec)
+                    dec = []
+            i += 1
+            j += 1
+    return (ops, unmanaged)

@@ -1,12 +1,41 @@
 """Selects the diff engine: the compiled `_diff` unless MAGLEV_NO_EXTENSIONS=1.
 
 MAGLEV_REQUIRE_EXTENSIONS=1 turns a missing compiled engine into an ImportError (CI uses it to
-prove the Cython build really loaded).
+prove the Cython build really loaded). Both engines take and return the same plain data; most
+code should go through `maglev.reconcile.desired`, which builds these shapes from the config and
+turns the results into plan ops. Pure functions, called by the reconciler thread.
+
+Shapes. Addresses never enter the engine: `desired` ranks every VIP and every AS address so that
+rank order is the plan order (VIPs: IPv4 before IPv6, numeric address, prefix length, protocol,
+port; ASes: IPv4 before IPv6, numeric address). Arrays are `array.array` with the typecode given.
+
+`Topology` (from the config, built once per config; frontends sorted by VIP rank):
+    fe_vip 'q' [F]            VIP rank of each frontend, strictly increasing
+    fe_attrs 'i' [4F]         (encap code, dscp, src_ip_sticky 0/1, flow table length) per frontend
+    fe_flush 'b' [F]          flush_on_down
+    fe_slot_start 'i' [F+1]   frontend f owns slots fe_slot_start[f]:fe_slot_start[f+1] (its ASes)
+    slot_as 'q' [S]           AS rank of the slot, strictly increasing within a frontend
+    slot_backend 'i' [S]      backend index of the slot (into the states array)
+    fe_pool_start 'i' [F+1]   frontend f owns pools fe_pool_start[f]:fe_pool_start[f+1], in order
+    pool_member_start 'i' [P+1]
+    member_slot 'i' [M]       slot of each pool member
+    member_weight 'i' [M]     configured weight of each pool member
+`states` 'b' [B]: state code per backend index (ST_*). `overrides` 'i' [S]: weight or -1.
+`Desired` (compute_desired): slot_weight 'i' [S], slot_flush 'b' [S] (flush when taken to 0),
+    slot_reason 'b' [S] (R_*), fe_state 'b' [F] (FE_*), fe_active 'i' [F] (pool index or -1).
+`Actual` (from VPP dumps, live ASes only; VIPs sorted by rank):
+    act_vip 'q' [V], act_attrs 'i' [4V], act_as_start 'i' [V+1], act_as 'q' [A] (increasing
+    within a VIP), act_weight 'i' [A].
+`owned` 'b' [V]: 1 when an actual VIP that the config does not name may be deleted.
+`diff_tables` returns (ops, unmanaged): ops is a list of (OP_*, vip_rank, as_rank (-1 for VIP
+ops), weight, flush 0/1) in apply order; unmanaged lists the VIP ranks left alone.
 """
 
 from __future__ import annotations
 
 import os
+from array import array
+from typing import NamedTuple
 
 if os.environ.get("MAGLEV_NO_EXTENSIONS", "") in ("1", "true", "yes"):
     from maglev import _diff_py as _engine
@@ -25,3 +54,104 @@ else:
         IMPLEMENTATION = "python"
 
 engine_name = _engine.engine_name
+
+# The codes are the same in both engines (a test checks); export the pure-Python module's.
+from maglev._diff_py import (  # noqa: E402
+    FE_DOWN,
+    FE_UNKNOWN,
+    FE_UP,
+    OP_ADD_AS,
+    OP_CREATE_VIP,
+    OP_DELETE_AS,
+    OP_DELETE_VIP,
+    OP_SET_WEIGHT,
+    R_ACTIVE,
+    R_DISABLED,
+    R_DOWN,
+    R_OVERRIDE,
+    R_PAUSED,
+    R_STANDBY,
+    R_UNKNOWN,
+    R_ZERO,
+    ST_DISABLED,
+    ST_DOWN,
+    ST_PAUSED,
+    ST_UNKNOWN,
+    ST_UP,
+)
+
+OpTuple = tuple[int, int, int, int, int]
+
+
+class Topology(NamedTuple):
+    fe_vip: array[int]
+    fe_attrs: array[int]
+    fe_flush: array[int]
+    fe_slot_start: array[int]
+    slot_as: array[int]
+    slot_backend: array[int]
+    fe_pool_start: array[int]
+    pool_member_start: array[int]
+    member_slot: array[int]
+    member_weight: array[int]
+
+
+class Desired(NamedTuple):
+    slot_weight: array[int]
+    slot_flush: array[int]
+    slot_reason: array[int]
+    fe_state: array[int]
+    fe_active: array[int]
+
+
+class Actual(NamedTuple):
+    act_vip: array[int]
+    act_attrs: array[int]
+    act_as_start: array[int]
+    act_as: array[int]
+    act_weight: array[int]
+
+
+def compute_desired(topology: Topology, states: array[int], overrides: array[int]) -> Desired:
+    """Per-slot weights, flush flags and reasons; per-frontend state and active pool."""
+    return Desired._make(_engine.compute_desired(topology, states, overrides))
+
+
+def diff_tables(
+    topology: Topology, desired: Desired, actual: Actual, owned: array[int]
+) -> tuple[list[OpTuple], list[int]]:
+    """(ops, unmanaged VIP ranks) turning `actual` into `desired`, in apply order."""
+    ops, unmanaged = _engine.diff_tables(topology, desired, actual, owned)
+    return ops, unmanaged
+
+
+__all__ = [
+    "FE_DOWN",
+    "FE_UNKNOWN",
+    "FE_UP",
+    "IMPLEMENTATION",
+    "OP_ADD_AS",
+    "OP_CREATE_VIP",
+    "OP_DELETE_AS",
+    "OP_DELETE_VIP",
+    "OP_SET_WEIGHT",
+    "R_ACTIVE",
+    "R_DISABLED",
+    "R_DOWN",
+    "R_OVERRIDE",
+    "R_PAUSED",
+    "R_STANDBY",
+    "R_UNKNOWN",
+    "R_ZERO",
+    "ST_DISABLED",
+    "ST_DOWN",
+    "ST_PAUSED",
+    "ST_UNKNOWN",
+    "ST_UP",
+    "Actual",
+    "Desired",
+    "Topology",
+    "compute_desired",
+    "diff_tables",
+    "engine_name",
+]

@@ -1,0 +1,181 @@
+"""Diff engine benchmark: a full comparison on the compiled engine and its pure-Python twin.
+
+A full comparison = desired weights from backend states (`compute_desired`) + the diff against
+VPP's tables (`diff_tables`), for 1,000 frontends x 64 backends (two pools of 32; every backend
+its own address) where about 10% of VPP's weights differ from the desired ones. Both twins run
+side by side in one run on identical inputs, prepared once the way the reconciler holds them (the
+config compiled per load, states and VPP rows converted per sync). The conversions are pure
+Python shared by both twins, so they are reported separately, not in the ratio.
+
+`python -m benchmarks.diff [--smoke]`, or through `maglev-bench diff`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import ipaddress
+import json
+import random
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from benchmarks.common import ratio, stat, suite_result, timeit
+from maglev import _diff_py
+from maglev.model import (
+    Backend,
+    BackendState,
+    Config,
+    Encap,
+    Frontend,
+    IPAddress,
+    IPNetwork,
+    Pool,
+    PoolMember,
+    Protocol,
+    VppSettings,
+)
+from maglev.reconcile import desired as des
+from maglev.reconcile.plan import ENCAP_CODE, VipId
+
+TARGET_RATIO = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Vip:
+    prefix: IPNetwork
+    protocol: int
+    port: int
+    encap: int
+    dscp: int
+    src_ip_sticky: bool
+    flow_table_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class _As:
+    vip: VipId
+    address: IPAddress
+    weight: int
+
+
+def build_case(
+    n_frontends: int, n_backends: int, seed: int = 1
+) -> tuple[Config, dict[str, BackendState], list[_Vip], list[_As]]:
+    """A config, backend states (~5% down) and VPP rows where ~10% of the weights differ."""
+    rnd = random.Random(seed)
+    backends: dict[str, Backend] = {}
+    frontends: dict[str, Frontend] = {}
+    states: dict[str, BackendState] = {}
+    half = max(1, n_backends // 2)
+    for f in range(n_frontends):
+        names = []
+        for b in range(n_backends):
+            name = f"f{f}b{b}"
+            addr = ipaddress.IPv4Address((10 << 24) + f * 256 + b + 1)
+            backends[name] = Backend(name, addr)
+            names.append(name)
+            states[name] = BackendState.DOWN if rnd.random() < 0.05 else BackendState.UP
+        pools = (
+            Pool("primary", tuple(PoolMember(n, 100) for n in names[:half])),
+            Pool("backup", tuple(PoolMember(n, 50) for n in names[half:])),
+        )
+        frontends[f"fe{f}"] = Frontend(
+            f"fe{f}",
+            ipaddress.IPv4Network((0xC6120000 + f, 32)),
+            Protocol.TCP,
+            80,
+            Encap.GRE4,
+            pools,
+        )
+    config = Config(VppSettings(), {}, backends, frontends)
+    layout = des.build_layout(config)
+    ev = des.evaluate(layout, states)
+    vips: list[_Vip] = []
+    ases: list[_As] = []
+    for i, fe in enumerate(layout.frontends):
+        key = des.vip_id(fe)
+        vips.append(_Vip(*key, ENCAP_CODE[fe.encap], fe.dscp, fe.src_ip_sticky, 1024))
+        start, end = layout.topology.fe_slot_start[i], layout.topology.fe_slot_start[i + 1]
+        for s in range(start, end):
+            w = ev.desired.slot_weight[s]
+            if rnd.random() < 0.10:
+                w = 0 if w else 100
+            ases.append(_As(key, layout.slot_address[s], w))
+    return config, states, vips, ases
+
+
+def _full(engine: ModuleType, layout: des.Layout, table: des.ActualTable, st: Any, ov: Any) -> Any:
+    owned = des.array("b", bytes(len(table.vip_ids)))
+    desired = engine.compute_desired(layout.topology, st, ov)
+    return engine.diff_tables(layout.topology, desired, table.actual, owned)
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    n_fe, n_be = (20, 8) if smoke else (1000, 64)
+    warmup, reps = (1, 3) if smoke else (2, 9)
+    config, states, vips, ases = build_case(n_fe, n_be)
+    layout = des.build_layout(config)
+    st = des.encode_states(layout, states)
+    ov = des.encode_overrides(layout, {})
+    table = des.prepare_actual(layout, vips, ases)
+
+    engines: dict[str, ModuleType] = {"python": _diff_py}
+    notes: list[str] = []
+    try:
+        engines["cython"] = importlib.import_module("maglev._diff")
+    except ImportError:
+        notes.append("compiled engine maglev._diff is absent: no ratio")
+    results = {name: _full(e, layout, table, st, ov) for name, e in engines.items()}
+    if len(results) == 2 and results["python"] != results["cython"]:
+        raise AssertionError("the twins disagree on the benchmark input")
+    n_ops = len(results["python"][0])
+
+    figures: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[float]] = {}
+    for name, e in engines.items():
+        t = timeit(lambda e=e: _full(e, layout, table, st, ov), warmup=warmup, reps=reps)  # type: ignore[misc]
+        samples[f"full_{name}"] = t
+        figures[f"full comparison, {name}"] = stat(t, "s")
+    # Shared pure-Python conversions, for scale (not part of the engine ratio).
+    conv = {
+        "compile config (per load)": lambda: des.build_layout(config),
+        "encode states (per sync)": lambda: des.encode_states(layout, states),
+        "rank VPP rows (per sync)": lambda: des.prepare_actual(layout, vips, ases),
+    }
+    for label, fn in conv.items():
+        figures[label] = stat(timeit(fn, warmup=1, reps=max(3, reps // 3)), "s")
+    ratios = {}
+    if "cython" in engines:
+        value = figures["full comparison, python"]["median"] / max(
+            figures["full comparison, cython"]["median"], 1e-12
+        )
+        ratios["cython/python full comparison"] = ratio(value, None if smoke else TARGET_RATIO)
+    notes.append(f"{n_fe} frontends x {n_be} backends, {len(ases)} ASes, {n_ops} ops")
+    return suite_result(
+        "diff",
+        f"{n_fe} frontends x {n_be} backends, ~10% of weights differ",
+        figures,
+        ratios,
+        samples,
+        notes,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it running)")
+    parser.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    args = parser.parse_args()
+    res = run(smoke=args.smoke)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return
+    from benchmarks.runner import print_result
+
+    print_result(res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""Desired dataplane state: the adapter between the config model and the diff engine.
+
+Owns the translation both ways: `build_layout` compiles a `Config` once (per load) into the
+engine's flat `Topology` plus the lookup tables to map ranks back to frontends, backends and
+addresses; `evaluate` runs the engine on backend states and operator overrides and yields the
+per-frontend views the control API shows (state, active pool, per-backend weight and why);
+`prepare_actual` ranks the rows read from VPP; `make_plan` diffs and turns the engine's op tuples
+into `maglev.reconcile.plan` ops. The rules themselves live in the engine (`maglev.diff`).
+Pure; called by the reconciler thread.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from maglev import diff
+from maglev.model import (
+    BackendState,
+    Config,
+    Frontend,
+    FrontendState,
+    IPAddress,
+    IPNetwork,
+)
+from maglev.model import (
+    Protocol as IPProto,
+)
+from maglev.reconcile.plan import (
+    ENCAP_CODE,
+    AddAs,
+    CreateVip,
+    DeleteAs,
+    DeleteVip,
+    Op,
+    Plan,
+    SetWeight,
+    VipId,
+)
+
+STATE_CODE: dict[BackendState, int] = {
+    BackendState.UNKNOWN: diff.ST_UNKNOWN,
+    BackendState.UP: diff.ST_UP,
+    BackendState.DOWN: diff.ST_DOWN,
+    BackendState.PAUSED: diff.ST_PAUSED,
+    BackendState.DISABLED: diff.ST_DISABLED,
+    BackendState.REMOVED: diff.ST_DISABLED,  # on its way out: no traffic, flows flushed
+}
+_FE_STATE = {
+    diff.FE_UNKNOWN: FrontendState.UNKNOWN,
+    diff.FE_UP: FrontendState.UP,
+    diff.FE_DOWN: FrontendState.DOWN,
+}
+_REASON_TEXT = {
+    diff.R_ZERO: "weight 0",
+    diff.R_DOWN: "down",
+    diff.R_PAUSED: "paused",
+    diff.R_DISABLED: "disabled",
+    diff.R_UNKNOWN: "unknown",
+}
+
+# Ranks are spaced so addresses the config does not know (ASes still in VPP, VIPs maglev did not
+# make) can be ranked in between without renumbering the config's.
+_GAP = 1 << 24
+
+K = TypeVar("K", bound=Hashable)
+
+
+def vip_id(fe: Frontend) -> VipId:
+    """The VIP key of a frontend as VPP reports it (port 0 or protocol any: 255, port 0)."""
+    if fe.protocol is IPProto.ANY or fe.port == 0:
+        return (fe.address, 255, 0)
+    return (fe.address, fe.protocol.number, fe.port)
+
+
+def vip_order(v: VipId) -> tuple[int, int, int, int, int]:
+    net, proto, port = v
+    return (net.version, int(net.network_address), net.prefixlen, proto, port)
+
+
+def address_order(a: IPAddress) -> tuple[int, int]:
+    return (a.version, int(a))
+
+
+class Ranking(Generic[K]):
+    """Order-preserving int ranks for a fixed set of keys, extendable per call."""
+
+    __slots__ = ("_keys", "_order", "_sort", "rank")
+
+    def __init__(self, keys: Iterable[K], order: Callable[[K], tuple[int, ...]]) -> None:
+        self._keys = sorted(set(keys), key=order)
+        self._sort = [order(k) for k in self._keys]
+        self._order = order
+        self.rank = {k: (i + 1) * _GAP for i, k in enumerate(self._keys)}
+
+    def key(self, rank: int) -> K | None:
+        i, rest = divmod(rank, _GAP)
+        return self._keys[i - 1] if rest == 0 and 0 < i <= len(self._keys) else None
+
+    def extend(self, extras: Iterable[K]) -> dict[K, int]:
+        """Ranks for keys not in the fixed set, between their known neighbours."""
+        gaps: dict[int, list[K]] = {}
+        for k in set(extras):
+            if k not in self.rank:
+                gaps.setdefault(bisect.bisect_left(self._sort, self._order(k)), []).append(k)
+        out: dict[K, int] = {}
+        for pos, ks in gaps.items():
+            if len(ks) >= _GAP:
+                raise ValueError("too many unknown keys between two known ones")
+            for n, k in enumerate(sorted(ks, key=self._order), start=1):
+                out[k] = pos * _GAP + n
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A config compiled for the engine. Slot = one backend of one frontend (one AS)."""
+
+    config: Config
+    frontends: tuple[Frontend, ...]  # in VIP order (= engine frontend index)
+    topology: diff.Topology
+    backend_names: tuple[str, ...]  # engine backend index -> name
+    slot_backend_name: tuple[str, ...]
+    slot_address: tuple[IPAddress, ...]
+    slot_first_pool: tuple[str, ...]  # first pool (config order) listing the backend
+    slot_index: Mapping[tuple[str, str], int]  # (frontend, backend) -> slot
+    vip_ranks: Ranking[VipId]
+    as_ranks: Ranking[IPAddress]
+    no_overrides: array[int]
+
+    @property
+    def vip_ids(self) -> tuple[VipId, ...]:
+        return tuple(vip_id(fe) for fe in self.frontends)
+
+
+def build_layout(config: Config) -> Layout:
+    """Compile `config`; ValueError on what validation should have refused (clashing VIPs,
+    unknown backends, two backends of one frontend on the same address)."""
+    fes = list(config.frontends.values())
+    vip_ranks: Ranking[VipId] = Ranking((vip_id(fe) for fe in fes), vip_order)
+    if len(vip_ranks.rank) != len(fes):
+        raise ValueError("two frontends share one VIP (address, protocol, port)")
+    fes.sort(key=lambda fe: vip_ranks.rank[vip_id(fe)])
+    for fe in fes:
+        for name in fe.backend_names():
+            if name not in config.backends:
+                raise ValueError(f"frontends.{fe.name}: unknown backend {name!r}")
+    used = {name for fe in fes for name in fe.backend_names()}
+    backend_names = tuple(n for n in config.backends if n in used)
+    bindex = {n: i for i, n in enumerate(backend_names)}
+    as_ranks: Ranking[IPAddress] = Ranking(
+        (config.backends[n].address for n in backend_names), address_order
+    )
+    fe_vip, fe_attrs, fe_flush = array("q"), array("i"), array("b")
+    fe_slot_start, fe_pool_start, pool_member_start = array("i", [0]), array("i", [0]), array("i")
+    slot_as, slot_backend, member_slot, member_weight = (
+        array("q"),
+        array("i"),
+        array("i"),
+        array("i"),
+    )
+    names: list[str] = []
+    addresses: list[IPAddress] = []
+    first_pool: list[str] = []
+    slot_index: dict[tuple[str, str], int] = {}
+    for fe in fes:
+        fe_vip.append(vip_ranks.rank[vip_id(fe)])
+        fe_attrs.extend(
+            (ENCAP_CODE[fe.encap], fe.dscp, int(fe.src_ip_sticky), fe.flow_table_length)
+        )
+        fe_flush.append(int(fe.flush_on_down))
+        pool_of: dict[str, str] = {}
+        for pool in fe.pools:
+            for m in pool.members:
+                pool_of.setdefault(m.backend, pool.name)
+        ordered = sorted(pool_of, key=lambda n: as_ranks.rank[config.backends[n].address])
+        base = len(slot_as)
+        for n in ordered:
+            rank = as_ranks.rank[config.backends[n].address]
+            if len(slot_as) > base and slot_as[-1] == rank:
+                raise ValueError(f"frontends.{fe.name}: two backends share address of {n!r}")
+            slot_index[(fe.name, n)] = len(slot_as)
+            slot_as.append(rank)
+            slot_backend.append(bindex[n])
+            names.append(n)
+            addresses.append(config.backends[n].address)
+            first_pool.append(pool_of[n])
+        fe_slot_start.append(len(slot_as))
+        for pool in fe.pools:
+            pool_member_start.append(len(member_slot))
+            for m in pool.members:
+                member_slot.append(slot_index[(fe.name, m.backend)])
+                member_weight.append(m.weight)
+        fe_pool_start.append(len(pool_member_start))
+    pool_member_start.append(len(member_slot))
+    topology = diff.Topology(
+        fe_vip, fe_attrs, fe_flush, fe_slot_start, slot_as, slot_backend, fe_pool_start,
+        pool_member_start, member_slot, member_weight,
+    )  # fmt: skip
+    return Layout(
+        config=config,
+        frontends=tuple(fes),
+        topology=topology,
+        backend_names=backend_names,
+        slot_backend_name=tuple(names),
+        slot_address=tuple(addresses),
+        slot_first_pool=tuple(first_pool),
+        slot_index=slot_index,
+        vip_ranks=vip_ranks,
+        as_ranks=as_ranks,
+        no_overrides=array("i", [-1]) * len(slot_as),
+    )
+
+
+def encode_states(layout: Layout, states: Mapping[str, BackendState]) -> array[int]:
+    """State code per engine backend index; missing -> unknown; `enabled: false` -> disabled."""
+    backends = layout.config.backends
+    unknown = BackendState.UNKNOWN
+    return array(
+        "b",
+        [
+            STATE_CODE[states.get(n, unknown)] if backends[n].enabled else diff.ST_DISABLED
+            for n in layout.backend_names
+        ],
+    )
+
+
+def encode_overrides(layout: Layout, overrides: Mapping[tuple[str, str], int]) -> array[int]:
+    """Override weight per slot, -1 where none; overrides naming no slot are ignored."""
+    out = array("i", layout.no_overrides)
+    for key, weight in overrides.items():
+        slot = layout.slot_index.get(key)
+        if slot is not None:
+            out[slot] = weight
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BackendView:
+    name: str
+    address: IPAddress
+    weight: int
+    flush: bool  # flows are flushed when the weight is taken to 0
+    reason: str  # "active pool primary", "standby pool backup", "override 30", "down", ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendView:
+    name: str
+    state: FrontendState
+    active_pool: str | None
+    backends: tuple[BackendView, ...]  # in address order
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The engine's desired state for one (config, states, overrides)."""
+
+    layout: Layout
+    desired: diff.Desired
+
+    def frontend(self, index: int) -> FrontendView:
+        lay, d = self.layout, self.desired
+        fe = lay.frontends[index]
+        active = d.fe_active[index]
+        active_name = fe.pools[active].name if active >= 0 else None
+        start, end = lay.topology.fe_slot_start[index], lay.topology.fe_slot_start[index + 1]
+        views = []
+        for s in range(start, end):
+            w, r = d.slot_weight[s], d.slot_reason[s]
+            if r == diff.R_ACTIVE:
+                text = f"active pool {active_name}"
+            elif r == diff.R_OVERRIDE:
+                text = f"override {w}"
+            elif r == diff.R_STANDBY:
+                text = f"standby pool {lay.slot_first_pool[s]}"
+            else:
+                text = _REASON_TEXT[r]
+            views.append(
+                BackendView(
+                    lay.slot_backend_name[s], lay.slot_address[s], w, bool(d.slot_flush[s]), text
+                )
+            )
+        return FrontendView(fe.name, _FE_STATE[d.fe_state[index]], active_name, tuple(views))
+
+    def views(self) -> dict[str, FrontendView]:
+        """Every frontend's view by name (built on demand: the sync itself does not need it)."""
+        return {fe.name: self.frontend(i) for i, fe in enumerate(self.layout.frontends)}
+
+
+def evaluate(
+    layout: Layout,
+    states: Mapping[str, BackendState],
+    overrides: Mapping[tuple[str, str], int] | None = None,
+) -> Evaluation:
+    desired = diff.compute_desired(
+        layout.topology, encode_states(layout, states), encode_overrides(layout, overrides or {})
+    )
+    return Evaluation(layout, desired)
+
+
+class VipRow(Protocol):
+    """One VIP as read from VPP (`maglev.vpp.dumper.VipInfo` has these fields)."""
+
+    @property
+    def prefix(self) -> IPNetwork: ...
+    @property
+    def protocol(self) -> int: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def encap(self) -> int: ...
+    @property
+    def dscp(self) -> int: ...
+    @property
+    def src_ip_sticky(self) -> bool: ...
+    @property
+    def flow_table_length(self) -> int: ...
+
+
+class AsRow(Protocol):
+    """One live AS as read from VPP (`maglev.vpp.dumper.AsInfo` has these fields)."""
+
+    @property
+    def vip(self) -> VipId: ...
+    @property
+    def address(self) -> IPAddress: ...
+    @property
+    def weight(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActualTable:
+    """VPP's tables ranked for the engine, with the keys the config does not know."""
+
+    actual: diff.Actual
+    vip_ids: tuple[VipId, ...]  # per engine actual-VIP index
+    extra_vips: Mapping[int, VipId]
+    extra_addresses: Mapping[int, IPAddress]
+
+
+def prepare_actual(layout: Layout, vips: Iterable[VipRow], ases: Iterable[AsRow]) -> ActualTable:
+    """Rank VPP's VIPs and live ASes (ASes of VIPs not in `vips` are ignored)."""
+    rows: dict[VipId, VipRow] = {}
+    for v in vips:
+        rows.setdefault((v.prefix, v.protocol, v.port), v)
+    extra_v = layout.vip_ranks.extend(rows)
+    vrank = layout.vip_ranks.rank
+    members: dict[VipId, list[tuple[IPAddress, int]]] = {k: [] for k in rows}
+    for a in ases:
+        lst = members.get(a.vip)
+        if lst is not None:
+            lst.append((a.address, a.weight))
+    arank = layout.as_ranks.rank
+    extra_a = layout.as_ranks.extend(
+        addr for lst in members.values() for addr, _ in lst if addr not in arank
+    )
+    order = sorted(rows, key=lambda k: vrank.get(k) or extra_v[k])
+    act_vip, act_attrs, act_as_start = array("q"), array("i"), array("i", [0])
+    act_as, act_weight = array("q"), array("i")
+    for k in order:
+        v = rows[k]
+        act_vip.append(vrank.get(k) or extra_v[k])
+        act_attrs.extend((v.encap, v.dscp, int(v.src_ip_sticky), v.flow_table_length))
+        ranked = sorted((arank.get(addr) or extra_a[addr], w) for addr, w in members[k])
+        for r, w in ranked:
+            act_as.append(r)
+            act_weight.append(w)
+        act_as_start.append(len(act_as))
+    return ActualTable(
+        actual=diff.Actual(act_vip, act_attrs, act_as_start, act_as, act_weight),
+        vip_ids=tuple(order),
+        extra_vips={r: k for k, r in extra_v.items()},
+        extra_addresses={r: a for a, r in extra_a.items()},
+    )
+
+
+def make_plan(
+    evaluation: Evaluation, table: ActualTable, owned: Collection[VipId] = frozenset()
+) -> Plan:
+    """The ordered ops turning VPP's tables into the desired ones.
+
+    VIPs in VPP that the config does not name are deleted only when listed in `owned` (the
+    reconciler passes the VIPs of frontends removed from config, or every unknown VIP under the
+    `delete` policy); the others come back as `Plan.unmanaged`.
+    """
+    layout = evaluation.layout
+    owned_flags = array("b", [int(k in owned) for k in table.vip_ids])
+    ops, unmanaged = diff.diff_tables(
+        layout.topology, evaluation.desired, table.actual, owned_flags
+    )
+    fe_by_rank = dict(zip(layout.topology.fe_vip, layout.frontends, strict=True))
+
+    def vip_of(rank: int) -> VipId:
+        k = layout.vip_ranks.key(rank)
+        return table.extra_vips[rank] if k is None else k
+
+    def addr_of(rank: int) -> IPAddress:
+        a = layout.as_ranks.key(rank)
+        return table.extra_addresses[rank] if a is None else a
+
+    out: list[Op] = []
+    for code, vr, ar, weight, flush in ops:
+        net, proto, port = vip_of(vr)
+        if code == diff.OP_SET_WEIGHT:
+            out.append(SetWeight(net, proto, port, addr_of(ar), weight, bool(flush)))
+        elif code == diff.OP_ADD_AS:
+            out.append(AddAs(net, proto, port, addr_of(ar), weight))
+        elif code == diff.OP_DELETE_AS:
+            out.append(DeleteAs(net, proto, port, addr_of(ar), bool(flush)))
+        elif code == diff.OP_CREATE_VIP:
+            fe = fe_by_rank[vr]
+            out.append(
+                CreateVip(
+                    net, proto, port, fe.encap, fe.dscp, fe.src_ip_sticky, fe.flow_table_length
+                )
+            )
+        else:
+            out.append(DeleteVip(net, proto, port))
+    return Plan(ops=tuple(out), unmanaged=tuple(vip_of(r) for r in unmanaged))

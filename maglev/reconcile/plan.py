@@ -1,0 +1,178 @@
+"""The dataplane plan: ordered operations on VPP's lb tables, as plain printable values.
+
+A `Plan` is what the diff decided and what the applier will do, in order; it can be printed
+(`Plan.lines()`) or logged (`Plan.summary()`) before anything touches VPP. The op types use VPP's
+words (VIP, AS) because each maps onto exactly one lb API call. Built by
+`maglev.reconcile.desired.make_plan` on the reconciler thread; immutable, safe to hand on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maglev.model import Encap, IPAddress, IPNetwork
+
+VipId = tuple[IPNetwork, int, int]
+"""How VPP keys a VIP: (prefix, IP protocol number (255 = any), port)."""
+
+ENCAP_CODE: dict[Encap, int] = {
+    Encap.GRE4: 0,
+    Encap.GRE6: 1,
+    Encap.L3DSR: 2,
+    Encap.NAT4: 3,
+    Encap.NAT6: 4,
+}
+"""`Encap` -> VPP's `lb_encap_type` value (as `lb_add_del_vip_v2` and `lb_vip_details` carry it)."""
+
+ENCAP_OF_CODE: dict[int, Encap] = {v: k for k, v in ENCAP_CODE.items()}
+
+_PROTO_NAME = {6: "tcp", 17: "udp", 255: "any"}
+
+
+def vip_text(prefix: IPNetwork, protocol: int, port: int) -> str:
+    """'192.0.2.1/32 tcp:80' (an all-port VIP prints as 'any')."""
+    if protocol == 255:
+        return f"{prefix} any"
+    return f"{prefix} {_PROTO_NAME.get(protocol, str(protocol))}:{port}"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateVip:
+    prefix: IPNetwork
+    protocol: int
+    port: int
+    encap: Encap
+    dscp: int
+    src_ip_sticky: bool
+    flow_table_length: int
+
+    @property
+    def vip(self) -> VipId:
+        return (self.prefix, self.protocol, self.port)
+
+    def __str__(self) -> str:
+        return (
+            f"create vip {vip_text(*self.vip)} encap {self.encap.value} dscp {self.dscp}"
+            f" src-ip-sticky {_yes(self.src_ip_sticky)} flow-table {self.flow_table_length}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AddAs:
+    prefix: IPNetwork
+    protocol: int
+    port: int
+    address: IPAddress
+    weight: int
+
+    @property
+    def vip(self) -> VipId:
+        return (self.prefix, self.protocol, self.port)
+
+    def __str__(self) -> str:
+        return f"add as {vip_text(*self.vip)} {self.address} weight {self.weight}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetWeight:
+    """`lb_as_set_weight`; `flush` only when the weight drops to 0 (drops existing flows)."""
+
+    prefix: IPNetwork
+    protocol: int
+    port: int
+    address: IPAddress
+    weight: int
+    flush: bool = False
+
+    @property
+    def vip(self) -> VipId:
+        return (self.prefix, self.protocol, self.port)
+
+    def __str__(self) -> str:
+        return (
+            f"set weight {vip_text(*self.vip)} {self.address} weight {self.weight}"
+            f"{' flush' if self.flush else ''}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAs:
+    prefix: IPNetwork
+    protocol: int
+    port: int
+    address: IPAddress
+    flush: bool = True
+
+    @property
+    def vip(self) -> VipId:
+        return (self.prefix, self.protocol, self.port)
+
+    def __str__(self) -> str:
+        return f"delete as {vip_text(*self.vip)} {self.address}{' flush' if self.flush else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteVip:
+    prefix: IPNetwork
+    protocol: int
+    port: int
+
+    @property
+    def vip(self) -> VipId:
+        return (self.prefix, self.protocol, self.port)
+
+    def __str__(self) -> str:
+        return f"delete vip {vip_text(*self.vip)}"
+
+
+Op = CreateVip | AddAs | SetWeight | DeleteAs | DeleteVip
+
+OP_NAMES: dict[type[Op], str] = {
+    CreateVip: "create_vip",
+    AddAs: "add_as",
+    SetWeight: "set_weight",
+    DeleteAs: "delete_as",
+    DeleteVip: "delete_vip",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Ordered ops to apply, plus the VIPs in VPP that maglev leaves alone (to log them)."""
+
+    ops: tuple[Op, ...] = ()
+    unmanaged: tuple[VipId, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.ops)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Ops per kind (every kind present, 0 when absent), plus 'unmanaged'."""
+        out = dict.fromkeys(OP_NAMES.values(), 0)
+        for op in self.ops:
+            out[OP_NAMES[type(op)]] += 1
+        out["unmanaged"] = len(self.unmanaged)
+        return out
+
+    def summary(self) -> str:
+        """One line for the log: 'plan: 3 ops (add_as 2, set_weight 1); 1 unmanaged'."""
+        c = self.counts
+        kinds = ", ".join(f"{k} {n}" for k, n in c.items() if n and k != "unmanaged")
+        text = f"plan: {len(self.ops)} ops" + (f" ({kinds})" if kinds else "")
+        if c["unmanaged"]:
+            text += f"; {c['unmanaged']} unmanaged"
+        return text
+
+    def lines(self) -> list[str]:
+        """The plan as text, one op per line, then the unmanaged VIPs."""
+        out = [str(op) for op in self.ops]
+        out.extend(f"unmanaged vip {vip_text(*v)} (left alone)" for v in self.unmanaged)
+        return out
