@@ -1,0 +1,136 @@
+"""The probe interface and what every probe shares: sockets, deadlines, error mapping.
+
+A probe is a coroutine `probe(address, check, progress) -> Outcome` run on a check worker's
+asyncio loop (one loop per worker thread, many probes in flight on each). It owns its sockets
+and closes them. It never raises for a backend's misbehaviour: refused, timed out, garbage are
+all `Outcome`s with a `Reason`. `run()` wraps it: the deadline (`check.timeout`, after which
+the reason the probe last declared in `progress` is reported), the duration, and the conversion of
+stray `OSError`s (local trouble: no such namespace, bad source address, out of descriptors) into
+`SOCKERR`. Any other exception is a bug; it is logged with its traceback and reported as
+`SOCKERR` so one bad probe cannot take the worker down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from maglev import __version__
+from maglev.health import netns
+from maglev.model import CheckType, HealthCheck, IPAddress, ProbeResult, ProbeTarget, Reason
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"maglev/{__version__}"
+
+DEFAULT_PORTS = {CheckType.HTTP: 80, CheckType.HTTPS: 443, CheckType.DNS: 53}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a probe concluded (the runner adds target, duration and time)."""
+
+    ok: bool
+    reason: Reason
+    detail: str
+
+
+class Progress:
+    """How far a probe got: what a timeout at this point would mean. Set by the probe."""
+
+    __slots__ = ("detail", "reason")
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+    def at(self, reason: Reason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+ProbeFunc = Callable[[IPAddress, HealthCheck, Progress], Awaitable[Outcome]]
+
+
+def port_of(check: HealthCheck) -> int | None:
+    return check.port if check.port is not None else DEFAULT_PORTS.get(check.type)
+
+
+def sockaddr(address: IPAddress, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    if address.version == 6:
+        return (str(address), port, 0, 0)
+    return (str(address), port)
+
+
+def open_socket(check: HealthCheck, address: IPAddress, kind: int, proto: int = 0) -> socket.socket:
+    """A non-blocking socket for probing `address`: in the check's namespace, bound to its source.
+
+    Raises OSError on local trouble (reported as SOCKERR by `run`).
+    """
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    sock = netns.socket_in(check.netns, family, kind, proto)
+    try:
+        sock.setblocking(False)
+        source = check.source_ip6 if address.version == 6 else check.source_ip4
+        if source is not None:
+            sock.bind(sockaddr(source, 0))
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+_PEER_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "broken pipe",
+}
+
+
+def connect_failure(e: OSError) -> Outcome:
+    """An outcome for a failed connect (or send/recv): the peer's fault or ours."""
+    if e.errno == errno.ETIMEDOUT:
+        return Outcome(False, Reason.L4TOUT, "connect timed out")
+    if e.errno in _PEER_ERRNOS:
+        return Outcome(False, Reason.L4CON, _PEER_ERRNOS[e.errno])
+    return Outcome(False, Reason.SOCKERR, _short(e))
+
+
+def _short(e: BaseException) -> str:
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    return text[:200]
+
+
+async def run(func: ProbeFunc, target: ProbeTarget, check: HealthCheck) -> ProbeResult:
+    """Run one probe to completion within its deadline and wrap its outcome."""
+    start = time.monotonic()
+    progress = Progress(Reason.L4TOUT, "timeout")
+    try:
+        async with asyncio.timeout(check.timeout):
+            out = await func(target.address, check, progress)
+    except TimeoutError:
+        out = Outcome(False, progress.reason, f"{progress.detail} after {check.timeout:g}s")
+    except OSError as e:
+        out = Outcome(False, Reason.SOCKERR, _short(e))
+    except netns.NetnsEscapeError:
+        raise
+    except Exception as e:
+        log.exception("probe %s of %s failed with a bug", check.name, target.address)
+        out = Outcome(False, Reason.SOCKERR, f"internal error: {_short(e)}")
+    end = time.monotonic()
+    return ProbeResult(
+        target=target,
+        ok=out.ok,
+        reason=out.reason,
+        duration=end - start,
+        detail=out.detail,
+        at=end,
+    )

@@ -1,0 +1,280 @@
+"""One check worker: a thread `maglev-check-<n>` running an asyncio loop of probe streams.
+
+A worker owns its streams (one per `ProbeTarget`), their timers and sockets, and its counters.
+Every probe is a coroutine on the worker's loop, so a blackholed backend costs a socket and a
+timer, never a thread: hundreds of probes can be in flight on one worker. Other threads talk to
+a worker only through `call()` (which hops onto the loop with `call_soon_threadsafe`) and read
+its counters through `stats()`, taken under a lock.
+
+Results are put on the reconciler's queue without blocking; when it is full the result is
+dropped and counted (`dropped`): the stream probes again at its next interval, which heals it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import queue
+import random
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Protocol
+
+from maglev.health import checks
+from maglev.health.state import Phase
+from maglev.model import CheckType, HealthCheck, ProbeResult, ProbeTarget, Reason
+
+log = logging.getLogger(__name__)
+
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
+"""Upper bounds (seconds) of the lateness histogram (start of probe minus its due time)."""
+
+ProbeKey = tuple[CheckType, bool, Reason]
+
+
+class ResultSink(Protocol):
+    def put_nowait(self, item: ProbeResult, /) -> None: ...
+
+
+def interval_for(check: HealthCheck, phase: Phase) -> float:
+    if phase is Phase.UP:
+        return check.interval
+    if phase is Phase.DOWN:
+        return check.down_interval
+    return check.fast_interval
+
+
+def jittered(base: float, jitter: float, rng: random.Random) -> float:
+    """`base` moved by up to +/- `jitter` (a fraction of it), uniformly."""
+    if jitter <= 0:
+        return base
+    return base * (1.0 + rng.uniform(-jitter, jitter))
+
+
+def first_delay(check: HealthCheck, phase: Phase, rng: random.Random) -> float:
+    """Delay of a new stream's first probe: uniform over one interval of its phase.
+
+    Spread over the whole interval (not just the jitter) so a restart with thousands of backends
+    does not probe them all at once; still, every backend has its first result within one interval
+    (for a new, unknown backend that is `fast_interval`).
+    """
+    return rng.uniform(0.0, interval_for(check, phase))
+
+
+class _Stream:
+    __slots__ = (
+        "check",
+        "due",
+        "func",
+        "handle",
+        "last_start",
+        "paused",
+        "phase",
+        "target",
+        "task",
+    )
+
+    def __init__(self, target: ProbeTarget, check: HealthCheck, phase: Phase) -> None:
+        self.target = target
+        self.check = check
+        self.func = checks.PROBES[check.type]
+        self.phase = phase
+        self.paused = False
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.due = 0.0
+        self.last_start: float | None = None
+
+
+class WorkerStats:
+    """A worker's counters; written on its loop, read by anyone, under one lock."""
+
+    def __init__(self, samples: int) -> None:
+        self.lock = threading.Lock()
+        self.probes: Counter[ProbeKey] = Counter()
+        self.dropped = 0
+        self.lateness: deque[float] = deque(maxlen=samples)
+        self.buckets = [0] * len(LATENESS_BUCKETS)
+        self.lateness_sum = 0.0
+
+
+class Worker:
+    def __init__(
+        self,
+        index: int,
+        results: ResultSink,
+        rng: random.Random,
+        samples: int = 10_000,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.name = f"maglev-check-{index}"
+        self.results = results
+        self.rng = rng
+        self.on_fatal = on_fatal
+        self.stats = WorkerStats(samples)
+        self.in_flight = 0
+        self.error: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._stopping = asyncio.Event()
+        self._streams: dict[ProbeTarget, _Stream] = {}
+        self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
+
+    # --- any thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def call(self, fn: Callable[..., object], *args: object) -> None:
+        """Run `fn(*args)` on this worker's loop (thread-safe, returns at once)."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self, timeout: float) -> bool:
+        """Cancel every stream (killing exec children), end the thread; True when it ended."""
+        if self._thread.is_alive():
+            self.call(self._stopping.set)
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- loop thread --------------------------------------------------------------------
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as e:
+            self._fatal(e)
+        finally:
+            self._loop.close()
+
+    def _fatal(self, e: BaseException) -> None:
+        log.critical("check worker %s died: %r", self.name, e, exc_info=e)
+        self.error = e
+        if self.on_fatal is not None:
+            self.on_fatal(e)
+
+    async def _serve(self) -> None:
+        await self._stopping.wait()
+        tasks = []
+        for s in self._streams.values():
+            self._halt(s)
+            if s.task is not None:
+                tasks.append(s.task)
+        self._streams.clear()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+
+    def add(self, target: ProbeTarget, check: HealthCheck, phase: Phase) -> None:
+        old = self._streams.pop(target, None)
+        if old is not None:
+            self._halt(old)
+        s = _Stream(target, check, phase)
+        self._streams[target] = s
+        self._schedule(s, self._loop.time() + first_delay(check, phase, self.rng))
+
+    def remove(self, target: ProbeTarget) -> None:
+        s = self._streams.pop(target, None)
+        if s is not None:
+            self._halt(s)
+
+    def set_phase(self, target: ProbeTarget, phase: Phase) -> None:
+        s = self._streams.get(target)
+        if s is None or s.phase is phase:
+            return
+        s.phase = phase
+        if s.paused or s.task is not None or s.last_start is None:
+            return  # in flight: the next due is computed when it ends; first probe: keep spread
+        iv = jittered(interval_for(s.check, phase), s.check.jitter, self.rng)
+        self._schedule(s, max(self._loop.time(), s.last_start + iv))
+
+    def pause(self, target: ProbeTarget) -> None:
+        s = self._streams.get(target)
+        if s is not None and not s.paused:
+            self._halt(s)
+            s.paused = True
+
+    def resume(self, target: ProbeTarget) -> None:
+        s = self._streams.get(target)
+        if s is not None and s.paused:
+            s.paused = False
+            s.phase = Phase.CHANGING  # resumed backends are unknown until probed
+            self._schedule(s, self._loop.time() + first_delay(s.check, s.phase, self.rng))
+
+    def _halt(self, s: _Stream) -> None:
+        if s.handle is not None:
+            s.handle.cancel()
+            s.handle = None
+        if s.task is not None:
+            s.task.cancel()
+            s.task = None
+
+    def _schedule(self, s: _Stream, due: float) -> None:
+        if s.handle is not None:
+            s.handle.cancel()
+        s.due = due
+        s.handle = self._loop.call_at(due, self._fire, s)
+
+    def _fire(self, s: _Stream) -> None:
+        s.handle = None
+        task = self._loop.create_task(self._probe(s, s.due))
+        s.task = task
+        task.add_done_callback(self._probe_done)
+
+    def _probe_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            e = task.exception()
+            assert e is not None
+            self._fatal(e)
+            self._stopping.set()
+
+    async def _probe(self, s: _Stream, due: float) -> None:
+        loop = self._loop
+        start = loop.time()
+        self._record_lateness(start - due)
+        self.in_flight += 1
+        try:
+            result = await checks.run(s.func, s.target, s.check)
+        finally:
+            self.in_flight -= 1
+        if self._streams.get(s.target) is not s or s.paused:
+            return  # removed, replaced or paused while in flight: nobody wants this result
+        s.task = None
+        s.last_start = start
+        stats = self.stats
+        try:
+            self.results.put_nowait(result)
+            dropped = 0
+        except queue.Full:
+            dropped = 1
+        with stats.lock:
+            stats.probes[(s.check.type, result.ok, result.reason)] += 1
+            stats.dropped += dropped
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "probe %s %s: %s %s (%.1f ms)",
+                s.check.name,
+                s.target.address,
+                result.reason.value,
+                result.detail,
+                result.duration * 1e3,
+            )
+        iv = jittered(interval_for(s.check, s.phase), s.check.jitter, self.rng)
+        self._schedule(s, max(start + iv, loop.time()))
+
+    def _record_lateness(self, late: float) -> None:
+        late = max(late, 0.0)
+        stats = self.stats
+        i = bisect.bisect_left(LATENESS_BUCKETS, late)
+        with stats.lock:
+            stats.lateness.append(late)
+            stats.buckets[i] += 1
+            stats.lateness_sum += late
+
+    def stream_count(self) -> int:
+        return len(self._streams)
