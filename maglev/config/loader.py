@@ -95,6 +95,11 @@ def parse(text: str, source: str = "<string>") -> dict[str, object]:
         data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.MarkedYAMLError as e:
         raise ConfigError(_yaml_message(source, e)) from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        code = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "?")
+        raise ConfigError(f"{source}:{line}:{column}: {e.reason} (#x{code:04x})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: {e}") from None
     except RecursionError:

@@ -101,8 +101,9 @@ def misplaced_healthcheck_keys(check_type: CheckType) -> dict[str, str]:
         for key in keys:
             owners.setdefault(key, []).append(other.value)
     own = set(healthcheck_keys(check_type))
+    article = "an" if check_type.value[0] in "aeiou" else "a"
     return {
-        key: f"does not apply to a {check_type.value} healthcheck (only {', '.join(types)})"
+        key: f"does not apply to {article} {check_type.value} healthcheck (only {', '.join(types)})"
         for key, types in owners.items()
         if key not in own
     }

@@ -327,7 +327,11 @@ def gre_sources(top: Node, vpp: VppSettings, frontends: Mapping[str, Frontend]) 
     }
     for encap, (key, value) in needs.items():
         users = [name for name, fe in frontends.items() if fe.encap is encap]
-        if users and value is None:
+        vpp_raw, lb_raw = top.data.get("vpp"), None
+        if isinstance(vpp_raw, Mapping):
+            lb_raw = vpp_raw.get("lb")
+        given = isinstance(lb_raw, Mapping) and lb_raw.get(key) is not None
+        if users and value is None and not given:  # a broken value is reported already
             top.problems.append(
                 Problem(
                     f"vpp.lb.{key}",
