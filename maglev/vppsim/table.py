@@ -1,0 +1,130 @@
+"""The lb plugin's weighted Maglev new-flow table, computed exactly as VPP 26.10 computes it.
+
+`maglev_table` fills the whole bucket->AS table (the plugin's `lb_vip_update_new_flow_table`);
+`bucket_counts` gives each AS's number of buckets in closed form without filling it, cheap enough
+to run on every API operation. Both depend only on the live (address, weight) set and the table
+size M, never on insertion order. Pure functions; any thread (the emulator's and maglev's own).
+
+Addresses are the plugin's 16-byte ip46 form (IPv4 a.b.c.d is twelve zero bytes then a.b.c.d);
+`ip46()` converts from `ipaddress` objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+_P1 = 11400714785074694791
+_P2 = 14029467366897019727
+_P3 = 1609587929392839161
+_P4 = 9650029242287828579
+_P5 = 2870177450012600261
+_XXH_SEED = (0x9E3779B97F4A7C13 + _P5 + 8) & _M64
+
+
+def ip46(address: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> bytes:
+    """The plugin's 16-byte form of an address (IPv4 in the last four bytes)."""
+    addr = ipaddress.ip_address(address)
+    if addr.version == 4:
+        return bytes(12) + addr.packed
+    return addr.packed
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def xxhash_u64(key: int) -> int:
+    """VPP's `clib_xxhash`: xxHash64 of a single u64 with the plugin's fixed seed."""
+    k = (_rotl((key * _P2) & _M64, 31) * _P1) & _M64
+    h = _XXH_SEED ^ k
+    h = (_rotl(h, 27) * _P1 + _P4) & _M64
+    h ^= h >> 33
+    h = (h * _P2) & _M64
+    h ^= h >> 29
+    h = (h * _P3) & _M64
+    h ^= h >> 32
+    return h
+
+
+def _live(addresses_weights: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    """Live ASes with weight > 0, sorted by address bytes (the plugin's tie-free sort key)."""
+    return sorted((a, w) for a, w in addresses_weights if w > 0)
+
+
+def maglev_table(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> list[bytes | None]:
+    """The full new-flow table of size m: the AS address owning each bucket, None for drop.
+
+    `addresses_weights` are the VIP's live ASes as (16-byte ip46 address, weight); m is a power
+    of two. Entries (as, replica) sorted by (replica, address) each get a permutation seeded by
+    xxhash(A0 ^ A1 ^ replica) and claim, round-robin, the next free bucket along it.
+    """
+    live = _live(addresses_weights)
+    table: list[bytes | None] = [None] * m
+    if not live or m <= 0:
+        return table
+    mask = m - 1
+    entries: list[tuple[int, bytes]] = []  # (replica, address) in sorted order
+    max_w = max(w for _, w in live)
+    for r in range(max_w):
+        entries.extend((r, a) for a, w in live if w > r)
+    skips: list[int] = []
+    cursors: list[int] = []
+    for r, a in entries:
+        a0 = int.from_bytes(a[:8], "little")
+        a1 = int.from_bytes(a[8:], "little")
+        seed = xxhash_u64(a0 ^ a1 ^ r)
+        skips.append(((seed & 0xFFFFFFFF) | 1) & mask)
+        cursors.append((seed >> 32) & mask)
+    done = 0
+    while True:
+        for i, (_r, a) in enumerate(entries):
+            pos = cursors[i]
+            skip = skips[i]
+            while table[pos] is not None:
+                pos = (pos + skip) & mask
+            table[pos] = a
+            cursors[i] = (pos + skip) & mask
+            done += 1
+            if done == m:
+                return table
+
+
+def bucket_counts(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> dict[bytes, int]:
+    """Buckets per AS address in closed form (only ASes with weight > 0 appear).
+
+    Every sorted entry claims exactly one bucket per pass, so with q, R = divmod(m, W) the first R
+    entries of the (replica, address) order get q+1 buckets and the rest q. Entries are walked a
+    weight band at a time (the set of ASes with weight > r changes only at distinct weights), so
+    the cost is O(n log n), independent of m and of the weights.
+    """
+    live = _live(addresses_weights)
+    if not live or m <= 0:
+        return {}
+    total = sum(w for _, w in live)
+    q, rem = divmod(m, total)
+    counts = {a: q * w for a, w in live}
+    if rem == 0:
+        return counts
+    # ASes still present at replica level r are those with weight > r; the set shrinks at each
+    # distinct weight. Within a level they appear in address order.
+    level = 0
+    present: Sequence[tuple[bytes, int]] = live
+    for band_end in sorted({w for _, w in live}):
+        k = len(present)
+        full = min(band_end - level, rem // k)
+        if full:
+            for a, _w in present:
+                counts[a] += full
+            rem -= full * k
+            level += full
+        if rem == 0:
+            return counts
+        if level < band_end:
+            # A partial level: the first `rem` ASes in address order get one more.
+            for a, _w in present[:rem]:
+                counts[a] += 1
+            return counts
+        present = [(a, w) for a, w in present if w > band_end]
+    return counts
