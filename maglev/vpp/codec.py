@@ -24,8 +24,10 @@ FRAME = struct.Struct(">QII")  # socket transport header: pointer (0), length, t
 REPLY = struct.Struct(">HIi")  # autoreply: _vl_msg_id, context, retval
 
 
-def _addr(a: IPAddress) -> tuple[int, bytes]:
+def _addr(a: IPAddress | str) -> tuple[int, bytes]:
     # IPv4 sits in the first 4 bytes of the 16-byte union, the rest zero.
+    if isinstance(a, str):
+        a = ipaddress.ip_address(a)
     if a.version == 4:
         return 0, a.packed + b"\x00" * 12
     return 1, a.packed
@@ -43,7 +45,7 @@ def pack_as_set_weight(
     vip: IPNetwork,
     protocol: int,
     port: int,
-    address: IPAddress,
+    address: IPAddress | str,
     weight: int,
     is_flush: bool,
 ) -> bytes:
@@ -62,7 +64,7 @@ def pack_add_del_as_v2(
     vip: IPNetwork,
     protocol: int,
     port: int,
-    address: IPAddress,
+    address: IPAddress | str,
     weight: int,
     is_del: bool,
     is_flush: bool,

@@ -1,0 +1,173 @@
+"""maglev's VPP connection, batches, codec and dumper against the emulator over a real socket."""
+
+from __future__ import annotations
+
+import ipaddress
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from maglev.errors import VppApiError, VppError
+from maglev.vpp import apidefs, codec
+from maglev.vpp.counters import parse_vip_counters
+from maglev.vpp.dumper import parse_sticky, read_lb_state
+from maglev.vpp.papi import LbCall, VppConnection
+from maglev.vppsim import Emulator
+
+pytestmark = pytest.mark.integration
+
+VIP = ipaddress.ip_network("192.0.2.80/32")
+
+
+@pytest.fixture
+def emu(tmp_path: pathlib.Path) -> Iterator[Emulator]:
+    e = Emulator(str(tmp_path / "api.sock"))
+    e.start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def conn(emu: Emulator, tmp_path: pathlib.Path) -> Iterator[VppConnection]:
+    c = VppConnection(emu.socket_path, apidefs.generate(tmp_path / "defs"), read_timeout=3)
+    c.connect()
+    yield c
+    c.disconnect()
+
+
+def _vip(conn: VppConnection, **kw: object) -> None:
+    args = dict(pfx=VIP, protocol=6, port=80, encap=0, new_flows_table_length=1024)
+    args.update(kw)
+    conn.call("lb_add_del_vip_v2", **args)
+
+
+def test_connect_version_and_checked_calls(conn: VppConnection) -> None:
+    v = conn.show_version()
+    assert v.version
+    _vip(conn)
+    with pytest.raises(VppApiError) as e:
+        _vip(conn)  # the same VIP again
+    assert e.value.retval == -81
+    assert "lb_add_del_vip_v2" in str(e.value) and "VALUE_EXIST" in str(e.value)
+
+
+def test_connect_failure_is_a_clear_error(tmp_path: pathlib.Path) -> None:
+    c = VppConnection(str(tmp_path / "nothing.sock"), apidefs.generate(tmp_path / "d"))
+    with pytest.raises(VppError, match=r"cannot connect to VPP API socket .*nothing\.sock"):
+        c.connect()
+    assert not c.connected
+
+
+def test_pipeline_batches_and_retvals(conn: VppConnection, emu: Emulator) -> None:
+    _vip(conn)
+    addrs = [ipaddress.ip_address(f"10.0.0.{i}") for i in range(1, 33)]
+    vip = {"pfx": VIP, "protocol": 6, "port": 80}
+    adds = [LbCall("lb_add_del_as_v2", {**vip, "as_address": a, "weight": 100}) for a in addrs]
+    before = emu.write_count
+    res = conn.pipeline(adds)
+    assert [r.retval for r in res] == [0] * 32
+    assert emu.write_count - before == 32
+    sets = [
+        LbCall("lb_as_set_weight", {**vip, "as_address": a, "weight": i % 101, "is_flush": False})
+        for i, a in enumerate(addrs * 40)  # 1,280 calls: more than one window
+    ]
+    res = conn.pipeline(sets)
+    assert len(res) == len(sets) and all(r.ok for r in res)
+    # Errors are reported per call, in order, and do not stop the batch.
+    mixed = [
+        LbCall("lb_add_del_as_v2", {**vip, "as_address": addrs[0], "weight": 5}),  # exists: -81
+        LbCall("lb_as_set_weight", {**vip, "as_address": "10.9.9.9", "weight": 5}),  # -6
+        LbCall("lb_add_del_as_v2", {**vip, "as_address": "2001:db8::1", "weight": 5}),  # -97
+        LbCall("lb_flush_vip", vip),  # generic packer path
+    ]
+    assert [r.retval for r in conn.pipeline(mixed)] == [-81, -6, -97, 0]
+    state = read_lb_state(conn)
+    assert len(state.ases) == 32
+    got = {a.address: a.weight for a in state.ases}
+    assert got[addrs[0]] == (32 * 39) % 101  # the last weight sent for it
+    assert sum(a.num_buckets for a in state.ases) in (0, 1024)
+
+
+def test_codec_bytes_equal_vpp_papi(conn: VppConnection) -> None:
+    api = conn._api().api
+    cases = [
+        ("10.0.0.1/32", "10.1.1.1", 6, 80),
+        ("2001:db8::/64", "2001:db8:1::5", 17, 53),
+        ("192.0.2.0/24", "10.0.0.9", 255, 0),
+    ]
+    for pfx, addr, proto, port in cases:
+        net = ipaddress.ip_network(pfx)
+        a = ipaddress.ip_address(addr)
+        mid = conn._msg_id("lb_as_set_weight")
+        ours = codec.pack_as_set_weight(mid, 0, 0, net, proto, port, a, 37, True)
+        papi = api.lb_as_set_weight_pack(
+            pfx=net, protocol=proto, port=port, as_address=a, weight=37, is_flush=True
+        )
+        assert ours == bytes(papi)
+        mid = conn._msg_id("lb_add_del_as_v2")
+        ours = codec.pack_add_del_as_v2(mid, 0, 0, net, proto, port, a, 100, True, False)
+        papi = api.lb_add_del_as_v2_pack(
+            pfx=net, protocol=proto, port=port, as_address=a, weight=100, is_del=True
+        )
+        assert ours == bytes(papi)
+        mid = conn._msg_id("lb_add_del_vip_v2")
+        ours = codec.pack_add_del_vip_v2(mid, 0, 0, net, proto, port, 2, 10, 2048, True, False)
+        papi = api.lb_add_del_vip_v2_pack(
+            pfx=net, protocol=proto, port=port, encap=2, dscp=10, new_flows_table_length=2048,
+            src_ip_sticky=True, is_del=False,
+        )  # fmt: skip
+        assert ours == bytes(papi)
+
+
+def test_dumper_hides_deleted_and_reads_sticky(conn: VppConnection) -> None:
+    _vip(conn, src_ip_sticky=True)
+    _vip(conn, pfx=ipaddress.ip_network("192.0.2.81/32"), port=0, protocol=255)
+    vip = {"pfx": VIP, "protocol": 6, "port": 80}
+    conn.call("lb_add_del_as_v2", **vip, as_address="10.0.0.1", weight=100)
+    conn.call("lb_add_del_as_v2", **vip, as_address="10.0.0.2", weight=100)
+    conn.call("lb_add_del_as_v2", **vip, as_address="10.0.0.2", is_del=True)  # lingers, flags 0
+    state = read_lb_state(conn)
+    keys = {v.key: v for v in state.vips}
+    assert keys[(VIP, 6, 80)].src_ip_sticky is True
+    assert keys[(ipaddress.ip_network("192.0.2.81/32"), 255, 0)].src_ip_sticky is False
+    assert [str(a.address) for a in state.ases] == ["10.0.0.1"]
+    assert state.ases[0].num_buckets == 1024
+
+
+def test_lost_connection_marks_batch(conn: VppConnection, emu: Emulator) -> None:
+    _vip(conn)
+    emu.stop()
+    res = conn.pipeline([LbCall("lb_flush_vip", {"pfx": VIP, "protocol": 6, "port": 80})])
+    assert not res[0].ok and res[0].error
+    assert not conn.connected
+
+
+def test_parse_sticky_and_counters_text() -> None:
+    text = (
+        "ip4-gre4 [1] 192.0.2.80/32 src_ip_sticky\n"
+        "  new_size:1024\n"
+        "  protocol:6 port:80\n"
+        "  counters:\n"
+        "    packet from existing sessions: 5\n"
+        "    first session packet: 7\n"
+        "    untracked packet: 0\n"
+        "    no server configured: 2\n"
+        "  #as:0\n"
+        "ip4-gre4 [2] 192.0.2.81/32 src_ip_sticky removed\n"
+        "  new_size:1024\n"
+        "ip4-gre4 [3] 192.0.2.82/32 src_ip_sticky\n"
+        "  new_size:1024\n"
+    )
+    assert parse_sticky(text) == {
+        (VIP, 6, 80),
+        (ipaddress.ip_network("192.0.2.82/32"), 255, 0),
+    }
+    c = parse_vip_counters(text)
+    assert [v["prefix"] for v in c] == ["192.0.2.80/32", "192.0.2.82/32"]
+    assert c[0]["counters"] == {
+        "existing-session": 5,
+        "first-packet": 7,
+        "untracked": 0,
+        "no-server": 2,
+    }
