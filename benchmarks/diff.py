@@ -17,6 +17,7 @@ import importlib
 import ipaddress
 import json
 import random
+from array import array
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -107,9 +108,10 @@ def build_case(
 
 
 def _full(engine: ModuleType, layout: des.Layout, table: des.ActualTable, st: Any, ov: Any) -> Any:
-    owned = des.array("b", bytes(len(table.vip_ids)))
+    owned = array("b", bytes(len(table.vip_ids)))
+    selected = array("b", [1]) * len(layout.frontends)
     desired = engine.compute_desired(layout.topology, st, ov)
-    return engine.diff_tables(layout.topology, desired, table.actual, owned)
+    return engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
 
 
 def run(smoke: bool = False) -> dict[str, Any]:

@@ -183,7 +183,7 @@ cdef inline void _delete_all(list ops, long long vr, Py_ssize_t b0, Py_ssize_t b
         ops.append((C_OP_DELETE_AS, vr, act_as[b], 0, 1))
 
 
-def diff_tables(topology, desired, actual, owned):
+def diff_tables(topology, desired, actual, owned, selected):
     """(ops, unmanaged): ordered op tuples, and the ranks of actual VIPs left alone."""
     cdef const long long[:] fe_vip = topology[0]
     cdef const int[:] fe_attrs = topology[1]
@@ -197,6 +197,7 @@ def diff_tables(topology, desired, actual, owned):
     cdef const long long[:] act_as = actual[3]
     cdef const int[:] act_weight = actual[4]
     cdef const signed char[:] own = owned
+    cdef const signed char[:] sel = selected
     cdef list ops = []
     cdef list dec = []
     cdef list unmanaged = []
@@ -207,9 +208,10 @@ def diff_tables(topology, desired, actual, owned):
     cdef int w, old
     while i < nfe or j < nact:
         if j >= nact or (i < nfe and fe_vip[i] < act_vip[j]):
-            vr = fe_vip[i]
-            ops.append((C_OP_CREATE_VIP, vr, -1, 0, 0))
-            _add_all(ops, vr, fe_slot_start[i], fe_slot_start[i + 1], slot_as, weight)
+            if sel[i]:
+                vr = fe_vip[i]
+                ops.append((C_OP_CREATE_VIP, vr, -1, 0, 0))
+                _add_all(ops, vr, fe_slot_start[i], fe_slot_start[i + 1], slot_as, weight)
             i += 1
         elif i >= nfe or act_vip[j] < fe_vip[i]:
             vr = act_vip[j]
@@ -218,6 +220,10 @@ def diff_tables(topology, desired, actual, owned):
                 ops.append((C_OP_DELETE_VIP, vr, -1, 0, 0))
             else:
                 unmanaged.append(vr)
+            j += 1
+        elif not sel[i]:
+            # A frontend left out of this pass: its VIP is neither touched nor unmanaged.
+            i += 1
             j += 1
         else:
             vr = fe_vip[i]

@@ -146,7 +146,7 @@ def _delete_all(ops: list[Any], vr: int, b0: int, b1: int, act_as: Any) -> None:
         ops.append((OP_DELETE_AS, vr, act_as[b], 0, 1))
 
 
-def diff_tables(topology: Any, desired: Any, actual: Any, owned: Any) -> Any:
+def diff_tables(topology: Any, desired: Any, actual: Any, owned: Any, selected: Any) -> Any:
     """(ops, unmanaged): ordered op tuples, and the ranks of actual VIPs left alone."""
     fe_vip, fe_attrs, _, fe_slot_start, slot_as = topology[:5]
     weight = desired[0]
@@ -161,9 +161,10 @@ def diff_tables(topology: Any, desired: Any, actual: Any, owned: Any) -> Any:
     j = 0
     while i < nfe or j < nact:
         if j >= nact or (i < nfe and fe_vip[i] < act_vip[j]):
-            vr = fe_vip[i]
-            ops.append((OP_CREATE_VIP, vr, -1, 0, 0))
-            _add_all(ops, vr, fe_slot_start[i], fe_slot_start[i + 1], slot_as, weight)
+            if selected[i]:
+                vr = fe_vip[i]
+                ops.append((OP_CREATE_VIP, vr, -1, 0, 0))
+                _add_all(ops, vr, fe_slot_start[i], fe_slot_start[i + 1], slot_as, weight)
             i += 1
         elif i >= nfe or act_vip[j] < fe_vip[i]:
             vr = act_vip[j]
@@ -172,6 +173,10 @@ def diff_tables(topology: Any, desired: Any, actual: Any, owned: Any) -> Any:
                 ops.append((OP_DELETE_VIP, vr, -1, 0, 0))
             else:
                 unmanaged.append(vr)
+            j += 1
+        elif not selected[i]:
+            # A frontend left out of this pass: its VIP is neither touched nor unmanaged.
+            i += 1
             j += 1
         else:
             vr = fe_vip[i]

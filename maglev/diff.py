@@ -27,6 +27,8 @@ port; ASes: IPv4 before IPv6, numeric address). Arrays are `array.array` with th
     act_vip 'q' [V], act_attrs 'i' [4V], act_as_start 'i' [V+1], act_as 'q' [A] (increasing
     within a VIP), act_weight 'i' [A].
 `owned` 'b' [V]: 1 when an actual VIP that the config does not name may be deleted.
+`selected` 'b' [F]: 1 for the frontends this pass handles; the VIPs of the others are left
+    alone (not created, not compared, not reported unmanaged).
 `diff_tables` returns (ops, unmanaged): ops is a list of (OP_*, vip_rank, as_rank (-1 for VIP
 ops), weight, flush 0/1) in apply order; unmanaged lists the VIP ranks left alone.
 """
@@ -118,10 +120,14 @@ def compute_desired(topology: Topology, states: array[int], overrides: array[int
 
 
 def diff_tables(
-    topology: Topology, desired: Desired, actual: Actual, owned: array[int]
+    topology: Topology,
+    desired: Desired,
+    actual: Actual,
+    owned: array[int],
+    selected: array[int],
 ) -> tuple[list[OpTuple], list[int]]:
     """(ops, unmanaged VIP ranks) turning `actual` into `desired`, in apply order."""
-    ops, unmanaged = _engine.diff_tables(topology, desired, actual, owned)
+    ops, unmanaged = _engine.diff_tables(topology, desired, actual, owned, selected)
     return ops, unmanaged
 
 

@@ -21,13 +21,11 @@ from maglev import diff
 from maglev.model import (
     BackendState,
     Config,
+    Encap,
     Frontend,
     FrontendState,
     IPAddress,
     IPNetwork,
-)
-from maglev.model import (
-    Protocol as IPProto,
 )
 from maglev.reconcile.plan import (
     ENCAP_CODE,
@@ -70,19 +68,29 @@ K = TypeVar("K", bound=Hashable)
 
 
 def vip_id(fe: Frontend) -> VipId:
-    """The VIP key of a frontend as VPP reports it (port 0 or protocol any: 255, port 0)."""
-    if fe.protocol is IPProto.ANY or fe.port == 0:
-        return (fe.address, 255, 0)
-    return (fe.address, fe.protocol.number, fe.port)
+    """The VIP key of a frontend as VPP reports it (VPP turns port 0 into protocol 255)."""
+    return (fe.address, 255 if fe.port == 0 else fe.protocol.number, fe.port)
 
 
-def vip_order(v: VipId) -> tuple[int, int, int, int, int]:
+def vip_order(v: VipId) -> int:
+    """Sort key: IPv4 before IPv6, numeric address, prefix length, protocol, port."""
     net, proto, port = v
-    return (net.version, int(net.network_address), net.prefixlen, proto, port)
+    addr = int(net.network_address) | ((net.version == 6) << 128)
+    return (((addr << 8 | net.prefixlen) << 8) | proto) << 16 | port
 
 
-def address_order(a: IPAddress) -> tuple[int, int]:
-    return (a.version, int(a))
+def address_order(a: IPAddress) -> int:
+    """Sort key: IPv4 before IPv6, then numeric address (one int: cheaper than a tuple)."""
+    return int(a) | ((a.version == 6) << 128)
+
+
+def frontend_attrs(fe: Frontend) -> tuple[int, int, int, int]:
+    """(encap code, dscp, src_ip_sticky, flow table length) as the engine compares them.
+
+    VPP reports dscp only for L3DSR VIPs (elsewhere the byte means nothing), so it is 0 there.
+    """
+    dscp = fe.dscp if fe.encap is Encap.L3DSR else 0
+    return (ENCAP_CODE[fe.encap], dscp, int(fe.src_ip_sticky), fe.flow_table_length)
 
 
 class Ranking(Generic[K]):
@@ -90,9 +98,10 @@ class Ranking(Generic[K]):
 
     __slots__ = ("_keys", "_order", "_sort", "rank")
 
-    def __init__(self, keys: Iterable[K], order: Callable[[K], tuple[int, ...]]) -> None:
-        self._keys = sorted(set(keys), key=order)
-        self._sort = [order(k) for k in self._keys]
+    def __init__(self, keys: Iterable[K], order: Callable[[K], int]) -> None:
+        pairs = sorted((order(k), k) for k in set(keys))  # order keys are unique per key
+        self._keys = [k for _, k in pairs]
+        self._sort = [o for o, _ in pairs]
         self._order = order
         self.rank = {k: (i + 1) * _GAP for i, k in enumerate(self._keys)}
 
@@ -102,15 +111,17 @@ class Ranking(Generic[K]):
 
     def extend(self, extras: Iterable[K]) -> dict[K, int]:
         """Ranks for keys not in the fixed set, between their known neighbours."""
-        gaps: dict[int, list[K]] = {}
+        gaps: dict[int, list[tuple[int, K]]] = {}
         for k in set(extras):
             if k not in self.rank:
-                gaps.setdefault(bisect.bisect_left(self._sort, self._order(k)), []).append(k)
+                o = self._order(k)
+                gaps.setdefault(bisect.bisect_left(self._sort, o), []).append((o, k))
         out: dict[K, int] = {}
         for pos, ks in gaps.items():
             if len(ks) >= _GAP:
                 raise ValueError("too many unknown keys between two known ones")
-            for n, k in enumerate(sorted(ks, key=self._order), start=1):
+            ks.sort()
+            for n, (_, k) in enumerate(ks, start=1):
                 out[k] = pos * _GAP + n
         return out
 
@@ -154,6 +165,7 @@ def build_layout(config: Config) -> Layout:
     as_ranks: Ranking[IPAddress] = Ranking(
         (config.backends[n].address for n in backend_names), address_order
     )
+    brank = {n: as_ranks.rank[config.backends[n].address] for n in backend_names}
     fe_vip, fe_attrs, fe_flush = array("q"), array("i"), array("b")
     fe_slot_start, fe_pool_start, pool_member_start = array("i", [0]), array("i", [0]), array("i")
     slot_as, slot_backend, member_slot, member_weight = (
@@ -168,18 +180,15 @@ def build_layout(config: Config) -> Layout:
     slot_index: dict[tuple[str, str], int] = {}
     for fe in fes:
         fe_vip.append(vip_ranks.rank[vip_id(fe)])
-        fe_attrs.extend(
-            (ENCAP_CODE[fe.encap], fe.dscp, int(fe.src_ip_sticky), fe.flow_table_length)
-        )
+        fe_attrs.extend(frontend_attrs(fe))
         fe_flush.append(int(fe.flush_on_down))
         pool_of: dict[str, str] = {}
         for pool in fe.pools:
             for m in pool.members:
                 pool_of.setdefault(m.backend, pool.name)
-        ordered = sorted(pool_of, key=lambda n: as_ranks.rank[config.backends[n].address])
         base = len(slot_as)
-        for n in ordered:
-            rank = as_ranks.rank[config.backends[n].address]
+        for n in sorted(pool_of, key=brank.__getitem__):
+            rank = brank[n]
             if len(slot_as) > base and slot_as[-1] == rank:
                 raise ValueError(f"frontends.{fe.name}: two backends share address of {n!r}")
             slot_index[(fe.name, n)] = len(slot_as)
@@ -302,15 +311,20 @@ def evaluate(
     return Evaluation(layout, desired)
 
 
-class VipRow(Protocol):
-    """One VIP as read from VPP (`maglev.vpp.dumper.VipInfo` has these fields)."""
+class AsRow(Protocol):
+    """One live AS as read from VPP (`maglev.vpp.dumper.AsInfo` has these fields)."""
 
     @property
-    def prefix(self) -> IPNetwork: ...
+    def vip(self) -> VipId: ...
     @property
-    def protocol(self) -> int: ...
+    def address(self) -> IPAddress: ...
     @property
-    def port(self) -> int: ...
+    def weight(self) -> int: ...
+
+
+class VipAttrsLike(Protocol):
+    """A VIP's attributes (`maglev.reconcile.dataplane.VipAttrs` has these fields)."""
+
     @property
     def encap(self) -> int: ...
     @property
@@ -321,15 +335,24 @@ class VipRow(Protocol):
     def flow_table_length(self) -> int: ...
 
 
-class AsRow(Protocol):
-    """One live AS as read from VPP (`maglev.vpp.dumper.AsInfo` has these fields)."""
+class VipRow(VipAttrsLike, Protocol):
+    """One VIP as read from VPP (`maglev.vpp.dumper.VipInfo` has these fields)."""
 
     @property
-    def vip(self) -> VipId: ...
+    def prefix(self) -> IPNetwork: ...
     @property
-    def address(self) -> IPAddress: ...
+    def protocol(self) -> int: ...
     @property
-    def weight(self) -> int: ...
+    def port(self) -> int: ...
+
+
+class ActualVipLike(Protocol):
+    """One VIP of VPP: attributes and the weight of each live AS (`dataplane.ActualVip`)."""
+
+    @property
+    def attrs(self) -> VipAttrsLike: ...
+    @property
+    def weights(self) -> Mapping[IPAddress, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,30 +366,45 @@ class ActualTable:
 
 
 def prepare_actual(layout: Layout, vips: Iterable[VipRow], ases: Iterable[AsRow]) -> ActualTable:
-    """Rank VPP's VIPs and live ASes (ASes of VIPs not in `vips` are ignored)."""
-    rows: dict[VipId, VipRow] = {}
+    """Rank VPP's VIP and live AS rows (ASes of VIPs not in `vips` are ignored)."""
+    attrs: dict[VipId, VipAttrsLike] = {}
     for v in vips:
-        rows.setdefault((v.prefix, v.protocol, v.port), v)
-    extra_v = layout.vip_ranks.extend(rows)
-    vrank = layout.vip_ranks.rank
-    members: dict[VipId, list[tuple[IPAddress, int]]] = {k: [] for k in rows}
+        attrs.setdefault((v.prefix, v.protocol, v.port), v)
+    weights: dict[VipId, dict[IPAddress, int]] = {k: {} for k in attrs}
     for a in ases:
-        lst = members.get(a.vip)
-        if lst is not None:
-            lst.append((a.address, a.weight))
-    arank = layout.as_ranks.rank
-    extra_a = layout.as_ranks.extend(
-        addr for lst in members.values() for addr, _ in lst if addr not in arank
+        w = weights.get(a.vip)
+        if w is not None:
+            w[a.address] = a.weight
+    return _rank_table(layout, attrs, weights)
+
+
+def prepare_actual_map(layout: Layout, actual: Mapping[VipId, ActualVipLike]) -> ActualTable:
+    """`prepare_actual` for a view of VPP kept as {VIP key: ActualVip} (no row objects)."""
+    return _rank_table(
+        layout, {k: v.attrs for k, v in actual.items()}, {k: v.weights for k, v in actual.items()}
     )
-    order = sorted(rows, key=lambda k: vrank.get(k) or extra_v[k])
+
+
+def _rank_table(
+    layout: Layout,
+    attrs: Mapping[VipId, VipAttrsLike],
+    weights: Mapping[VipId, Mapping[IPAddress, int]],
+) -> ActualTable:
+    l3dsr = ENCAP_CODE[Encap.L3DSR]
+    extra_v = layout.vip_ranks.extend(attrs)
+    vrank = layout.vip_ranks.rank
+    arank = layout.as_ranks.rank
+    extra_a = layout.as_ranks.extend(a for w in weights.values() for a in w if a not in arank)
+    order = sorted(attrs, key=lambda k: vrank.get(k) or extra_v[k])
     act_vip, act_attrs, act_as_start = array("q"), array("i"), array("i", [0])
     act_as, act_weight = array("q"), array("i")
     for k in order:
-        v = rows[k]
+        at = attrs[k]
         act_vip.append(vrank.get(k) or extra_v[k])
-        act_attrs.extend((v.encap, v.dscp, int(v.src_ip_sticky), v.flow_table_length))
-        ranked = sorted((arank.get(addr) or extra_a[addr], w) for addr, w in members[k])
-        for r, w in ranked:
+        # VPP reports dscp only for L3DSR VIPs; elsewhere the byte means nothing.
+        dscp = at.dscp if at.encap == l3dsr else 0
+        act_attrs.extend((at.encap, dscp, int(at.src_ip_sticky), at.flow_table_length))
+        for r, w in sorted((arank.get(a) or extra_a[a], w) for a, w in weights[k].items()):
             act_as.append(r)
             act_weight.append(w)
         act_as_start.append(len(act_as))
@@ -379,18 +417,23 @@ def prepare_actual(layout: Layout, vips: Iterable[VipRow], ases: Iterable[AsRow]
 
 
 def make_plan(
-    evaluation: Evaluation, table: ActualTable, owned: Collection[VipId] = frozenset()
+    evaluation: Evaluation,
+    table: ActualTable,
+    owned: Collection[VipId] = frozenset(),
+    selected: array[int] | None = None,
 ) -> Plan:
-    """The ordered ops turning VPP's tables into the desired ones.
+    """The ordered ops turning VPP's tables (`table`) into the desired ones.
 
-    VIPs in VPP that the config does not name are deleted only when listed in `owned` (the
-    reconciler passes the VIPs of frontends removed from config, or every unknown VIP under the
-    `delete` policy); the others come back as `Plan.unmanaged`.
+    VIPs in VPP that the config does not name are deleted only when listed in `owned`; the
+    others come back as `Plan.unmanaged`. `selected` (per frontend index, default all) limits
+    the pass to some frontends: the VIPs of the others are left as they are.
     """
     layout = evaluation.layout
     owned_flags = array("b", [int(k in owned) for k in table.vip_ids])
+    if selected is None:
+        selected = array("b", [1]) * len(layout.frontends)
     ops, unmanaged = diff.diff_tables(
-        layout.topology, evaluation.desired, table.actual, owned_flags
+        layout.topology, evaluation.desired, table.actual, owned_flags, selected
     )
     fe_by_rank = dict(zip(layout.topology.fe_vip, layout.frontends, strict=True))
 
@@ -413,10 +456,9 @@ def make_plan(
             out.append(DeleteAs(net, proto, port, addr_of(ar), bool(flush)))
         elif code == diff.OP_CREATE_VIP:
             fe = fe_by_rank[vr]
+            _, dscp, _, _ = frontend_attrs(fe)
             out.append(
-                CreateVip(
-                    net, proto, port, fe.encap, fe.dscp, fe.src_ip_sticky, fe.flow_table_length
-                )
+                CreateVip(net, proto, port, fe.encap, dscp, fe.src_ip_sticky, fe.flow_table_length)
             )
         else:
             out.append(DeleteVip(net, proto, port))
