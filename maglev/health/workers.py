@@ -163,9 +163,9 @@ class Worker:
         await self._stopping.wait()
         tasks = []
         for s in self._streams.values():
-            self._halt(s)
             if s.task is not None:
                 tasks.append(s.task)
+            self._halt(s)
         self._streams.clear()
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)

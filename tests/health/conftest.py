@@ -50,9 +50,12 @@ def refused_port() -> int:
 
 @pytest.fixture
 def blackhole() -> Iterator[int]:
-    """A port whose listener never accepts and whose accept queue is already full."""
+    """A port whose listener never accepts and whose accept queue is already full.
+
+    It listens on 0.0.0.0, so every 127.x.y.z address blackholes on this port.
+    """
     lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
+    lsock.bind(("0.0.0.0", 0))
     lsock.listen(0)
     port = lsock.getsockname()[1]
     fillers = []
@@ -92,7 +95,7 @@ class _Threaded(socketserver.ThreadingMixIn, socketserver.TCPServer):
 @pytest.fixture
 def tcp_server() -> Iterator[int]:
     srv = _Threaded(("127.0.0.1", 0), _TcpHandler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield srv.server_address[1]
@@ -165,7 +168,7 @@ def _serve_http(ctx: ssl.SSLContext | None = None) -> Iterator[HttpServer]:
     srv.seen = []
     if ctx is not None:
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield HttpServer(srv.server_address[1], srv.seen)

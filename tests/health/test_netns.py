@@ -1,0 +1,111 @@
+"""Probes from inside network namespaces (root and `ip netns` needed; skipped otherwise).
+
+Two namespaces joined by a veth pair: "a" probes, "b" is the backend host. Addresses are
+link-local (169.254.77.0/24) and exist only inside these namespaces. Every namespace made here is
+deleted again, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from maglev.health import netns
+from maglev.model import CheckType, Reason
+from tests.health.conftest import LO, check, run_probe
+
+pytestmark = [pytest.mark.netns, pytest.mark.integration]
+
+A_ADDR = ipaddress.IPv4Address("169.254.77.1")
+B_ADDR = ipaddress.IPv4Address("169.254.77.2")
+NOBODY = ipaddress.IPv4Address("169.254.77.3")
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    tag = uuid.uuid4().hex[:6]
+    p = Pair(f"mgt-a-{tag}", f"mgt-b-{tag}")
+    made: list[str] = []
+    try:
+        for ns in (p.a, p.b):
+            try:
+                _ip("netns", "add", ns)
+            except (OSError, subprocess.CalledProcessError) as e:
+                pytest.skip(f"ip netns unavailable: {e}")
+            made.append(ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", p.a, "link", "add", "mga", "type", "veth", "peer", "name", "mgb", "netns", p.b)
+        _ip("-n", p.a, "addr", "add", f"{A_ADDR}/24", "dev", "mga")
+        _ip("-n", p.b, "addr", "add", f"{B_ADDR}/24", "dev", "mgb")
+        _ip("-n", p.a, "link", "set", "mga", "up")
+        _ip("-n", p.b, "link", "set", "mgb", "up")
+        yield p
+    finally:
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def test_tcp_inside_namespace(pair: Pair) -> None:
+    # A listener on 127.0.0.1 inside "b" is invisible from the root namespace.
+    with netns.socket_in(pair.b, socket.AF_INET, socket.SOCK_STREAM) as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        port = lsock.getsockname()[1]
+        r = run_probe(check(CheckType.TCP, port=port, netns=pair.b))
+        assert (r.ok, r.reason) == (True, Reason.L4OK), r.detail
+        # The thread came back to its own namespace: the same port here is someone else's.
+        r = run_probe(check(CheckType.TCP, port=port))
+        assert (r.ok, r.reason) == (False, Reason.L4CON)
+
+
+def test_namespace_host_over_veth(pair: Pair) -> None:
+    with netns.socket_in(pair.b, socket.AF_INET, socket.SOCK_STREAM) as lsock:
+        lsock.bind((str(B_ADDR), 0))
+        lsock.listen(8)
+        port = lsock.getsockname()[1]
+        r = run_probe(check(CheckType.TCP, port=port, netns=pair.a), B_ADDR)
+        assert r.ok, r.detail
+        r = run_probe(check(CheckType.TCP, port=port, netns=pair.a, timeout=0.3), NOBODY)
+        assert (r.ok, r.reason) == (False, Reason.L4TOUT)  # no neighbour answers: blackhole
+
+
+def test_icmp_to_namespace_host(pair: Pair) -> None:
+    r = run_probe(check(CheckType.ICMP, netns=pair.a), B_ADDR)
+    assert (r.ok, r.reason) == (True, Reason.ICMPOK), r.detail
+    r = run_probe(check(CheckType.ICMP, netns=pair.a, timeout=0.3), NOBODY)
+    assert (r.ok, r.reason) == (False, Reason.ICMPTOUT)
+    # With a source address of the probing namespace.
+    r = run_probe(check(CheckType.ICMP, netns=pair.a, source_ip4=A_ADDR), B_ADDR)
+    assert r.ok, r.detail
+
+
+def test_exec_inside_namespace(pair: Pair) -> None:
+    c = check(CheckType.EXEC, command=("ip", "link", "show", "dev", "mga"), netns=pair.a)
+    assert run_probe(c).ok
+    assert not run_probe(check(CheckType.EXEC, command=c.command)).ok  # not in the root ns
+
+
+def test_missing_namespace_is_a_socket_error() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    r = run_probe(check(CheckType.TCP, port=80, netns=f"mgt-missing-{uuid.uuid4().hex[:6]}"), LO)
+    assert (r.ok, r.reason) == (False, Reason.SOCKERR)
