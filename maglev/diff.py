@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 from array import array
+from types import ModuleType
 from typing import NamedTuple
 
 if os.environ.get("MAGLEV_NO_EXTENSIONS", "") in ("1", "true", "yes"):
@@ -114,9 +115,18 @@ class Actual(NamedTuple):
     act_weight: array[int]
 
 
-def compute_desired(topology: Topology, states: array[int], overrides: array[int]) -> Desired:
-    """Per-slot weights, flush flags and reasons; per-frontend state and active pool."""
-    return Desired._make(_engine.compute_desired(topology, states, overrides))
+def compute_desired(
+    topology: Topology,
+    states: array[int],
+    overrides: array[int],
+    engine: ModuleType | None = None,
+) -> Desired:
+    """Per-slot weights, flush flags and reasons; per-frontend state and active pool.
+
+    `engine` picks a twin explicitly (tests run both); default: the selected one.
+    """
+    e = _engine if engine is None else engine
+    return Desired._make(e.compute_desired(topology, states, overrides))
 
 
 def diff_tables(
@@ -125,9 +135,11 @@ def diff_tables(
     actual: Actual,
     owned: array[int],
     selected: array[int],
+    engine: ModuleType | None = None,
 ) -> tuple[list[OpTuple], list[int]]:
     """(ops, unmanaged VIP ranks) turning `actual` into `desired`, in apply order."""
-    ops, unmanaged = _engine.diff_tables(topology, desired, actual, owned, selected)
+    e = _engine if engine is None else engine
+    ops, unmanaged = e.diff_tables(topology, desired, actual, owned, selected)
     return ops, unmanaged
 
 

@@ -15,6 +15,7 @@ import bisect
 from array import array
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Generic, Protocol, TypeVar
 
 from maglev import diff
@@ -304,9 +305,14 @@ def evaluate(
     layout: Layout,
     states: Mapping[str, BackendState],
     overrides: Mapping[tuple[str, str], int] | None = None,
+    engine: ModuleType | None = None,
 ) -> Evaluation:
+    """Run the engine (`engine`: a twin picked explicitly, default the selected one)."""
     desired = diff.compute_desired(
-        layout.topology, encode_states(layout, states), encode_overrides(layout, overrides or {})
+        layout.topology,
+        encode_states(layout, states),
+        encode_overrides(layout, overrides or {}),
+        engine,
     )
     return Evaluation(layout, desired)
 
@@ -421,6 +427,7 @@ def make_plan(
     table: ActualTable,
     owned: Collection[VipId] = frozenset(),
     selected: array[int] | None = None,
+    engine: ModuleType | None = None,
 ) -> Plan:
     """The ordered ops turning VPP's tables (`table`) into the desired ones.
 
@@ -433,7 +440,7 @@ def make_plan(
     if selected is None:
         selected = array("b", [1]) * len(layout.frontends)
     ops, unmanaged = diff.diff_tables(
-        layout.topology, evaluation.desired, table.actual, owned_flags, selected
+        layout.topology, evaluation.desired, table.actual, owned_flags, selected, engine
     )
     fe_by_rank = dict(zip(layout.topology.fe_vip, layout.frontends, strict=True))
 
@@ -463,3 +470,8 @@ def make_plan(
         else:
             out.append(DeleteVip(net, proto, port))
     return Plan(ops=tuple(out), unmanaged=tuple(vip_of(r) for r in unmanaged))
+
+
+def select(layout: Layout, names: Collection[str]) -> array[int]:
+    """The `selected` flags of `make_plan` for the named frontends."""
+    return array("b", [int(fe.name in names) for fe in layout.frontends])
