@@ -222,11 +222,11 @@ class LbState:
 
     # ---- garbage collection --------------------------------------------------------------------
 
-    def vip_gc(self, vip: Vip) -> None:
+    def vip_gc(self, vip: Vip, at: int | None = None) -> None:
         """lb_vip_garbage_collection: rate-limited; frees deleted ASes past their timeout.
 
         No traffic is emulated, so no sticky entry ever holds a reference on an AS."""
-        now = self.now()
+        now = self.now() if at is None else at
         if not now > vip.last_gc + GARBAGE_RUN:
             return
         vip.last_gc = now
@@ -242,13 +242,25 @@ class LbState:
                 self.ass.free.append(ai)
 
     def gc_process(self) -> None:
-        """The lb-gc-process node, due every GARBAGE_RUN seconds; run lazily before requests."""
+        """The lb-gc-process node: wakes every GARBAGE_RUN seconds of VPP time.
+
+        Nothing observes the plugin between requests, so the wake-ups that fell due since the
+        last request are run now, each at its own time (a long clock jump runs only the last
+        few: earlier ones could not free anything the later ones would not)."""
         now = self.now()
-        if now < self.last_gc_process + GARBAGE_RUN:
+        due = self.last_gc_process + GARBAGE_RUN
+        if now < due:
             return
-        self.last_gc_process = now
+        ticks = (now - due) // GARBAGE_RUN + 1
+        first = due + max(0, ticks - 3) * GARBAGE_RUN
+        for at in range(first, now + 1, GARBAGE_RUN):
+            self._gc_all(at)
+            self.last_gc_process = at
+
+    def _gc_all(self, at: int) -> None:
+        """lb_garbage_collection: GC every VIP; free deleted VIPs left without ASes."""
         for i, v in list(self.all_vips()):
-            self.vip_gc(v)
+            self.vip_gc(v, at)
             if not v.used and not any(s is not None for s in v.slots):
                 self.vips.put(i)
 

@@ -180,7 +180,10 @@ class Emulator:
                         client: _Client = key.data
                         if events & selectors.EVENT_READ:
                             self._on_readable(client)
-                        if events & selectors.EVENT_WRITE and client.slot in self._clients:
+                        if (
+                            events & selectors.EVENT_WRITE
+                            and self._clients.get(client.slot) is client
+                        ):
                             self._flush(client)
                 self._flush_dirty()
         finally:
@@ -256,12 +259,19 @@ class Emulator:
                     break
                 body = bytes(view[pos + 16 : pos + 16 + length])
                 pos += 16 + length
-                self._dispatch(client, body)
-                if client.slot not in self._clients or client.closing:
+                try:
+                    self._dispatch(client, body)
+                except Exception:
+                    # A handler bug must not take the emulator down for every client.
+                    log.exception("message from client %#x failed; dropping it", client.index)
+                    view.release()
+                    self._drop(client, "internal error")
+                    return
+                if self._clients.get(client.slot) is not client or client.closing:
                     break
         finally:
             view.release()
-        if client.slot in self._clients:
+        if self._clients.get(client.slot) is client:
             del buf[:pos]
 
     def _dispatch(self, client: _Client, body: bytes) -> None:
