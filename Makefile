@@ -44,7 +44,7 @@ check: lint types test
 
 # Runs the demo: maglevd on the embedded VPP emulator with demo backends on loopback.
 run: $(STAMP)
-	$(VENV)/bin/maglevd demo
+	$(VENV)/bin/maglevd demo --config etc/maglev-demo.yaml
 
 bench: $(STAMP)
 	$(VENV)/bin/maglev-bench all

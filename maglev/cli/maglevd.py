@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from maglev import __version__
 from maglev.errors import ConfigError, ConfigInvalid
+
+LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,26 +21,139 @@ def cli() -> None:
     """maglev daemon: health-checks backends and programs VPP's lb plugin."""
 
 
-@cli.command("check-config")
-@click.argument("file", type=click.Path())
-def check_config(file: str) -> None:
-    """Validate FILE. Exit 0 valid, 1 unreadable or unparsable, 2 semantically invalid."""
+def _check(file: str) -> int:
     from maglev.config import load_file
 
     try:
         cfg = load_file(file)
     except ConfigError as e:
-        click.echo(str(e), err=True)  # names the file (and the line, for syntax errors)
-        sys.exit(1)
+        click.echo(f"{file}: {e}", err=True)
+        return 1
     except ConfigInvalid as e:
         for p in e.problems:
             click.echo(f"{file}: {p}", err=True)
         click.echo(f"{file}: {len(e.problems)} problem(s)", err=True)
-        sys.exit(2)
+        return 2
     click.echo(
         f"{file}: ok ({len(cfg.frontends)} frontends, {len(cfg.backends)} backends, "
         f"{len(cfg.healthchecks)} healthchecks)"
     )
+    return 0
+
+
+@cli.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+def check_config(file: str) -> None:
+    """Validate FILE. Exit 0 valid, 1 unreadable or unparsable, 2 semantically invalid."""
+    sys.exit(_check(file))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(f: F) -> F:
+    for opt in reversed(
+        [
+            click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True),
+            click.option(
+                "--log-format",
+                type=click.Choice(["text", "json"]),
+                default="text",
+                show_default=True,
+            ),
+            click.option(
+                "--log-target",
+                type=click.Choice(["stderr", "syslog"]),
+                default="stderr",
+                show_default=True,
+            ),
+            click.option(
+                "--pidfile", type=click.Path(dir_okay=False), help="Write the daemon's pid here."
+            ),
+            click.option(
+                "--dry-run", is_flag=True, help="Never write to VPP; log the plan instead."
+            ),
+            click.option("--control-socket", help="Override control.socket from the config."),
+            click.option("--metrics-listen", help="Override metrics.listen (host:port)."),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@cli.command("run")
+@click.option(
+    "--config", "-c", "config", required=True, type=click.Path(dir_okay=False), help="Config file."
+)
+@click.option("--check", is_flag=True, help="Only validate the config (as check-config) and exit.")
+@_common
+def run(config: str, check: bool, log_level: str, log_format: str, log_target: str, pidfile: str | None,
+        dry_run: bool, control_socket: str | None, metrics_listen: str | None) -> None:  # fmt: skip
+    """Run the daemon in the foreground until SIGTERM/SIGINT (SIGHUP reloads the config)."""
+    if check:
+        sys.exit(_check(config))
+    from maglev.daemon import logsetup
+    from maglev.daemon.runtime import Settings
+    from maglev.daemon.runtime import run as run_daemon
+
+    logsetup.configure(log_level, log_format, log_target)
+    settings = Settings(config, dry_run, pidfile, control_socket, metrics_listen)
+    sys.exit(run_daemon(settings))
+
+
+@cli.command("demo")
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    default="etc/maglev-demo.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
+@click.option(
+    "--flap",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Stop/restart the first frontend's primary backends every N seconds (0: never).",
+)
+@_common
+def demo(config: str, flap: float, log_level: str, log_format: str, log_target: str, pidfile: str | None,
+         dry_run: bool, control_socket: str | None, metrics_listen: str | None) -> None:  # fmt: skip
+    """Run the demo: demo backends on loopback plus maglevd on the embedded VPP emulator."""
+    from maglev.config import load_file
+    from maglev.daemon import logsetup
+    from maglev.daemon.demo import Flapper, demo_backends, start_all
+    from maglev.daemon.runtime import Settings
+    from maglev.daemon.runtime import run as run_daemon
+
+    logsetup.configure(log_level, log_format, log_target)
+    try:
+        cfg = load_file(config)
+    except (ConfigError, ConfigInvalid) as e:
+        click.echo(f"{config}: {e}", err=True)
+        sys.exit(1 if isinstance(e, ConfigError) else 2)
+    try:
+        backends = demo_backends(cfg)
+        start_all(backends)
+    except (OSError, ValueError) as e:
+        click.echo(f"maglevd demo: {e}", err=True)
+        sys.exit(1)
+    flapper = Flapper(cfg, backends, flap) if flap > 0 else None
+    if flapper:
+        flapper.start()
+    sock = control_socket or cfg.control.socket
+    logging.getLogger("maglev.demo").info(
+        "demo running; in another terminal: maglevc --socket %s show frontends (Ctrl-C stops)", sock
+    )
+    try:
+        code = run_daemon(Settings(config, dry_run, pidfile, control_socket, metrics_listen))
+    finally:
+        if flapper:
+            flapper.stop()
+        for b in backends:
+            b.stop()
+    sys.exit(code)
 
 
 def main() -> None:

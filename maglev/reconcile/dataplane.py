@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 from maglev.errors import VppError
 from maglev.model import Encap, Frontend, IPAddress, LbSettings
+from maglev.reconcile.plan import ENCAP_CODE, AddAs, CreateVip, DeleteAs, DeleteVip, Op, SetWeight
 from maglev.vpp.dumper import LbState, VipKey, read_lb_state, vip_key
 from maglev.vpp.papi import CallResult, LbCall, VersionInfo, VppConnection
 
 log = logging.getLogger(__name__)
-
-ENCAP_CODE = {Encap.GRE4: 0, Encap.GRE6: 1, Encap.L3DSR: 2, Encap.NAT4: 3, Encap.NAT6: 4}
-CODE_ENCAP = {v: k for k, v in ENCAP_CODE.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +122,58 @@ class Dataplane:
 
     def send(self, calls: Sequence[LbCall]) -> list[CallResult]:
         return self.conn.pipeline(calls)
+
+
+def op_call(op: Op) -> LbCall:
+    """The lb API request that carries out one plan operation."""
+    vip = {"pfx": op.prefix, "protocol": op.protocol, "port": op.port}
+    if isinstance(op, SetWeight):
+        return LbCall(
+            "lb_as_set_weight",
+            {**vip, "as_address": op.address, "weight": op.weight, "is_flush": op.flush},
+        )
+    if isinstance(op, AddAs):
+        return LbCall(
+            "lb_add_del_as_v2",
+            {**vip, "as_address": op.address, "weight": op.weight, "is_del": False},
+        )
+    if isinstance(op, DeleteAs):
+        return LbCall(
+            "lb_add_del_as_v2",
+            {**vip, "as_address": op.address, "is_del": True, "is_flush": op.flush},
+        )
+    if isinstance(op, CreateVip):
+        return LbCall(
+            "lb_add_del_vip_v2",
+            {
+                **vip,
+                "encap": ENCAP_CODE[op.encap],
+                "dscp": op.dscp,
+                "type": 0,
+                # NAT VIPs translate to the same port on the backend.
+                "target_port": op.port if op.encap in (Encap.NAT4, Encap.NAT6) else 0,
+                "node_port": 0,
+                "new_flows_table_length": op.flow_table_length,
+                "src_ip_sticky": op.src_ip_sticky,
+                "is_del": False,
+            },
+        )
+    return LbCall("lb_add_del_vip_v2", {**vip, "is_del": True})
+
+
+def apply_to_actual(actual: dict[VipKey, ActualVip], op: Op) -> None:
+    """Record a successful operation in the reconciler's view of VPP."""
+    if isinstance(op, CreateVip):
+        dscp = op.dscp if op.encap is Encap.L3DSR else 0
+        attrs = VipAttrs(ENCAP_CODE[op.encap], dscp, op.src_ip_sticky, op.flow_table_length)
+        actual[op.vip] = ActualVip(attrs)
+    elif isinstance(op, DeleteVip):
+        actual.pop(op.vip, None)
+    elif isinstance(op, AddAs | SetWeight):
+        vip = actual.get(op.vip)
+        if vip is not None:
+            vip.weights[op.address] = op.weight
+    elif isinstance(op, DeleteAs):
+        vip = actual.get(op.vip)
+        if vip is not None:
+            vip.weights.pop(op.address, None)

@@ -74,7 +74,10 @@ class VppConnection:
         self.read_timeout = read_timeout
         self._vpp: Any = None
         self._ids: dict[str, int] = {}
-        self.calls = 0  # API requests sent, for metrics
+        self.calls = 0  # API requests sent
+        # (message, "ok" | "error" | retval name) -> count, for metrics; read by other threads
+        # only as a copy (dict(...)), written by the owning thread.
+        self.results: dict[tuple[str, str], int] = {}
 
     # --- connection -----------------------------------------------------------------------
 
@@ -138,9 +141,17 @@ class VppConnection:
         finally:
             self.calls += 1
         retval = getattr(reply, "retval", 0)
+        self._count(message, retval)
         if retval != 0:
             raise VppApiError(message, retval, args)
         return reply
+
+    def _count(self, message: str, retval: int | None) -> None:
+        key = (
+            message,
+            "error" if retval is None else ("ok" if retval == 0 else retval_name(retval)),
+        )
+        self.results[key] = self.results.get(key, 0) + 1
 
     def dump(self, message: str, **args: Any) -> list[Any]:
         vpp = self._api()
@@ -154,6 +165,7 @@ class VppConnection:
             raise VppError(f"{message} failed: {e}") from e
         finally:
             self.calls += 2  # the dump and its control_ping
+        self._count(message, 0)
         return list(rows)
 
     def cli(self, command: str) -> str:
@@ -236,6 +248,7 @@ class VppConnection:
                     rest = [CallResult(x, -1, "not sent") for x in calls[start + len(chunk) :]]
                     return results + lost + rest
                 results.append(CallResult(c, r))
+                self._count(c.message, r)
         log.debug("pipelined %d calls in %.1f ms", len(calls), (time.perf_counter() - t0) * 1e3)
         return results
 

@@ -1,0 +1,307 @@
+"""The daemon's control-API handler: reads the reconciler's published snapshot, sends it requests.
+
+Runs on the control server's request threads. Reads never lock anything: they format the latest
+immutable `Snapshot`. Writes become messages on the reconciler's queue and wait (bounded) for its
+answer, so every state change still happens on the reconciler thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from maglev import __version__, diff
+from maglev.daemon.bus import EventBus
+from maglev.daemon.control import ApiError
+from maglev.errors import ConfigError, ConfigInvalid, VppError
+from maglev.reconcile import events
+from maglev.reconcile.reconciler import Reconciler
+from maglev.reconcile.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from maglev.daemon.runtime import Runtime
+
+REQUEST_TIMEOUT = 30.0
+
+
+def _ts(t: float | None) -> str | None:
+    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class DaemonApi:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.bus: EventBus = runtime.bus
+
+    @property
+    def snap(self) -> Snapshot:
+        return self.rt.reconciler.snapshot
+
+    def _ask(self, msg: Any) -> Any:
+        fut: Future[Any] = msg.reply
+        try:
+            self.rt.inbox.put(msg, timeout=5.0)
+        except queue.Full as e:
+            raise ApiError(503, "the reconciler is overloaded (queue full); try again") from e
+        try:
+            return fut.result(timeout=REQUEST_TIMEOUT)
+        except FutureTimeout as e:
+            raise ApiError(504, "the reconciler did not answer in time") from e
+        except KeyError as e:
+            raise ApiError(404, str(e.args[0]) if e.args else "not found") from e
+        except ValueError as e:
+            raise ApiError(400, str(e)) from e
+        except VppError as e:
+            raise ApiError(502, f"VPP: {e}") from e
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        s = self.snap
+        return {"version": __version__, "engine": diff.IMPLEMENTATION, "vpp_version": s.vpp_version}
+
+    def status(self) -> dict[str, Any]:
+        s = self.snap
+        rt = self.rt
+        states: dict[str, int] = {}
+        for b in s.backends.values():
+            states[b.state.value] = states.get(b.state.value, 0) + 1
+        fstates: dict[str, int] = {}
+        for f in s.frontends.values():
+            fstates[f.state.value] = fstates.get(f.state.value, 0) + 1
+        return {
+            "version": __version__,
+            "pid": rt.pid,
+            "uptime": round(time.time() - rt.started_wall, 3),
+            "engine": diff.IMPLEMENTATION,
+            "dry_run": rt.dry_run,
+            "vpp": {
+                "connected": s.vpp_connected,
+                "socket": rt.vpp_socket,
+                "embedded": rt.config.vpp.embedded,
+                "version": s.vpp_version,
+                "connected_since": _ts(s.vpp_since),
+                "last_sync": _ts(s.last_sync),
+                "last_sync_ok": s.last_sync_ok,
+                "unmanaged_vips": [f"{p} {proto}:{port}" for p, proto, port in s.unmanaged],
+            },
+            "config": {
+                "file": rt.config_path,
+                "loaded_at": _ts(rt.config_loaded_at),
+                "last_reload": rt.last_reload,
+            },
+            "frontends": {"total": len(s.config.frontends), "released": len(s.released), **fstates},
+            "backends": {"total": len(s.backends), **states},
+            "reconciler": {
+                "passes": s.counters.passes,
+                "full_syncs": s.counters.full_syncs,
+                "ops_ok": s.counters.ops_ok,
+                "ops_failed": s.counters.ops_failed,
+                "last_pass_ms": round(s.counters.last_pass_seconds * 1e3, 3),
+            },
+        }
+
+    def _frontend_doc(self, s: Snapshot, name: str) -> dict[str, Any]:
+        fe = s.config.frontends[name]
+        view = s.frontends.get(name)
+        by_name = {b.name: b for b in view.backends} if view else {}
+        rows = []
+        for pool in fe.pools:
+            for m in pool.members:
+                b = s.config.backends[m.backend]
+                bv = by_name.get(m.backend)
+                st = s.backends.get(m.backend)
+                rows.append(
+                    {
+                        "pool": pool.name,
+                        "name": m.backend,
+                        "address": str(b.address),
+                        "state": st.state.value if st else "unknown",
+                        "configured_weight": m.weight,
+                        "override": s.overrides.get((name, m.backend)),
+                        "effective_weight": bv.weight if bv else None,
+                        "reason": bv.reason if bv else "held: startup (not yet released)",
+                    }
+                )
+        return {
+            "name": name,
+            "address": str(fe.address),
+            "protocol": fe.protocol.value,
+            "port": fe.port,
+            "encap": fe.encap.value,
+            "src_ip_sticky": fe.src_ip_sticky,
+            "flow_table_length": fe.flow_table_length,
+            "flush_on_down": fe.flush_on_down,
+            "state": view.state.value if view else "unknown",
+            "active_pool": view.active_pool if view else None,
+            "released": name in s.released,
+            "backends": rows,
+        }
+
+    def frontends(self) -> list[dict[str, Any]]:
+        s = self.snap
+        return [self._frontend_doc(s, n) for n in sorted(s.config.frontends)]
+
+    def frontend(self, name: str) -> dict[str, Any]:
+        s = self.snap
+        if name not in s.config.frontends:
+            raise ApiError(404, f"no frontend named {name!r}")
+        return self._frontend_doc(s, name)
+
+    def _backend_doc(self, s: Snapshot, name: str, full: bool) -> dict[str, Any]:
+        b = s.config.backends[name]
+        st = s.backends.get(name)
+        p = st.last_probe if st else None
+        doc: dict[str, Any] = {
+            "name": name,
+            "address": str(b.address),
+            "healthcheck": b.healthcheck,
+            "enabled": b.enabled,
+            "state": st.state.value if st else "unknown",
+            "counter": st.counter if st else 0,
+            "frontends": [n for n, fe in s.config.frontends.items() if name in fe.backend_names()],
+            "last_probe": None
+            if p is None
+            else {
+                "ok": p.ok,
+                "reason": p.reason.value,
+                "detail": p.detail,
+                "duration_ms": round(p.duration * 1e3, 3),
+            },
+        }
+        if full and st:
+            doc["transitions"] = [
+                {
+                    "time": round(t.at, 3),
+                    "from": t.old.value,
+                    "to": t.new.value,
+                    "reason": t.reason.value if t.reason else "-",
+                    "detail": t.detail,
+                }
+                for t in st.history
+            ]
+        return doc
+
+    def backends(self) -> list[dict[str, Any]]:
+        s = self.snap
+        return [self._backend_doc(s, n, False) for n in sorted(s.config.backends)]
+
+    def backend(self, name: str) -> dict[str, Any]:
+        s = self.snap
+        if name not in s.config.backends:
+            raise ApiError(404, f"no backend named {name!r}")
+        return self._backend_doc(s, name, True)
+
+    def healthchecks(self) -> list[dict[str, Any]]:
+        out = []
+        for n, hc in sorted(self.snap.config.healthchecks.items()):
+            out.append(
+                {
+                    "name": n,
+                    "type": hc.type.value,
+                    "port": hc.port,
+                    "interval": hc.interval,
+                    "fast_interval": hc.fast_interval,
+                    "down_interval": hc.down_interval,
+                    "timeout": hc.timeout,
+                    "rise": hc.rise,
+                    "fall": hc.fall,
+                    "jitter": hc.jitter,
+                    "netns": hc.netns,
+                }
+            )
+        return out
+
+    def vpp_lb_state(self) -> dict[str, Any]:
+        def read(r: Reconciler) -> dict[str, Any]:
+            if not r.dp.connected:
+                raise VppError("not connected to VPP")
+            state, _ = r.dp.read()
+            vips = []
+            for v in state.vips:
+                vips.append(
+                    {
+                        "prefix": str(v.prefix),
+                        "protocol": v.protocol,
+                        "port": v.port,
+                        "encap": v.encap,
+                        "dscp": v.dscp,
+                        "flow_table_length": v.flow_table_length,
+                        "src_ip_sticky": v.src_ip_sticky,
+                        "ases": [
+                            {
+                                "address": str(a.address),
+                                "weight": a.weight,
+                                "num_buckets": a.num_buckets,
+                            }
+                            for a in state.ases_of(v.key)
+                        ],
+                    }
+                )
+            conf = state.conf
+            return {
+                "conf": None
+                if conf is None
+                else {
+                    "ip4_src_address": str(conf.ip4_src_address),
+                    "ip6_src_address": str(conf.ip6_src_address),
+                    "sticky_buckets_per_core": conf.sticky_buckets_per_core,
+                    "flow_timeout": conf.flow_timeout,
+                },
+                "vips": vips,
+            }
+
+        return dict(self._ask(events.Query(read)))
+
+    def vpp_lb_counters(self) -> dict[str, Any]:
+        from maglev.vpp.counters import read_vip_counters
+
+        def read(r: Reconciler) -> dict[str, Any]:
+            if not r.dp.connected:
+                raise VppError("not connected to VPP")
+            return {"vips": read_vip_counters(r.dp.conn)}
+
+        return dict(self._ask(events.Query(read)))
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def backend_action(self, name: str, action: str) -> dict[str, Any]:
+        return dict(self._ask(events.BackendAction(name, action)))
+
+    def set_weight(
+        self, frontend: str, pool: str, backend: str, weight: int | None
+    ) -> dict[str, Any]:
+        return dict(self._ask(events.WeightOverride(frontend, pool, backend, weight)))
+
+    def sync(self) -> dict[str, Any]:
+        return dict(self._ask(events.SyncRequest()))
+
+    def reload(self) -> dict[str, Any]:
+        return self.rt.reload("control API")
+
+    def check_config(self, text: str) -> dict[str, Any]:
+        from maglev.config import load_text
+
+        try:
+            cfg = load_text(text, source="<candidate>")
+        except ConfigError as e:
+            return {"valid": False, "problems": [str(e)]}
+        except ConfigInvalid as e:
+            return {"valid": False, "problems": [str(p) for p in e.problems]}
+
+        def plan(r: Reconciler) -> dict[str, Any]:
+            return r.preview(cfg)
+
+        return {"valid": True, **self._ask(events.Query(plan))}
+
+    def subscribe(
+        self, filters: dict[str, str]
+    ) -> tuple[queue.Queue[dict[str, Any]], Callable[[], None]]:
+        try:
+            return self.bus.subscribe(filters)
+        except ValueError as e:
+            raise ApiError(400, str(e)) from e

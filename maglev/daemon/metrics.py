@@ -1,0 +1,223 @@
+"""Prometheus metrics: a collector over the published snapshots, served on `metrics.listen`.
+
+Scrapes run on the `maglev-metrics` thread. They read the reconciler's latest snapshot and the
+check scheduler's counters; VPP's per-VIP lb counters are asked of the reconciler thread (it owns
+the VPP connection) with a short deadline, and are simply absent from a scrape when VPP is away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
+
+from maglev import __version__, diff
+from maglev.daemon.control import parse_hostport
+from maglev.model import BackendState
+from maglev.reconcile import events
+from maglev.reconcile.snapshot import Histogram
+
+if TYPE_CHECKING:
+    from maglev.daemon.runtime import Runtime
+
+log = logging.getLogger(__name__)
+STATES = [s.value for s in BackendState]
+
+
+def _hist(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, doc, labels=labels)
+
+
+def _buckets(h: Histogram) -> list[tuple[str, float]]:
+    out, acc = [], 0
+    for b, c in zip((*[str(x) for x in h.bounds], "+Inf"), h.counts, strict=True):
+        acc += c
+        out.append((b, float(acc)))
+    return out
+
+
+class MaglevCollector:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def collect(self) -> Iterator[Any]:
+        rt = self.rt
+        s = rt.reconciler.snapshot
+        cfg = s.config
+        info = InfoMetricFamily("maglev", "maglevd build and engine")
+        info.add_metric([], {"version": __version__, "engine": diff.IMPLEMENTATION})
+        yield info
+
+        st = GaugeMetricFamily(
+            "maglev_backend_state", "1 for the backend's current state", labels=["backend", "state"]
+        )
+        up = GaugeMetricFamily(
+            "maglev_backend_up", "1 when the backend is healthy (up)", labels=["backend"]
+        )
+        en = GaugeMetricFamily(
+            "maglev_backend_enabled", "1 when enabled in config", labels=["backend"]
+        )
+        for name, b in s.backends.items():
+            for v in STATES:
+                st.add_metric([name, v], 1.0 if b.state.value == v else 0.0)
+            up.add_metric([name], 1.0 if b.state is BackendState.UP else 0.0)
+            cb = cfg.backends.get(name)
+            en.add_metric([name], 1.0 if cb is not None and cb.enabled else 0.0)
+        yield from (st, up, en)
+
+        eff = GaugeMetricFamily(
+            "maglev_backend_weight_effective", "weight programmed for the backend in the frontend",
+            labels=["frontend", "backend"],
+        )  # fmt: skip
+        conf = GaugeMetricFamily(
+            "maglev_backend_weight_configured", "configured pool weight",
+            labels=["frontend", "pool", "backend"],
+        )  # fmt: skip
+        fst = GaugeMetricFamily(
+            "maglev_frontend_up",
+            "1 when the frontend has traffic-taking backends",
+            labels=["frontend"],
+        )
+        for fname, fe in cfg.frontends.items():
+            for pool in fe.pools:
+                for m in pool.members:
+                    conf.add_metric([fname, pool.name, m.backend], float(m.weight))
+            view = s.frontends.get(fname)
+            if view is not None:
+                fst.add_metric([fname], 1.0 if view.state.value == "up" else 0.0)
+                for bv in view.backends:
+                    eff.add_metric([fname, bv.name], float(bv.weight))
+        yield from (eff, conf, fst)
+
+        stats = rt.scheduler.snapshot(samples=False)
+        probes = CounterMetricFamily(
+            "maglev_probes", "probes finished", labels=["type", "result", "reason"]
+        )
+        for (kind, ok, reason), n in sorted(stats.probes.items(), key=str):
+            probes.add_metric([kind.value, "ok" if ok else "fail", reason.value], float(n))
+        yield probes
+        dur = _hist("maglev_probe_duration_seconds", "probe duration", ["type"])
+        for ptype, h in s.counters.probe_durations.items():
+            dur.add_metric([ptype], _buckets(h), h.total)
+        yield dur
+        late = _hist("maglev_probe_lateness_seconds", "probe start minus its due time", [])
+        acc, bk = 0, []
+        for bound, n_late in stats.lateness_buckets:
+            acc += n_late
+            bk.append(("+Inf" if bound == float("inf") else str(bound), float(acc)))
+        if not bk or bk[-1][0] != "+Inf":
+            bk.append(("+Inf", float(stats.lateness_count)))
+        late.add_metric([], bk, stats.lateness_sum)
+        yield late
+        tr = CounterMetricFamily(
+            "maglev_transitions", "backend state transitions", labels=["from", "to"]
+        )
+        for (old, new), n in s.counters.transitions.items():
+            tr.add_metric([old, new], float(n))
+        yield tr
+
+        c = s.counters
+        yield CounterMetricFamily(
+            "maglev_reconcile_passes", "reconcile passes", value=float(c.passes)
+        )
+        yield CounterMetricFamily(
+            "maglev_full_syncs", "full syncs (dump + diff)", value=float(c.full_syncs)
+        )
+        ops = CounterMetricFamily(
+            "maglev_vpp_operations", "plan operations applied", labels=["result"]
+        )
+        ops.add_metric(["ok"], float(c.ops_ok))
+        ops.add_metric(["failed"], float(c.ops_failed))
+        yield ops
+        ph = _hist("maglev_reconcile_pass_seconds", "reconcile pass latency", [])
+        ph.add_metric([], _buckets(c.pass_hist), c.pass_hist.total)
+        yield ph
+
+        calls = CounterMetricFamily(
+            "maglev_vpp_api_calls", "VPP API calls", labels=["message", "result"]
+        )
+        for (msg, res), n in sorted(dict(rt.reconciler.dp.conn.results).items()):
+            calls.add_metric([msg, res], float(n))
+        yield calls
+        yield GaugeMetricFamily(
+            "maglev_vpp_connected", "1 when connected to VPP", value=1.0 if s.vpp_connected else 0.0
+        )
+        yield GaugeMetricFamily(
+            "maglev_vpp_connected_seconds", "seconds since the VPP connection was made",
+            value=(time.time() - s.vpp_since) if s.vpp_since else 0.0,
+        )  # fmt: skip
+        vi = InfoMetricFamily("maglev_vpp", "VPP the daemon is connected to")
+        vi.add_metric([], {"version": s.vpp_version or "", "socket": rt.vpp_socket})
+        yield vi
+        rl = CounterMetricFamily("maglev_config_reloads", "config reloads", labels=["result"])
+        rl.add_metric(["ok"], float(rt.reload_counts["ok"]))
+        rl.add_metric(["rejected"], float(rt.reload_counts["rejected"]))
+        yield rl
+        yield GaugeMetricFamily(
+            "maglev_queue_depth", "reconciler queue depth", value=float(rt.inbox.qsize())
+        )
+        yield CounterMetricFamily(
+            "maglev_dropped_results", "probe results dropped on a full queue",
+            value=float(stats.dropped_results),
+        )  # fmt: skip
+        yield GaugeMetricFamily("maglev_probe_streams", "probe streams", value=float(stats.streams))
+        yield from self._vip_counters()
+
+    def _vip_counters(self) -> Iterator[Any]:
+        from maglev.vpp.counters import read_vip_counters
+
+        def read(r: Any) -> list[dict[str, Any]]:
+            return read_vip_counters(r.dp.conn) if r.dp.connected else []
+
+        q = events.Query(read)
+        try:
+            self.rt.inbox.put(q, timeout=0.5)
+            vips = q.reply.result(timeout=2.0)
+        except (FutureTimeout, Exception):
+            return
+        fam = CounterMetricFamily(
+            "maglev_vpp_lb_vip_packets", "VPP lb per-VIP packet counters", labels=["vip", "counter"]
+        )
+        for v in vips:
+            vip = f"{v['prefix']} {v['protocol']}:{v['port']}"
+            for name, n in v["counters"].items():
+                fam.add_metric([vip, name], float(n))
+        yield fam
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("metrics %s", format % args)
+
+
+class MetricsServer:
+    def __init__(self, runtime: Runtime, listen: str) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(MaglevCollector(runtime))
+        host, port = parse_hostport(listen)
+        self.server: WSGIServer = make_server(
+            host, port, make_wsgi_app(self.registry), handler_class=_QuietHandler
+        )
+        self.address = self.server.server_address[:2]
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.1,), name="maglev-metrics", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

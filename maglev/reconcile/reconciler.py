@@ -1,0 +1,619 @@
+"""The reconciler thread (`maglev-reconciler`): the one place VPP's lb tables change.
+
+It owns the live config, the backends' health state machines, the operator overrides, its view
+of what VPP has, and the VPP connection. Everything else talks to it through its queue:
+check workers put raw `ProbeResult`s, the daemon puts reloads, operator actions and queries.
+
+Each turn it blocks for one message, drains the rest (a burst of 500 failures is one pass),
+applies them, then writes to VPP:
+- a *targeted pass* for the frontends whose desired weights may have changed, diffed against
+  its view of VPP, without a dump;
+- a *full sync* (dump, diff, apply) at start, every `sync-interval`, after (re)connecting, after
+  a reload, after a failed write and on operator request.
+
+Restart neutrality: nothing is written for `startup-min-delay`; then each frontend is released
+once all its backends have a known state; at `startup-max-delay` everything is released. A
+restart with healthy backends therefore finds VPP already as it should be and writes nothing.
+Stopping leaves VPP as it is.
+
+Ownership: VIPs in VPP that the config does not name are left alone and logged, unless
+`vpp.unmanaged-vips: delete`; a frontend removed by a reload is deleted (maglev made it).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from maglev.clock import Clock, SystemClock
+from maglev.errors import VppError
+from maglev.health.state import BackendHealth, Phase, Transition
+from maglev.model import (
+    BackendState,
+    Config,
+    HealthCheck,
+    ProbeResult,
+    ProbeTarget,
+    UnmanagedPolicy,
+)
+from maglev.reconcile import events, planner
+from maglev.reconcile.dataplane import (
+    ActualVip,
+    Dataplane,
+    apply_to_actual,
+    frontend_vip_key,
+    op_call,
+)
+from maglev.reconcile.desired import FrontendView, Layout, build_layout
+from maglev.reconcile.plan import Plan
+from maglev.reconcile.snapshot import (
+    PROBE_BUCKETS,
+    BackendStatus,
+    Counters,
+    Histogram,
+    Snapshot,
+)
+from maglev.vpp.dumper import LbState, VipKey
+from maglev.vpp.papi import check_results
+
+log = logging.getLogger(__name__)
+
+DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's latency)
+RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
+RETRY_AFTER_FAILURE = 2.0
+
+
+class ProbeControl(Protocol):
+    """What the reconciler needs of the check scheduler."""
+
+    def set_targets(
+        self,
+        targets: Mapping[ProbeTarget, HealthCheck],
+        phases: Mapping[ProbeTarget, Phase] | None = None,
+    ) -> tuple[int, int, int]: ...
+
+    def set_phase(self, target: ProbeTarget, phase: Phase) -> None: ...
+
+
+def phase_rank(p: Phase) -> int:
+    return {Phase.CHANGING: 0, Phase.DOWN: 1, Phase.UP: 2}[p]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: Config,
+        inbox: queue.Queue[Any],
+        dataplane: Dataplane,
+        scheduler: ProbeControl,
+        *,
+        publish: Callable[[dict[str, Any]], None] = lambda ev: None,
+        clock: Clock | None = None,
+        dry_run: bool = False,
+        stopping: threading.Event | None = None,
+        on_first_sync: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.inbox = inbox
+        self.dp = dataplane
+        self.scheduler = scheduler
+        self.publish = publish
+        self.clock = clock or SystemClock()
+        self.dry_run = dry_run
+        self.stopping = stopping or threading.Event()
+        self.on_first_sync = on_first_sync
+        now = self.clock.monotonic()
+        self.started = now
+        self.health: dict[str, BackendHealth] = {}
+        self.last_probe: dict[ProbeTarget, ProbeResult] = {}
+        self.overrides: dict[tuple[str, str], int] = {}
+        self.actual: dict[VipKey, ActualVip] | None = None
+        self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
+        self.released: set[str] = set()
+        self.all_released = False
+        self.dirty: set[str] = set()
+        self.full_due = True
+        self.next_sync = now
+        self.reconnect_at = now
+        self.backoff = RECONNECT_MIN
+        self.vpp_since: float | None = None
+        self.last_sync: float | None = None
+        self.last_sync_ok = False
+        self.first_sync_done = False
+        self.unmanaged: tuple[VipKey, ...] = ()
+        self._logged_unmanaged: set[VipKey] = set()
+        self.counters = Counters()
+        self.views: dict[str, FrontendView] = {}
+        self._stopped = False
+        self._layout: Layout | None = None
+        self._install_config(config, now)
+        self.snapshot = self._make_snapshot()
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("reconciler started (dry-run: %s)", self.dry_run)
+        while not self.stopping.is_set() and not self._stopped:
+            timeout = max(0.0, min(self._next_deadline() - self.clock.monotonic(), 1.0))
+            try:
+                first = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            self.turn(first)
+        log.info("reconciler stopped; VPP's lb tables are left as they are")
+
+    def turn(self, first: Any = None) -> None:
+        """One turn: apply `first` and everything queued behind it, then write to VPP."""
+        batch = [] if first is None else [first]
+        while len(batch) < DRAIN_MAX:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        now = self.clock.monotonic()
+        results: dict[ProbeTarget, ProbeResult] = {}
+        for msg in batch:
+            if isinstance(msg, ProbeResult):
+                results[msg.target] = msg  # coalesce: the latest result per target wins
+            else:
+                # Keep order between probe results and commands: apply what came before.
+                self._apply_results(results, now)
+                results = {}
+                self._handle(msg, now)
+        self._apply_results(results, now)
+        self._release(now)
+        self._write(now)
+        self.snapshot = self._make_snapshot()
+
+    def _next_deadline(self) -> float:
+        deadlines = [self.next_sync]
+        if not self.dp.connected:
+            deadlines.append(self.reconnect_at)
+        if not self.all_released:
+            deadlines.append(self.started + self.config.vpp.lb.startup_min_delay)
+            deadlines.append(self.started + self.config.vpp.lb.startup_max_delay)
+        now = self.clock.monotonic()
+        future = [d for d in deadlines if d > now]
+        return min(future) if future else now + 1.0
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def _apply_results(self, results: dict[ProbeTarget, ProbeResult], now: float) -> None:
+        if not results:
+            return
+        by_target = self._backends_by_target()
+        durations = dict(self.counters.probe_durations)
+        for target, res in results.items():
+            self.last_probe[target] = res
+            hc = self.config.healthchecks.get(target.healthcheck)
+            kind = hc.type.value if hc else "unknown"
+            durations[kind] = durations.get(kind, Histogram.empty(PROBE_BUCKETS)).observe(
+                res.duration
+            )
+            for name in by_target.get(target, ()):
+                h = self.health[name]
+                t = h.apply(res, now)
+                if t is not None:
+                    self._transition(t)
+            self._update_phase(target, by_target.get(target, ()))
+        self.counters = replace(self.counters, probe_durations=durations)
+
+    def _backends_by_target(self) -> dict[ProbeTarget, list[str]]:
+        out: dict[ProbeTarget, list[str]] = {}
+        for name, b in self.config.backends.items():
+            if b.healthcheck is not None:
+                out.setdefault(ProbeTarget(b.address, b.healthcheck), []).append(name)
+        return out
+
+    def _update_phase(self, target: ProbeTarget, names: list[str] | tuple[str, ...]) -> None:
+        phases = [p for n in names if (p := self.health[n].phase) is not None]
+        if phases:
+            self.scheduler.set_phase(target, min(phases, key=phase_rank))
+
+    def _transition(self, t: Transition) -> None:
+        frontends = [
+            n for n, fe in self.config.frontends.items() if t.backend in fe.backend_names()
+        ]
+        reason = t.reason.value if t.reason is not None else "-"
+        log.info(
+            "backend %s: %s -> %s (%s: %s) frontends: %s",
+            t.backend, t.old.value, t.new.value, reason, t.detail or "-", ",".join(frontends) or "-",
+        )  # fmt: skip
+        self.dirty.update(frontends)
+        tr = dict(self.counters.transitions)
+        tr[(t.old.value, t.new.value)] = tr.get((t.old.value, t.new.value), 0) + 1
+        self.counters = replace(self.counters, transitions=tr)
+        self.publish(
+            {
+                "type": "backend",
+                "backend": t.backend,
+                "frontends": frontends,
+                "from": t.old.value,
+                "to": t.new.value,
+                "reason": reason,
+                "detail": t.detail,
+            }
+        )
+
+    def _handle(self, msg: Any, now: float) -> None:
+        try:
+            if isinstance(msg, events.ApplyConfig):
+                msg.reply.set_result(self._reload(msg.config, msg.source, now))
+            elif isinstance(msg, events.BackendAction):
+                msg.reply.set_result(self._backend_action(msg.backend, msg.action, now))
+            elif isinstance(msg, events.WeightOverride):
+                msg.reply.set_result(self._override(msg, now))
+            elif isinstance(msg, events.SyncRequest):
+                self.full_due = True
+                self._write(now)
+                msg.reply.set_result(
+                    {"ok": self.last_sync_ok and self.dp.connected, "connected": self.dp.connected}
+                )
+            elif isinstance(msg, events.Query):
+                msg.reply.set_result(msg.fn(self))
+            elif isinstance(msg, events.Stop):
+                self._stopped = True
+            else:
+                log.error("reconciler got an unknown message %r; dropped", msg)
+                self.counters = replace(
+                    self.counters, dropped_messages=self.counters.dropped_messages + 1
+                )
+        except Exception as e:
+            reply = getattr(msg, "reply", None)
+            if reply is not None and not reply.done():
+                reply.set_exception(e)
+            if not isinstance(e, (KeyError, ValueError, VppError)):
+                raise
+
+    def _backend_action(self, name: str, action: str, now: float) -> dict[str, Any]:
+        h = self.health.get(name)
+        if h is None:
+            raise KeyError(f"no backend named {name!r}")
+        fn = {"pause": h.pause, "resume": h.resume, "enable": h.enable, "disable": h.disable}.get(
+            action
+        )
+        if fn is None:
+            raise ValueError(f"action: {action!r} is not one of pause, resume, enable, disable")
+        t = fn(now)
+        if t is not None:
+            self._transition(t)
+            self._sync_streams()
+        return {"backend": name, "state": h.state.value, "changed": t is not None}
+
+    def _override(self, msg: events.WeightOverride, now: float) -> dict[str, Any]:
+        fe = self.config.frontends.get(msg.frontend)
+        if fe is None:
+            raise KeyError(f"no frontend named {msg.frontend!r}")
+        pool = next((p for p in fe.pools if p.name == msg.pool), None)
+        if pool is None:
+            raise KeyError(f"frontend {msg.frontend!r} has no pool named {msg.pool!r}")
+        if not any(m.backend == msg.backend for m in pool.members):
+            raise KeyError(
+                f"pool {msg.pool!r} of frontend {msg.frontend!r} has no backend {msg.backend!r}"
+            )
+        key = (msg.frontend, msg.backend)
+        if msg.weight is None:
+            self.overrides.pop(key, None)
+        else:
+            if not 0 <= msg.weight <= 100:
+                raise ValueError(f"weight: {msg.weight} is not in 0..100")
+            self.overrides[key] = msg.weight
+        log.info(
+            "weight override %s/%s/%s: %s",
+            msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
+        )  # fmt: skip
+        self.dirty.add(msg.frontend)
+        return {
+            "frontend": msg.frontend,
+            "pool": msg.pool,
+            "backend": msg.backend,
+            "override": msg.weight,
+        }
+
+    # --- config -----------------------------------------------------------------------------
+
+    def _install_config(self, config: Config, now: float) -> None:
+        old = self.health
+        new: dict[str, BackendHealth] = {}
+        for name, b in config.backends.items():
+            check = config.healthchecks.get(b.healthcheck) if b.healthcheck else None
+            prev = old.get(name)
+            if prev is None:
+                new[name] = BackendHealth(name, b.address, check, b.enabled)
+            else:
+                new[name] = prev.reconfigure(b.address, check, b.enabled, now)
+        for name, h in old.items():
+            if name not in new:
+                t = h.remove(now)
+                if t is not None:
+                    self._transition(t)
+        self.health = new
+        self.config = config
+        # Overrides of pools/backends that no longer exist go away with them.
+        self.overrides = {
+            (f, b): w
+            for (f, b), w in self.overrides.items()
+            if f in config.frontends and b in config.frontends[f].backend_names()
+        }
+        self._sync_streams()
+
+    def _sync_streams(self) -> None:
+        targets: dict[ProbeTarget, HealthCheck] = {}
+        phases: dict[ProbeTarget, Phase] = {}
+        for name, h in self.health.items():
+            b = self.config.backends[name]
+            if not h.probing or h.check is None or b.healthcheck is None:
+                continue
+            t = ProbeTarget(b.address, b.healthcheck)
+            targets[t] = h.check
+            p = h.phase
+            if p is not None and (t not in phases or phase_rank(p) < phase_rank(phases[t])):
+                phases[t] = p
+        self.scheduler.set_targets(targets, phases)
+
+    def _reload(self, config: Config, source: str, now: float) -> dict[str, Any]:
+        from maglev.config import diff_configs
+
+        d = diff_configs(self.config, config)
+        old_keys = {frontend_vip_key(fe): n for n, fe in self.config.frontends.items()}
+        new_keys = {frontend_vip_key(fe) for fe in config.frontends.values()}
+        self.removed_vips |= {k for k in old_keys if k not in new_keys}
+        self.removed_vips -= new_keys
+        self._install_config(config, now)
+        # Frontends present before stay released; new ones wait for their backends' states.
+        self.released &= set(config.frontends)
+        self.full_due = True
+        summary = d.summary()
+        log.info("config reloaded from %s: %s", source, summary)
+        self.publish({"type": "reload", "ok": True, "source": source, "summary": summary})
+        return {"ok": True, "source": source, "summary": summary}
+
+    # --- startup gating ---------------------------------------------------------------------
+
+    def _release(self, now: float) -> None:
+        if self.all_released:
+            return
+        lb = self.config.vpp.lb
+        elapsed = now - self.started
+        if elapsed < lb.startup_min_delay:
+            return
+        if elapsed >= lb.startup_max_delay:
+            held = set(self.config.frontends) - self.released
+            if held:
+                log.info("startup: max delay reached, releasing %d frontend(s)", len(held))
+            self.released = set(self.config.frontends)
+            self.all_released = True
+            self.full_due = True  # dump, set lb conf, apply everything released
+            return
+        for name, fe in self.config.frontends.items():
+            if name in self.released:
+                continue
+            if all(self.health[b].state is not BackendState.UNKNOWN for b in fe.backend_names()):
+                log.info("startup: frontend %s released (all backends known)", name)
+                self.released.add(name)
+                self.full_due = True  # a full sync also sets VPP's lb conf first
+        if len(self.released) == len(self.config.frontends):
+            self.all_released = True
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _connect(self, now: float) -> bool:
+        if self.dp.connected:
+            return True
+        if now < self.reconnect_at:
+            return False
+        try:
+            v = self.dp.connect()
+        except VppError as e:
+            self.reconnect_at = now + self.backoff
+            log.warning("VPP not reachable (%s); retrying in %.1fs", e, self.backoff)
+            self.backoff = min(self.backoff * 2, RECONNECT_MAX)
+            return False
+        self.backoff = RECONNECT_MIN
+        self.vpp_since = self.clock.wall()
+        self.actual = None
+        self.full_due = True
+        log.info("connected to VPP %s (%s)", v.version, v.build_date or "build date unknown")
+        self.publish({"type": "vpp", "connected": True, "version": v.version})
+        return True
+
+    def _lost(self, why: str, now: float) -> None:
+        log.warning("lost VPP: %s", why)
+        self.dp.disconnect()
+        self.actual = None
+        self.full_due = True
+        self.vpp_since = None
+        self.reconnect_at = now + self.backoff
+        self.publish({"type": "vpp", "connected": False, "reason": why})
+
+    def _write(self, now: float) -> None:
+        if not self._connect(now):
+            return
+        try:
+            if self.full_due or now >= self.next_sync or self.actual is None:
+                self._full_sync(now)
+            elif self.dirty:
+                self._pass(set(self.dirty), now)
+        except VppError as e:
+            self._lost(str(e), now)
+            return
+        if not self.dp.connected:
+            self._lost("connection closed", now)
+
+    def _full_sync(self, now: float) -> None:
+        state, actual = self.dp.read()
+        self.actual = actual
+        if not self.dry_run and self.released:
+            self._ensure_conf(state)
+        self.full_due = False
+        self.next_sync = now + self.config.vpp.lb.sync_interval
+        ok = self._pass(None, now)
+        self.last_sync = self.clock.wall()
+        self.last_sync_ok = ok
+        self.counters = replace(self.counters, full_syncs=self.counters.full_syncs + 1)
+        if ok and not self.first_sync_done and self.all_released:
+            self.first_sync_done = True
+            if self.on_first_sync is not None:
+                self.on_first_sync()
+
+    def _ensure_conf(self, state: LbState) -> None:
+        try:
+            self.dp.ensure_conf(state, self.config.vpp.lb)
+        except VppError as e:
+            log.error("lb_conf failed: %s", e)
+
+    def _owned(self) -> set[VipKey]:
+        """VIPs the diff may delete: frontends a reload removed, or all unknown VIPs by policy."""
+        assert self.actual is not None
+        owned = set(self.removed_vips)
+        if self.config.vpp.unmanaged_vips is UnmanagedPolicy.DELETE:
+            named = {frontend_vip_key(fe) for fe in self.config.frontends.values()}
+            owned |= {k for k in self.actual if k not in named}
+        return owned
+
+    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, FrontendView]]:
+        """The plan for the named frontends against our view of VPP (nothing is sent)."""
+        assert self.actual is not None
+        if self._layout is None or self._layout.config is not self.config:
+            self._layout = build_layout(self.config)
+        states = {n: h.state for n, h in self.health.items()}
+        owned = self._owned() if full else set()
+        return planner.plan_for(
+            self.config, self._layout, names, states, self.overrides, self.actual, owned, full
+        )
+
+    def _pass(self, only: set[str] | None, now: float) -> bool:
+        """Diff released frontends (all, or `only`) against the view of VPP and apply. True if clean."""
+        assert self.actual is not None
+        t0 = time.perf_counter()
+        names = set(self.released) if only is None else (only & self.released)
+        self.dirty -= names
+        if not names and only is not None:
+            return True
+        plan, views = self.plan_for(names, full=only is None)
+        self.views.update(views)
+        if only is None:
+            self._note_unmanaged(plan)
+        ok = self._apply(plan, now)
+        if ok and only is None:
+            self.removed_vips = {k for k in self.removed_vips if k in self.actual}
+        dt = time.perf_counter() - t0
+        recent = (*self.counters.pass_seconds[-255:], dt)
+        self.counters = replace(
+            self.counters,
+            passes=self.counters.passes + 1,
+            last_pass_seconds=dt,
+            pass_seconds=recent,
+        )
+        self._frontend_events()
+        return ok
+
+    def preview(self, config: Config) -> dict[str, Any]:
+        """The plan a candidate config would cause now (for `config check`); applies nothing."""
+        if self.actual is None:
+            return {"summary": "VPP state unknown (not connected); no plan", "plan": []}
+        states = {n: h.state for n, h in self.health.items()}
+        plan = planner.preview(
+            self.config, config, states, self.overrides, self.actual, self.removed_vips
+        )
+        return {"summary": plan.summary(), "plan": plan.lines()}
+
+    def _note_unmanaged(self, plan: Plan) -> None:
+        self.unmanaged = tuple(plan.unmanaged)
+        for k in plan.unmanaged:
+            if k not in self._logged_unmanaged:
+                log.warning(
+                    "VPP has lb VIP %s protocol %d port %d that the config does not name; left "
+                    "alone (set vpp.unmanaged-vips: delete to remove such VIPs)",
+                    *k,
+                )
+                self._logged_unmanaged.add(k)
+
+    def _apply(self, plan: Plan, now: float) -> bool:
+        assert self.actual is not None
+        if not plan.ops:
+            return True
+        log.info("%s", plan.summary())
+        for line in plan.lines():
+            log.debug("plan: %s", line)
+        if self.dry_run:
+            log.info("dry run: not applying %d operation(s)", len(plan.ops))
+            for line in plan.lines():
+                log.info("dry run: would %s", line)
+            for op in plan.ops:  # pretend, so the same plan is not logged on every pass
+                apply_to_actual(self.actual, op)
+            return True
+        results = self.dp.send([op_call(op) for op in plan.ops])
+        failed = check_results(results)
+        for op, r in zip(plan.ops, results, strict=False):
+            if r.ok:
+                apply_to_actual(self.actual, op)
+        self.counters = replace(
+            self.counters,
+            ops_ok=self.counters.ops_ok + len(results) - len(failed),
+            ops_failed=self.counters.ops_failed + len(failed) + (len(plan.ops) - len(results)),
+        )
+        if failed or len(results) < len(plan.ops):
+            # Our view may be wrong now: re-read VPP soon and retry what is still missing.
+            self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)
+            return False
+        return True
+
+    def _frontend_events(self) -> None:
+        prev = self.snapshot.frontends if hasattr(self, "snapshot") else {}
+        for name, v in self.views.items():
+            before = prev.get(name)
+            if before is None or before.state != v.state or before.active_pool != v.active_pool:
+                if before is None and not self.first_sync_done and v.state.value == "unknown":
+                    continue
+                log.info(
+                    "frontend %s: %s -> %s (active pool %s)",
+                    name, before.state.value if before else "-", v.state.value, v.active_pool or "-",
+                )  # fmt: skip
+                self.publish(
+                    {
+                        "type": "frontend",
+                        "frontend": name,
+                        "from": before.state.value if before else None,
+                        "to": v.state.value,
+                        "active_pool": v.active_pool,
+                    }
+                )
+
+    # --- publishing -------------------------------------------------------------------------
+
+    def _make_snapshot(self) -> Snapshot:
+        backends = {
+            n: BackendStatus(
+                n,
+                h.state,
+                h.counter,
+                h.history,
+                self.last_probe.get(ProbeTarget(h.address, b.healthcheck))
+                if (b := self.config.backends[n]).healthcheck
+                else None,
+            )
+            for n, h in self.health.items()
+        }
+        return Snapshot(
+            config=self.config,
+            backends=MappingProxyType(backends),
+            frontends=MappingProxyType(
+                {n: v for n, v in self.views.items() if n in self.config.frontends}
+            ),
+            overrides=MappingProxyType(dict(self.overrides)),
+            vpp_connected=self.dp.connected,
+            vpp_version=self.dp.version.version if self.dp.version else None,
+            vpp_since=self.vpp_since,
+            released=frozenset(self.released),
+            last_sync=self.last_sync,
+            last_sync_ok=self.last_sync_ok,
+            unmanaged=self.unmanaged,
+            counters=self.counters,
+        )
