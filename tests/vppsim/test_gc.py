@@ -8,7 +8,7 @@ import pytest
 
 from maglev.clock import ManualClock
 from maglev.vppsim import Emulator
-from tests.vppsim.test_quirks import VIP, add_as, add_vip, del_as, rows
+from tests.vppsim.lbcalls import VIP, add_as, add_vip, del_as, rows
 
 pytestmark = pytest.mark.integration
 
