@@ -433,6 +433,8 @@ class Reconciler:
         self.publish({"type": "vpp", "connected": False, "reason": why})
 
     def _write(self, now: float) -> None:
+        if self.vpp_since is not None and not self.dp.connected:
+            self._lost("connection closed", now)
         if not self._connect(now):
             return
         try:

@@ -83,7 +83,11 @@ class VppConnection:
 
     @property
     def connected(self) -> bool:
-        return self._vpp is not None and bool(self._vpp.transport.connected)
+        """Connected, and vpp-papi's reader still running (it ends when VPP closes the socket)."""
+        if self._vpp is None or not self._vpp.transport.connected:
+            return False
+        reader = getattr(self._vpp.transport, "message_thread", None)
+        return reader is not None and bool(reader.is_alive())
 
     def connect(self) -> None:
         from vpp_papi import VPPApiClient
