@@ -16,6 +16,7 @@ import ipaddress
 
 from maglev.vppsim import lb
 
+MAX_CLI_BUCKETS = 1 << 20
 _COUNTERS = (
     "packet from existing sessions",
     "first session packet",
@@ -117,6 +118,8 @@ def show_buckets(state: lb.LbState, words: list[str]) -> tuple[int, str]:
         return -1, f"show lb vip: {e}\n"
     if vip is None:
         return lb.NO_SUCH_ENTRY, "show lb vip: no such VIP\n"
+    if vip.new_length > MAX_CLI_BUCKETS:
+        return -1, f"show lb vip: {vip.new_length} buckets is too many to print\n"
     table = state.bucket_table(vip.index)
     return 0, "".join(
         f"{i}: {'drop' if a is None else fmt_address(a)}\n" for i, a in enumerate(table)

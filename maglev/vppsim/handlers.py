@@ -155,6 +155,8 @@ class Api:
             log.debug("truncated %s (%d < %d bytes) dropped", layout.name, len(body), layout.size)
             return None
         self.op_count += 1
+        if log.isEnabledFor(logging.DEBUG) and layout.name not in MUTATING:
+            log.debug("%s (%d bytes)", layout.name, len(body))
         return fn(layout.struct.unpack_from(body), body)
 
     # ---- memclnt / vpe / vlib ------------------------------------------------------------------

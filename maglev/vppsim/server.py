@@ -83,6 +83,10 @@ class Emulator:
     # ---- public, any thread --------------------------------------------------------------------
 
     @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def lb_base(self) -> int:
         return self.table.bases["lb"]
 
