@@ -27,7 +27,7 @@ def _check(file: str) -> int:
     try:
         cfg = load_file(file)
     except ConfigError as e:
-        click.echo(f"{file}: {e}", err=True)
+        click.echo(str(e), err=True)  # names the file (and the line, for syntax errors)
         return 1
     except ConfigInvalid as e:
         for p in e.problems:
@@ -42,7 +42,7 @@ def _check(file: str) -> int:
 
 
 @cli.command("check-config")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 def check_config(file: str) -> None:
     """Validate FILE. Exit 0 valid, 1 unreadable or unparsable, 2 semantically invalid."""
     sys.exit(_check(file))
@@ -131,7 +131,7 @@ def demo(config: str, flap: float, log_level: str, log_format: str, log_target: 
     try:
         cfg = load_file(config)
     except (ConfigError, ConfigInvalid) as e:
-        click.echo(f"{config}: {e}", err=True)
+        click.echo(str(e), err=True)
         sys.exit(1 if isinstance(e, ConfigError) else 2)
     try:
         backends = demo_backends(cfg)
