@@ -150,6 +150,16 @@ class Scheduler:
         with self._lock:
             return frozenset(self._where)
 
+    def drain_lateness(self) -> tuple[float, ...]:
+        """The lateness samples recorded since the last drain (seconds), clearing them."""
+        out: list[float] = []
+        for w in self._workers:
+            st = w.stats
+            with st.lock:
+                out.extend(st.lateness)
+                st.lateness.clear()
+        return tuple(out)
+
     def snapshot(self, samples: bool = True) -> CheckerStats:
         probes: Counter[ProbeKey] = Counter()
         buckets = [0] * len(LATENESS_BUCKETS)

@@ -1,0 +1,357 @@
+"""Checker benchmark: maglev's probe scheduler against a local backend farm, HAProxy beside it.
+
+The farm: one nginx (Debian's, installed with apt-get when missing) listening on 0.0.0.0 on an
+unprivileged port, so every 127.x.y.z address answers; a second port nothing listens on (refused);
+a third port whose listener never accepts and whose queue is full (blackholed: SYNs are dropped).
+Backend i is 127.10.(i // 250).(i % 250 + 1); 10% of them point at the refused port, 10% at the
+blackholed one, the rest at nginx. Every backend is probed once a second (TCP connect, or HTTP GET
+/ judged by status), first by maglev's `Scheduler` (in this process), then by HAProxy
+(`check inter 1s` on the same servers, no traffic), one after the other in the same run.
+
+Reported per (check type, backend count): probes/s, lateness p50/p99 (probe start minus its due
+time) and the share within 100 ms, and CPU microseconds per probe (process CPU time / probes). HAProxy
+reports no count of its checks, so its probes are counted on the farm: nginx's accepted
+connections (stub_status) divided by the share of backends that point at nginx.
+
+`python -m benchmarks.checker [--smoke]`; needs root for apt-get when nginx/haproxy are missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import queue
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.common import percentile, ratio, stat, suite_result
+from maglev.health.scheduler import Scheduler
+from maglev.model import CheckType, HealthCheck, ProbeResult, ProbeTarget
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _ensure(binary: str, package: str) -> str:
+    path = shutil.which(binary) or (
+        f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None
+    )
+    if path:
+        return path
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    found = shutil.which(binary) or f"/usr/sbin/{binary}"
+    if not os.path.exists(found):
+        raise RuntimeError(f"{binary} not found after installing {package}")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_of(pid: int) -> float:
+    """User+system CPU seconds of a process (all threads) from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _wait_port(port: int, deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        threading.Event().wait(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@dataclass
+class Farm:
+    dir: str
+    good: int
+    refused: int
+    blackhole: int
+    status: int
+
+    def accepts(self) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.status}/status", timeout=5) as r:
+            lines = r.read().decode().splitlines()
+        return int(lines[2].split()[0])
+
+
+@contextlib.contextmanager
+def farm() -> Iterator[Farm]:
+    nginx = _ensure("nginx", "nginx-light")
+    d = tempfile.mkdtemp(prefix="maglev-bench-")
+    good, status, refused = _free_port(), _free_port(), _free_port()
+    conf = f"""
+worker_processes 1;
+daemon off;
+user root;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 0.0.0.0:{good} backlog=8192;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{status};
+        location /status {{ stub_status; }}
+    }}
+}}
+"""
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(conf)
+    proc = subprocess.Popen(
+        [nginx, "-c", f"{d}/nginx.conf", "-p", d], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    bh = socket.socket()
+    bh.bind(("0.0.0.0", 0))
+    bh.listen(0)
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(("127.0.0.1", bh.getsockname()[1]))
+        fillers.append(c)
+    try:
+        _wait_port(good)
+        _wait_port(status)
+        yield Farm(d, good, refused, bh.getsockname()[1], status)
+    finally:
+        for c in fillers:
+            c.close()
+        bh.close()
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def backends(f: Farm, n: int) -> list[tuple[ipaddress.IPv4Address, int]]:
+    out = []
+    for i in range(n):
+        addr = ipaddress.IPv4Address(f"127.10.{i // 250}.{i % 250 + 1}")
+        port = f.refused if i % 10 == 0 else f.blackhole if i % 10 == 1 else f.good
+        out.append((addr, port))
+    return out
+
+
+@dataclass
+class Measured:
+    probes: int
+    seconds: float
+    cpu: float
+    lateness: list[float]
+    accepts: int
+
+    @property
+    def per_second(self) -> float:
+        return self.probes / self.seconds
+
+    @property
+    def cpu_us_per_probe(self) -> float:
+        return self.cpu / max(self.probes, 1) * 1e6
+
+
+def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -> Measured:
+    q: queue.Queue[ProbeResult] = queue.Queue(maxsize=100_000)
+    stop = threading.Event()
+
+    def drain() -> None:  # stands in for the reconciler: takes results off the queue
+        while not stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+
+    consumer = threading.Thread(target=drain, name="bench-drain", daemon=True)
+    consumer.start()
+    sched = Scheduler(
+        q,
+        workers=int(os.environ.get("BENCH_WORKERS", "2")),
+        rng=random.Random(1),
+        lateness_samples=n * int(window + 5),
+    )
+    targets = {}
+    for addr, port in backends(f, n):
+        check = HealthCheck(
+            name=f"{kind.value}-{port}",
+            type=kind,
+            port=port,
+            interval=1.0,
+            fast_interval=1.0,
+            down_interval=1.0,
+            timeout=1.0,
+            jitter=0.0,
+        )
+        targets[ProbeTarget(addr, check.name)] = check
+    sched.start()
+    try:
+        sched.set_targets(targets)
+        stop.wait(warmup)
+        sched.drain_lateness()
+        p0, a0, c0, t0 = (
+            sched.snapshot(False).total_probes,
+            f.accepts(),
+            _self_cpu(),
+            time.monotonic(),
+        )
+        stop.wait(window)
+        p1, a1, c1, t1 = (
+            sched.snapshot(False).total_probes,
+            f.accepts(),
+            _self_cpu(),
+            time.monotonic(),
+        )
+        late = list(sched.drain_lateness())
+    finally:
+        sched.stop(10)
+        stop.set()
+        consumer.join(2)
+    return Measured(p1 - p0, t1 - t0, c1 - c0, late, a1 - a0)
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_haproxy(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -> Measured:
+    haproxy = _ensure("haproxy", "haproxy")
+    front = _free_port()
+    lines = [
+        "global",
+        "    maxconn 4000",
+        "    nbthread 1",
+        "defaults",
+        "    mode http" if kind is CheckType.HTTP else "    mode tcp",
+        "    timeout connect 1s",
+        "    timeout client 10s",
+        "    timeout server 10s",
+        "    timeout check 1s",
+        "    default-server check inter 1s fastinter 1s downinter 1s rise 2 fall 3",
+        "frontend f",
+        f"    bind 127.0.0.1:{front}",
+        "    default_backend b",
+        "backend b",
+    ]
+    if kind is CheckType.HTTP:
+        lines += [
+            "    option httpchk",
+            "    http-check send meth GET uri / ver HTTP/1.1 hdr Host x",
+        ]
+    for i, (addr, port) in enumerate(backends(f, n)):
+        lines.append(f"    server s{i} {addr}:{port}")
+    cfg = os.path.join(f.dir, f"haproxy-{kind.value}-{n}.cfg")
+    with open(cfg, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    proc = subprocess.Popen(
+        [haproxy, "-f", cfg, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_port(front)
+        threading.Event().wait(warmup)
+        a0, c0, t0 = f.accepts(), _cpu_of(proc.pid), time.monotonic()
+        threading.Event().wait(window)
+        a1, c1, t1 = f.accepts(), _cpu_of(proc.pid), time.monotonic()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    good_share = sum(1 for _, p in backends(f, n) if p == f.good) / n
+    probes = round((a1 - a0) / good_share)
+    return Measured(probes, t1 - t0, c1 - c0, [], a1 - a0)
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    sizes = (100,) if smoke else (1000, 5000)
+    warmup, window = (1.5, 2.0) if smoke else (3.0, 10.0)
+    figures: dict[str, dict[str, Any]] = {}
+    ratios: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[float]] = {}
+    notes: list[str] = []
+    with farm() as f:
+        for kind in (CheckType.TCP, CheckType.HTTP):
+            for n in sizes:
+                key = f"{kind.value}.{n}"
+                ours = run_maglev(f, kind, n, warmup, window)
+                theirs = run_haproxy(f, kind, n, warmup, window)
+                within = sum(1 for x in ours.lateness if x <= 0.1) / max(len(ours.lateness), 1)
+                figures[f"{key}.probes_per_s"] = stat([ours.per_second], "probes/s")
+                figures[f"{key}.lateness_p50"] = stat([percentile(ours.lateness, 50)], "s")
+                figures[f"{key}.lateness_p99"] = stat([percentile(ours.lateness, 99)], "s")
+                figures[f"{key}.cpu_per_probe"] = stat([ours.cpu_us_per_probe], "us")
+                figures[f"{key}.haproxy_probes_per_s"] = stat([theirs.per_second], "probes/s")
+                figures[f"{key}.haproxy_cpu_per_probe"] = stat([theirs.cpu_us_per_probe], "us")
+                ratios[f"{key}.within_100ms_pct"] = ratio(within * 100, 99.0 if n >= 5000 else None)
+                ratios[f"{key}.cpu_vs_haproxy"] = ratio(
+                    ours.cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
+                    3.0,
+                    higher_is_better=False,
+                )
+                samples[f"{key} lateness ms"] = [x * 1e3 for x in ours.lateness[:20000]]
+                notes.append(
+                    f"{key}: maglev {ours.probes} probes ({ours.accepts} reached nginx),"
+                    f" haproxy ~{theirs.probes} probes ({theirs.accepts} reached nginx)"
+                )
+                print(
+                    f"{key}: maglev {ours.per_second:.0f}/s cpu {ours.cpu_us_per_probe:.0f}us"
+                    f" p50 {percentile(ours.lateness, 50) * 1e3:.1f}ms"
+                    f" p99 {percentile(ours.lateness, 99) * 1e3:.1f}ms within100 {within:.2%};"
+                    f" haproxy {theirs.per_second:.0f}/s cpu {theirs.cpu_us_per_probe:.0f}us",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return suite_result(
+        "checker",
+        f"{'/'.join(map(str, sizes))} backends at 1 s, tcp+http, 10% refused, 10% blackholed;"
+        " maglev Scheduler (2 workers) vs HAProxy (nbthread 1)",
+        figures,
+        ratios,
+        samples,
+        notes,
+    )
+
+
+if __name__ == "__main__":
+    import json
+
+    res = run(smoke="--smoke" in sys.argv[1:])
+    print(json.dumps({k: v for k, v in res.items() if k != "samples"}, indent=2, default=str))
