@@ -293,6 +293,9 @@ def pool_members(
         return None
     members: list[PoolMember] = []
     for bname, spec in bnode.data.items():
+        if isinstance(spec, int | float) and not isinstance(spec, bool):
+            bnode.add(bname, f"expected a mapping like {{weight: {spec}}}, {got(spec)}")
+            continue
         mnode = Node.of(spec, bnode.at(bname), bnode.problems)
         if mnode is None:
             continue

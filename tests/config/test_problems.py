@@ -77,6 +77,7 @@ CASES: list[tuple[str, object, str | None, str]] = [
     ("frontends.www.pools[0].backends.web1.weight", 120, None, "120 is not in 0..100"),
     ("frontends.www.pools[0].backends.web1.wieght", 1, None, "did you mean 'weight'?"),
     ("frontends.www.pools[0].backends.ghost", {}, None, "unknown backend 'ghost'"),
+    ("frontends.www.pools[0].backends.web1", 50, None, "like {weight: 50}, got 50"),
     ("frontends.www.pools[1].backends.web1", {}, None, "'web1' is already in pool 'primary'"),
     ("frontends.www.pools[1].name", "primary", None, "'primary' is already the name"),
     ("frontends.www.pools[1].name", DELETE, None, "is required"),
