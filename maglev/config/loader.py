@@ -10,7 +10,7 @@ thread does that); it holds no state between calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Generator, Hashable
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -36,8 +36,33 @@ MAX_BYTES = 16 << 20
 """A config this large is a mistake (a wrong path, a log file); refuse it before parsing."""
 
 
+Lines = dict[int, dict[object, int]]
+"""id(mapping or list) -> {key or index: 1-based line}; valid while the parsed document lives."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+    """SafeLoader that refuses duplicate keys and remembers the line of every key and item."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.lines: Lines = {}
+
+    def construct_yaml_map(self, node: yaml.MappingNode) -> Generator[dict[Any, Any], None, None]:
+        data: dict[Any, Any] = {}
+        yield data  # before filling, so aliases to this mapping resolve (PyYAML's protocol)
+        data.update(self.construct_mapping(node))
+        lines: dict[object, int] = {}
+        for key_node, _ in node.value:  # merged keys first, so explicit keys win
+            key = self.construct_object(key_node)
+            if isinstance(key, str | int | float | bool):
+                lines[key] = key_node.start_mark.line + 1
+        self.lines[id(data)] = lines
+
+    def construct_yaml_seq(self, node: yaml.SequenceNode) -> Generator[list[Any], None, None]:
+        data: list[Any] = []
+        yield data
+        data.extend(self.construct_sequence(node))
+        self.lines[id(data)] = {i: item.start_mark.line + 1 for i, item in enumerate(node.value)}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[object] = set()
@@ -59,6 +84,9 @@ class _Loader(yaml.SafeLoader):
                 )
         return super().construct_mapping(node, deep)
 
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
 
 # Dates are not a config type; without this, `2024-02-30` would fail deep inside PyYAML with no
 # line number, and a valid date would arrive as a datetime where a string was meant.
@@ -86,13 +114,22 @@ def load_file(path: str) -> Config:
 
 def load_text(text: str, source: str = "<string>") -> Config:
     """Parse and validate config text; `source` names it in messages."""
-    return build(parse(text, source), source)
+    data, lines = _parse(text, source)
+    return build(data, source, lines)
 
 
 def parse(text: str, source: str = "<string>") -> dict[str, object]:
     """YAML text -> the top-level mapping, or ConfigError naming the source and line."""
+    return _parse(text, source)[0]
+
+
+def _parse(text: str, source: str) -> tuple[dict[str, object], Lines]:
     try:
-        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        loader = _Loader(text)  # the reader checks the characters right here
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as e:
         raise ConfigError(_yaml_message(source, e)) from None
     except yaml.reader.ReaderError as e:
@@ -105,7 +142,7 @@ def parse(text: str, source: str = "<string>") -> dict[str, object]:
     except RecursionError:
         raise ConfigError(f"{source}: the document is nested too deeply") from None
     except (ValueError, OverflowError) as e:
-        # e.g. a date-like scalar that is no date (2024-02-30), an integer with 5000 digits
+        # e.g. an integer of 5000 digits (Python's int-from-string limit)
         raise ConfigError(f"{source}: {e}") from None
     if data is None:
         raise ConfigError(f"{source}: the file is empty; expected a mapping of sections")
@@ -114,7 +151,7 @@ def parse(text: str, source: str = "<string>") -> dict[str, object]:
             f"{source}: the top level must be a mapping of sections "
             f"({', '.join(schema.TOP)}), {got(data)}"
         )
-    return data
+    return data, loader.lines
 
 
 def _yaml_message(source: str, e: yaml.MarkedYAMLError) -> str:
@@ -124,8 +161,11 @@ def _yaml_message(source: str, e: yaml.MarkedYAMLError) -> str:
     return f"{where}: {what or 'YAML syntax error'}"
 
 
-def build(data: dict[str, object], source: str = "<string>") -> Config:
-    """Validate a parsed document and assemble the frozen Config (ConfigInvalid lists all)."""
+def build(data: dict[str, object], source: str = "<string>", lines: Lines | None = None) -> Config:
+    """Validate a parsed document and assemble the frozen Config (ConfigInvalid lists all).
+
+    With `lines` (from parsing), each problem's message ends with the line of its key.
+    """
     problems: list[Problem] = []
     top = Node.of(data, "", problems)
     if top is None:  # parse() guarantees a dict; kept for callers passing other data
@@ -155,7 +195,7 @@ def build(data: dict[str, object], source: str = "<string>") -> Config:
 
     if problems:
         log.debug("%s: %d config problem(s)", source, len(problems))
-        raise ConfigInvalid(problems)
+        raise ConfigInvalid([_with_line(p, data, lines) for p in problems] if lines else problems)
     return Config(
         vpp=vpp,
         healthchecks=MappingProxyType(_complete(healthchecks)),
@@ -181,6 +221,45 @@ def _named(
         child = Node.of(value, node.at(name), node.problems)
         out[name] = validator(name, child) if child is not None else None
     return out
+
+
+def _with_line(problem: Problem, data: object, lines: Lines) -> Problem:
+    line = line_of(problem.path, data, lines)
+    return Problem(problem.path, f"{problem.message} (line {line})") if line else problem
+
+
+def line_of(path: str, data: object, lines: Lines) -> int | None:
+    """The line of the deepest key of `path` (`a.b[2].c`) found in the parsed document.
+
+    Names may contain dots, so at each mapping the longest key matching the rest of the path
+    wins.
+    """
+    node, rest, line = data, path, None
+    while rest:
+        if rest.startswith("["):
+            end = rest.find("]")
+            if not isinstance(node, list) or end < 0 or not rest[1:end].isdigit():
+                break
+            index = int(rest[1:end])
+            if index >= len(node):
+                break
+            line = lines.get(id(node), {}).get(index, line)
+            node, rest = node[index], rest[end + 1 :]
+            continue
+        rest = rest.removeprefix(".")
+        if not isinstance(node, dict):
+            break
+        keys = [
+            k
+            for k in node
+            if isinstance(k, str) and (rest == k or rest.startswith((k + ".", k + "[")))
+        ]
+        if not keys:
+            break
+        key = max(keys, key=len)
+        line = lines.get(id(node), {}).get(key, line)
+        node, rest = node[key], rest[len(key) :]
+    return line
 
 
 def _complete(objects: dict[str, T | None]) -> dict[str, T]:

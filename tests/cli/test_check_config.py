@@ -71,8 +71,9 @@ def test_invalid_file_exits_2_with_one_problem_per_line(tmp_path: pathlib.Path) 
     assert code == 2
     assert out == ""
     assert err.splitlines() == [
-        f"{path}: healthchecks.web.intervall: unknown key 'intervall' (did you mean 'interval'?)",
-        f"{path}: frontends.www.pools[0].backends.web1.weight: 120 is not in 0..100",
+        f"{path}: healthchecks.web.intervall: unknown key 'intervall' (did you mean 'interval'?)"
+        " (line 2)",
+        f"{path}: frontends.www.pools[0].backends.web1.weight: 120 is not in 0..100 (line 12)",
         f"{path}: 2 problem(s)",
     ]
 

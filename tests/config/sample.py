@@ -76,6 +76,14 @@ def load(data: object) -> Config:
     return load_text(yaml.safe_dump(data, sort_keys=False))
 
 
+LINE = re.compile(r" \(line \d+\)$")
+
+
+def bare(problems: list[Problem]) -> list[str]:
+    """Problems as text without their trailing `(line N)`."""
+    return [LINE.sub("", str(p)) for p in problems]
+
+
 def problems_of(data: object) -> list[Problem]:
     try:
         load(data)

@@ -72,7 +72,7 @@ def test_dates_are_plain_strings() -> None:
     with pytest.raises(ConfigInvalid) as e:
         load_text("healthchecks: {h: {type: http, host: 2024-02-30, path: 2024-01-01}}\n")
     assert [str(p) for p in e.value.problems] == [
-        "healthchecks.h.path: '2024-01-01' must start with /"
+        "healthchecks.h.path: '2024-01-01' must start with / (line 1)"
     ]
 
 
@@ -99,7 +99,43 @@ def test_invalid_file_raises_config_invalid(tmp_path: pathlib.Path) -> None:
     path.write_text("health: {workers: 0}\n")
     with pytest.raises(ConfigInvalid) as e:
         load_file(str(path))
-    assert [str(p) for p in e.value.problems] == ["health.workers: 0 is not in 1..64"]
+    assert [str(p) for p in e.value.problems] == ["health.workers: 0 is not in 1..64 (line 1)"]
+
+
+def test_problems_end_with_the_line_of_their_key() -> None:
+    text = (
+        "backends:\n"
+        "  web1:\n"
+        "    address: nope\n"
+        "  a.b: {address: 127.0.0.1, x: 1}\n"
+        "frontends:\n"
+        "  f:\n"
+        "    address: 192.0.2.1\n"
+        "    port: 80\n"
+        "    encap: gre4\n"
+        "    pools:\n"
+        "      - name: a\n"
+        "        backends: {web9: }\n"
+        "      - 3\n"
+        "healthchecks: {}\n"
+    )
+    with pytest.raises(ConfigInvalid) as e:
+        load_text(text)
+    assert [str(p) for p in e.value.problems] == [
+        "backends.web1.address: 'nope' is not an IP address (line 3)",
+        "backends.a.b.x: unknown key 'x' (expected one of: address, healthcheck, enabled) (line 4)",
+        "frontends.f.pools[0].backends.web9: unknown backend 'web9' (did you mean 'web1'?) (line 12)",
+        "frontends.f.pools[1]: expected a mapping, got 3 (line 13)",
+    ]
+
+
+def test_line_of_a_missing_key_is_its_parent() -> None:
+    with pytest.raises(ConfigInvalid) as e:
+        load_text("vpp: {}\nbackends:\n\n  web1:\n    healthcheck: x\n")
+    assert [str(p) for p in e.value.problems] == [
+        "backends.web1.address: is required (line 4)",
+        "backends.web1.healthcheck: unknown healthcheck 'x' (line 5)",
+    ]
 
 
 @pytest.mark.parametrize("name", ["maglev.yaml", "maglev-demo.yaml"])
