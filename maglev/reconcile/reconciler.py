@@ -116,6 +116,7 @@ class Reconciler:
         self.actual: dict[VipKey, ActualVip] | None = None
         self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
         self.released: set[str] = set()
+        self.hold_until: dict[str, float] = {}  # frontends added by a reload: release deadline
         self.all_released = False
         self.dirty: set[str] = set()
         self.full_due = True
@@ -178,6 +179,7 @@ class Reconciler:
         if not self.all_released:
             deadlines.append(self.started + self.config.vpp.lb.startup_min_delay)
             deadlines.append(self.started + self.config.vpp.lb.startup_max_delay)
+            deadlines.extend(self.hold_until.values())
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
@@ -368,6 +370,10 @@ class Reconciler:
         self._install_config(config, now)
         # Frontends present before stay released; new ones wait for their backends' states.
         self.released &= set(config.frontends)
+        for name in set(config.frontends) - self.released:
+            self.hold_until.setdefault(name, now + config.vpp.lb.startup_max_delay)
+        self.hold_until = {n: t for n, t in self.hold_until.items() if n in config.frontends}
+        self.all_released = False
         self.full_due = True
         summary = d.summary()
         log.info("config reloaded from %s: %s", source, summary)
@@ -377,29 +383,31 @@ class Reconciler:
     # --- startup gating ---------------------------------------------------------------------
 
     def _release(self, now: float) -> None:
+        """Release held frontends: once all their backends are known, or at their deadline.
+
+        At startup nothing is released before `startup-min-delay`, and everything at
+        `startup-max-delay`. A frontend a reload adds is held the same way (up to
+        `startup-max-delay` after the reload), so it is not programmed with unknown backends.
+        """
         if self.all_released:
             return
         lb = self.config.vpp.lb
-        elapsed = now - self.started
-        if elapsed < lb.startup_min_delay:
-            return
-        if elapsed >= lb.startup_max_delay:
-            held = set(self.config.frontends) - self.released
-            if held:
-                log.info("startup: max delay reached, releasing %d frontend(s)", len(held))
-            self.released = set(self.config.frontends)
-            self.all_released = True
-            self.full_due = True  # dump, set lb conf, apply everything released
+        if now - self.started < lb.startup_min_delay:
             return
         for name, fe in self.config.frontends.items():
             if name in self.released:
                 continue
+            deadline = self.hold_until.get(name, self.started + lb.startup_max_delay)
             if all(self.health[b].state is not BackendState.UNKNOWN for b in fe.backend_names()):
-                log.info("startup: frontend %s released (all backends known)", name)
-                self.released.add(name)
-                self.full_due = True  # a full sync also sets VPP's lb conf first
-        if len(self.released) == len(self.config.frontends):
-            self.all_released = True
+                log.info("frontend %s released (all backends known)", name)
+            elif now >= deadline:
+                log.info("frontend %s released (hold time over; unknown backends get weight 0)", name)
+            else:
+                continue
+            self.released.add(name)
+            self.hold_until.pop(name, None)
+            self.full_due = True  # a full sync also sets VPP's lb conf first
+        self.all_released = len(self.released) == len(self.config.frontends)
 
     # --- writing ----------------------------------------------------------------------------
 
