@@ -401,7 +401,9 @@ class Reconciler:
             if all(self.health[b].state is not BackendState.UNKNOWN for b in fe.backend_names()):
                 log.info("frontend %s released (all backends known)", name)
             elif now >= deadline:
-                log.info("frontend %s released (hold time over; unknown backends get weight 0)", name)
+                log.info(
+                    "frontend %s released (hold time over; unknown backends get weight 0)", name
+                )
             else:
                 continue
             self.released.add(name)
