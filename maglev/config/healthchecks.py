@@ -9,7 +9,6 @@ the thread loading the config.
 from __future__ import annotations
 
 import re
-import string
 
 from maglev.config import schema
 from maglev.config.fields import Node, format_duration, got, show
@@ -17,6 +16,7 @@ from maglev.model import CheckType, HealthCheck
 
 CHECK_TYPES = {t.value: t for t in CheckType}
 
+_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STATUS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
@@ -186,21 +186,16 @@ def exec_fields(node: Node, port: int | None) -> dict[str, object]:
 
 
 def placeholders(node: Node, where: str, arg: str, port: int | None) -> None:
-    """Only {address} and {port} may be substituted; {{ and }} are literal braces."""
-    try:
-        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(arg)]
-    except ValueError as e:
-        node.add(where, f"{show(arg)}: {e} (write {{{{ and }}}} for literal braces)")
-        return
-    for field, spec, conv in parsed:
-        if field is None:
-            continue
-        if field not in schema.EXEC_PLACEHOLDERS or spec or conv:
-            field = field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+    """`{name}` is a placeholder, and only {address} and {port} exist.
+
+    The exec check substitutes exactly those two words, so any other brace text passes through
+    unchanged: a shell's `${VAR}` (the `$` marks it as the shell's) or awk's `{print $1}`.
+    """
+    for name in _PLACEHOLDER.findall(arg):
+        if name not in schema.EXEC_PLACEHOLDERS:
             node.add(
                 where,
-                f"unknown placeholder {{{field}}} in {show(arg)} "
-                "(only {address} and {port}; write {{ and }} for literal braces)",
+                f"unknown placeholder {{{name}}} in {show(arg)} (only {{address}} and {{port}})",
             )
-        elif field == "port" and port is None:
+        elif name == "port" and port is None:
             node.add(where, f"{show(arg)} uses {{port}} but the healthcheck sets no port")

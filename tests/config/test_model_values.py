@@ -121,14 +121,18 @@ def test_tcp_dns_and_exec_options() -> None:
             "type": "exec",
             "shell": True,
             "port": 9,
-            "command": "nc -z {address} {port} && echo {{ok}}",
+            "command": "nc -z {address} {port} && echo ${HOME} | awk '{print $1}'",
         },
     )
     cfg = load(data)
     t, d, e = (cfg.healthchecks[n] for n in "tde")
     assert (t.send, t.expect) == ("PING\r\n", "^\\+PONG")
     assert (d.query_type, d.expect_rcode, d.expect_answer) == ("AAAA", "NXDOMAIN", "2001:db8::53")
-    assert (e.shell, e.port, e.command) == (True, 9, ("nc -z {address} {port} && echo {{ok}}",))
+    assert (e.shell, e.port, e.command) == (
+        True,
+        9,
+        ("nc -z {address} {port} && echo ${HOME} | awk '{print $1}'",),
+    )
 
 
 def test_jitter_as_fraction_and_single_status_string() -> None:

@@ -48,7 +48,7 @@ CASES: list[tuple[str, object, str | None, str]] = [
     ("healthchecks.e.command", "check {address}", None, "'check {address}'"),
     ("healthchecks.e.command", ["check", "{host}"], "healthchecks.e.command[1]", "{host}"),
     ("healthchecks.e.command", ["check", "{port}"], "healthchecks.e.command[1]", "'{port}'"),
-    ("healthchecks.e.command", ["check", "{"], "healthchecks.e.command[1]", "'{'"),
+    ("healthchecks.e.command", ["check", "--{a}"], "healthchecks.e.command[1]", "'--{a}'"),
     ("healthchecks.e.command", [1, 2], None, "[1, 2]"),
     ("healthchecks.s.ca-file", "/x.pem", None, "'/x.pem'"),
     ("healthchecks.s.verify", "no", None, "'no'"),
