@@ -1,10 +1,10 @@
-"""One check worker: a thread `maglev-check-<n>` running an asyncio loop of probe streams.
+"""One check worker: a thread `maglev-check-<n>` running a reactor of probe streams.
 
 A worker owns its streams (one per `ProbeTarget`), their timers and sockets, and its counters.
-Every probe is a coroutine on the worker's loop, so a blackholed backend costs a socket and a
-timer, never a thread: hundreds of probes can be in flight on one worker. Other threads talk to
-a worker only through `call()` (which hops onto the loop with `call_soon_threadsafe`) and read
-its counters through `stats()`, taken under a lock.
+Every probe is a coroutine on the worker's `reactor.Reactor`, so a blackholed backend costs a
+socket and a timer, never a thread: hundreds of probes can be in flight on one worker. Other
+threads talk to a worker only through `call()` (which hands the call to the reactor thread) and
+read its counters (`stats`) under their lock.
 
 Results are put on the reconciler's queue without blocking; when it is full the result is
 dropped and counted (`dropped`): the stream probes again at its next interval, which heals it.
@@ -12,7 +12,6 @@ dropped and counted (`dropped`): the stream probes again at its next interval, w
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 import queue
@@ -22,7 +21,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol
 
-from maglev.health import checks
+from maglev.health import checks, reactor
+from maglev.health.checks.base import Progress
 from maglev.health.state import Phase
 from maglev.model import CheckType, HealthCheck, ProbeResult, ProbeTarget, Reason
 
@@ -68,12 +68,13 @@ class _Stream:
         "check",
         "due",
         "func",
+        "gen",
         "handle",
+        "job",
         "last_start",
         "paused",
         "phase",
         "target",
-        "task",
     )
 
     def __init__(self, target: ProbeTarget, check: HealthCheck, phase: Phase) -> None:
@@ -82,8 +83,9 @@ class _Stream:
         self.func = checks.PROBES[check.type]
         self.phase = phase
         self.paused = False
-        self.handle: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.handle: reactor._Timer | None = None
+        self.job: reactor.Job | None = None
+        self.gen = 0  # bumped whenever the in-flight probe's result stops being wanted
         self.due = 0.0
         self.last_start: float | None = None
 
@@ -116,8 +118,7 @@ class Worker:
         self.stats = WorkerStats(samples)
         self.in_flight = 0
         self.error: BaseException | None = None
-        self._loop = asyncio.new_event_loop()
-        self._stopping = asyncio.Event()
+        self._reactor = reactor.Reactor()
         self._streams: dict[ProbeTarget, _Stream] = {}
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
 
@@ -127,14 +128,14 @@ class Worker:
         self._thread.start()
 
     def call(self, fn: Callable[..., object], *args: object) -> None:
-        """Run `fn(*args)` on this worker's loop (thread-safe, returns at once)."""
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn, *args)
+        """Run `fn(*args)` on this worker's thread (thread-safe, returns at once)."""
+        self._reactor.call_threadsafe(fn, *args)
 
     def stop(self, timeout: float) -> bool:
-        """Cancel every stream (killing exec children), end the thread; True when it ended."""
+        """End every probe (killing exec children), end the thread; True when it ended."""
         if self._thread.is_alive():
-            self.call(self._stopping.set)
+            self.call(self._shutdown)
+            self._reactor.stop()
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -142,16 +143,15 @@ class Worker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    # --- loop thread --------------------------------------------------------------------
+    # --- worker thread ------------------------------------------------------------------
 
     def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(self._serve())
+            self._reactor.run()
         except BaseException as e:
             self._fatal(e)
         finally:
-            self._loop.close()
+            self._streams.clear()
 
     def _fatal(self, e: BaseException) -> None:
         log.critical("check worker %s died: %r", self.name, e, exc_info=e)
@@ -159,16 +159,10 @@ class Worker:
         if self.on_fatal is not None:
             self.on_fatal(e)
 
-    async def _serve(self) -> None:
-        await self._stopping.wait()
-        tasks = []
+    def _shutdown(self) -> None:
         for s in self._streams.values():
-            if s.task is not None:
-                tasks.append(s.task)
             self._halt(s)
         self._streams.clear()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5.0)
 
     def add(self, target: ProbeTarget, check: HealthCheck, phase: Phase) -> None:
         old = self._streams.pop(target, None)
@@ -176,7 +170,7 @@ class Worker:
             self._halt(old)
         s = _Stream(target, check, phase)
         self._streams[target] = s
-        self._schedule(s, self._loop.time() + first_delay(check, phase, self.rng))
+        self._schedule(s, self._reactor.time() + first_delay(check, phase, self.rng))
 
     def remove(self, target: ProbeTarget) -> None:
         s = self._streams.pop(target, None)
@@ -188,64 +182,66 @@ class Worker:
         if s is None or s.phase is phase:
             return
         s.phase = phase
-        if s.paused or s.task is not None or s.last_start is None:
+        if s.paused or s.job is not None or s.last_start is None:
             return  # in flight: the next due is computed when it ends; first probe: keep spread
         iv = jittered(interval_for(s.check, phase), s.check.jitter, self.rng)
-        self._schedule(s, max(self._loop.time(), s.last_start + iv))
+        self._schedule(s, max(self._reactor.time(), s.last_start + iv))
 
     def pause(self, target: ProbeTarget) -> None:
         s = self._streams.get(target)
         if s is not None and not s.paused:
-            self._halt(s)
             s.paused = True
+            self._halt(s)
 
     def resume(self, target: ProbeTarget) -> None:
         s = self._streams.get(target)
         if s is not None and s.paused:
             s.paused = False
             s.phase = Phase.CHANGING  # resumed backends are unknown until probed
-            self._schedule(s, self._loop.time() + first_delay(s.check, s.phase, self.rng))
+            self._schedule(s, self._reactor.time() + first_delay(s.check, s.phase, self.rng))
 
     def _halt(self, s: _Stream) -> None:
+        s.gen += 1
         if s.handle is not None:
             s.handle.cancel()
             s.handle = None
-        if s.task is not None:
-            s.task.cancel()
-            s.task = None
+        job, s.job = s.job, None
+        if job is not None:
+            self._reactor.cancel(job)  # ends now; its result is discarded (gen moved on)
 
     def _schedule(self, s: _Stream, due: float) -> None:
         if s.handle is not None:
             s.handle.cancel()
         s.due = due
-        s.handle = self._loop.call_at(due, self._fire, s)
+        s.handle = self._reactor.call_at(due, self._fire, s)
 
     def _fire(self, s: _Stream) -> None:
         s.handle = None
-        task = self._loop.create_task(self._probe(s, s.due))
-        s.task = task
-        task.add_done_callback(self._probe_done)
-
-    def _probe_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            e = task.exception()
-            assert e is not None
-            self._fatal(e)
-            self._stopping.set()
-
-    async def _probe(self, s: _Stream, due: float) -> None:
-        loop = self._loop
-        start = loop.time()
-        self._record_lateness(start - due)
+        r = self._reactor
+        start = r.time()
+        self._record_lateness(start - s.due)
+        check = s.check
+        progress = Progress(Reason.L4TOUT, "timeout")
+        gen = s.gen
         self.in_flight += 1
-        try:
-            result = await checks.run(s.func, s.target, s.check)
-        finally:
+
+        def done(job: reactor.Job, value: object, error: BaseException | None) -> None:
             self.in_flight -= 1
-        if self._streams.get(s.target) is not s or s.paused:
-            return  # removed, replaced or paused while in flight: nobody wants this result
-        s.task = None
-        s.last_start = start
+            end = r.time()
+            result = checks.result(s.target, check, progress, value, error, start, end)
+            if s.gen != gen:
+                return  # removed, replaced or paused while in flight: nobody wants it
+            s.job = None
+            s.last_start = start
+            self._emit(s, result)
+            iv = jittered(interval_for(check, s.phase), check.jitter, self.rng)
+            self._schedule(s, max(start + iv, end))
+
+        job = r.spawn(s.func(s.target.address, check, progress), start + check.timeout, done)
+        if not job.finished:  # (a probe may end at once, e.g. a local error)
+            s.job = job
+
+    def _emit(self, s: _Stream, result: ProbeResult) -> None:
         stats = self.stats
         try:
             self.results.put_nowait(result)
@@ -264,8 +260,6 @@ class Worker:
                 result.detail,
                 result.duration * 1e3,
             )
-        iv = jittered(interval_for(s.check, s.phase), s.check.jitter, self.rng)
-        self._schedule(s, max(start + iv, loop.time()))
 
     def _record_lateness(self, late: float) -> None:
         late = max(late, 0.0)

@@ -7,7 +7,6 @@ drops further SYNs and a connect hangs until its deadline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import http.server
@@ -33,8 +32,7 @@ LO = ipaddress.IPv4Address("127.0.0.1")
 
 
 def run_probe(check: HealthCheck, address: IPAddress = LO) -> ProbeResult:
-    target = ProbeTarget(address, check.name)
-    return asyncio.run(checks.run(checks.PROBES[check.type], target, check))
+    return checks.probe_once(ProbeTarget(address, check.name), check)
 
 
 def free_port() -> int:

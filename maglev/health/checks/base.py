@@ -1,27 +1,29 @@
 """The probe interface and what every probe shares: sockets, deadlines, error mapping.
 
-A probe is a coroutine `probe(address, check, progress) -> Outcome` run on a check worker's
-asyncio loop (one loop per worker thread, many probes in flight on each). It owns its sockets
+A probe is a coroutine `probe(address, check, progress) -> Outcome` driven by a check worker's
+`reactor.Reactor` (one per worker thread, many probes in flight on each); it awaits only the
+reactor's primitives (`connect`, `recv`, `send_all`, `readable`, `writable`, `sleep`). It owns its sockets
 and closes them. It never raises for a backend's misbehaviour: refused, timed out, garbage are
-all `Outcome`s with a `Reason`. `run()` wraps it: the deadline (`check.timeout`, after which
-the reason the probe last declared in `progress` is reported), the duration, and the conversion of
-stray `OSError`s (local trouble: no such namespace, bad source address, out of descriptors) into
+all `Outcome`s with a `Reason`. `result()` turns its end into a `ProbeResult`: the deadline
+(`check.timeout`, after which the reason the probe last declared in `progress` is reported), the
+duration, and the conversion of stray `OSError`s (local trouble: no such namespace, bad source address, out of descriptors) into
 `SOCKERR`. Any other exception is a bug; it is logged with its traceback and reported as
 `SOCKERR` so one bad probe cannot take the worker down.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
+import functools
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from maglev import __version__
-from maglev.health import netns
+from maglev.health import netns, reactor
 from maglev.model import CheckType, HealthCheck, IPAddress, ProbeResult, ProbeTarget, Reason
 
 log = logging.getLogger(__name__)
@@ -54,14 +56,16 @@ class Progress:
         self.detail = detail
 
 
-ProbeFunc = Callable[[IPAddress, HealthCheck, Progress], Awaitable[Outcome]]
+ProbeFunc = Callable[[IPAddress, HealthCheck, Progress], Coroutine[Any, None, Outcome]]
 
 
 def port_of(check: HealthCheck) -> int | None:
     return check.port if check.port is not None else DEFAULT_PORTS.get(check.type)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def sockaddr(address: IPAddress, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    # Cached: formatting an address costs more than the connect it is for.
     if address.version == 6:
         return (str(address), port, 0, 0)
     return (str(address), port)
@@ -104,28 +108,34 @@ def connect_failure(e: OSError) -> Outcome:
     return Outcome(False, Reason.SOCKERR, _short(e))
 
 
-def _short(e: BaseException) -> str:
+def _short(e: object) -> str:
     text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
     return text[:200]
 
 
-async def run(func: ProbeFunc, target: ProbeTarget, check: HealthCheck) -> ProbeResult:
-    """Run one probe to completion within its deadline and wrap its outcome."""
-    start = time.monotonic()
-    progress = Progress(Reason.L4TOUT, "timeout")
-    try:
-        async with asyncio.timeout(check.timeout):
-            out = await func(target.address, check, progress)
-    except TimeoutError:
+def result(
+    target: ProbeTarget,
+    check: HealthCheck,
+    progress: Progress,
+    value: object,
+    error: BaseException | None,
+    start: float,
+    end: float,
+) -> ProbeResult:
+    """The `ProbeResult` of a finished probe coroutine (its return value or its exception)."""
+    if error is None and isinstance(value, Outcome):
+        out = value
+    elif isinstance(error, reactor.Deadline):
         out = Outcome(False, progress.reason, f"{progress.detail} after {check.timeout:g}s")
-    except OSError as e:
-        out = Outcome(False, Reason.SOCKERR, _short(e))
-    except netns.NetnsEscapeError:
-        raise
-    except Exception as e:
-        log.exception("probe %s of %s failed with a bug", check.name, target.address)
-        out = Outcome(False, Reason.SOCKERR, f"internal error: {_short(e)}")
-    end = time.monotonic()
+    elif isinstance(error, OSError):
+        out = Outcome(False, Reason.SOCKERR, _short(error))
+    elif isinstance(error, netns.NetnsEscapeError) or (
+        error is not None and not isinstance(error, Exception)
+    ):
+        raise error
+    else:
+        log.error("probe %s of %s failed with a bug", check.name, target.address, exc_info=error)
+        out = Outcome(False, Reason.SOCKERR, f"internal error: {_short(error or value)}")
     return ProbeResult(
         target=target,
         ok=out.ok,
@@ -134,3 +144,16 @@ async def run(func: ProbeFunc, target: ProbeTarget, check: HealthCheck) -> Probe
         detail=out.detail,
         at=end,
     )
+
+
+def probe_once(func: ProbeFunc, target: ProbeTarget, check: HealthCheck) -> ProbeResult:
+    """Run one probe on a private reactor in the calling thread (tests, one-off checks)."""
+    progress = Progress(Reason.L4TOUT, "timeout")
+    start = time.monotonic()
+    value: object = None
+    error: BaseException | None = None
+    try:
+        value = reactor.run_one(func(target.address, check, progress), check.timeout)
+    except BaseException as e:
+        error = e
+    return result(target, check, progress, value, error, start, time.monotonic())

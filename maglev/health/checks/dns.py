@@ -1,13 +1,12 @@
 """DNS probe: one query over UDP (TCP when the reply is truncated), judged by rcode and answer.
 
-Runs on a check worker's asyncio loop; the socket I/O is ours and non-blocking, dnspython only
+Runs on a check worker's reactor; the socket I/O is ours and non-blocking, dnspython only
 builds and parses messages. Up when the reply's rcode is `expect_rcode` and, if `expect_answer`
 is set, some record of the answer section reads exactly that (case and a trailing dot ignored).
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
 import struct
@@ -18,6 +17,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from maglev.health import reactor
 from maglev.health.checks.base import (
     Outcome,
     Progress,
@@ -50,12 +50,11 @@ def judge(reply: dns.message.Message, check: HealthCheck) -> Outcome:
 async def _udp(
     address: IPAddress, port: int, check: HealthCheck, query: dns.message.Message
 ) -> dns.message.Message:
-    loop = asyncio.get_running_loop()
     with open_socket(check, address, socket.SOCK_DGRAM) as sock:
-        await loop.sock_connect(sock, sockaddr(address, port))
-        await loop.sock_sendall(sock, query.to_wire())
+        await reactor.connect(sock, sockaddr(address, port))
+        await reactor.send_all(sock, query.to_wire())
         while True:
-            data = await loop.sock_recv(sock, 65535)
+            data = await reactor.recv(sock, 65535)
             try:
                 reply = dns.message.from_wire(data, ignore_trailing=True, one_rr_per_rrset=False)
             except dns.message.Truncated:
@@ -70,15 +69,14 @@ async def _udp(
 async def _tcp(
     address: IPAddress, port: int, check: HealthCheck, query: dns.message.Message
 ) -> dns.message.Message:
-    loop = asyncio.get_running_loop()
     with open_socket(check, address, socket.SOCK_STREAM) as sock:
-        await loop.sock_connect(sock, sockaddr(address, port))
+        await reactor.connect(sock, sockaddr(address, port))
         wire = query.to_wire()
-        await loop.sock_sendall(sock, struct.pack("!H", len(wire)) + wire)
+        await reactor.send_all(sock, struct.pack("!H", len(wire)) + wire)
         buf = b""
         need = 2
         while len(buf) < need:
-            chunk = await loop.sock_recv(sock, 65537 - len(buf))
+            chunk = await reactor.recv(sock, 65537 - len(buf))
             if not chunk:
                 raise ConnectionResetError(errno.ECONNRESET, "connection closed mid-reply")
             buf += chunk

@@ -1,6 +1,6 @@
 """HTTP and HTTPS probes: one HTTP/1.1 request on a non-blocking socket, judged by status/body.
 
-Runs on a check worker's asyncio loop, so many probes share one thread. The request carries
+Runs on a check worker's reactor, so many probes share one thread. The request carries
 `Connection: close`; redirects are not followed (a 302 is judged by `expect_status` like any
 other status). The reply is read up to 64 KiB: status line and headers always, the body only when
 `expect_body` needs it (by Content-Length, else until the peer closes; chunked bodies are read
@@ -12,12 +12,13 @@ and the certificate against that name or the address.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import re
 import socket
 import ssl
 import threading
 
+from maglev.health import reactor
 from maglev.health.checks.base import (
     USER_AGENT,
     Outcome,
@@ -75,13 +76,12 @@ def request_bytes(address: IPAddress, port: int, check: HealthCheck) -> bytes:
 class _Plain:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.loop = asyncio.get_running_loop()
 
     async def send(self, data: bytes) -> None:
-        await self.loop.sock_sendall(self.sock, data)
+        await reactor.send_all(self.sock, data)
 
     async def recv(self, n: int) -> bytes:
-        return await self.loop.sock_recv(self.sock, n)
+        return await reactor.recv(self.sock, n)
 
 
 class _Tls(_Plain):
@@ -96,10 +96,10 @@ class _Tls(_Plain):
     async def _flush(self) -> None:
         data = self.outgoing.read()
         if data:
-            await self.loop.sock_sendall(self.sock, data)
+            await reactor.send_all(self.sock, data)
 
     async def _fill(self) -> bool:
-        data = await self.loop.sock_recv(self.sock, 65536)
+        data = await reactor.recv(self.sock, 65536)
         if not data:
             self.incoming.write_eof()
             return False
@@ -142,11 +142,10 @@ def _tls_detail(e: ssl.SSLError) -> str:
 async def probe(address: IPAddress, check: HealthCheck, progress: Progress) -> Outcome:
     port = port_of(check)
     assert port is not None  # http/https always have a default
-    loop = asyncio.get_running_loop()
     progress.at(Reason.L4TOUT, "connect timeout")
     with open_socket(check, address, socket.SOCK_STREAM) as sock:
         try:
-            await loop.sock_connect(sock, sockaddr(address, port))
+            await reactor.connect(sock, sockaddr(address, port))
         except OSError as e:
             return connect_failure(e)
         conn: _Plain
@@ -177,6 +176,11 @@ async def probe(address: IPAddress, check: HealthCheck, progress: Progress) -> O
             return connect_failure(e)
 
 
+@functools.lru_cache(maxsize=1024)
+def _status_ok(status: int) -> Outcome:
+    return Outcome(True, Reason.L7OK, f"HTTP {status}")
+
+
 async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
     buf = b""
     head_end = -1
@@ -197,7 +201,7 @@ async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
     if not any(lo <= status <= hi for lo, hi in check.expect_status):
         return Outcome(False, Reason.L7STS, f"HTTP {status}")
     if check.expect_body is None:
-        return Outcome(True, Reason.L7OK, f"HTTP {status}")
+        return _status_ok(status)
     head = buf[: head_end + 2]
     body = buf[head_end + 4 :]
     cl = _CONTENT_LENGTH.search(head)

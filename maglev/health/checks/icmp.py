@@ -1,6 +1,6 @@
 """ICMP probe: one echo request, up when the matching echo reply arrives (IPv4 and IPv6).
 
-Runs on a check worker's asyncio loop. Prefers the unprivileged ICMP datagram socket
+Runs on a check worker's reactor. Prefers the unprivileged ICMP datagram socket
 (SOCK_DGRAM/IPPROTO_ICMP[V6], allowed by net.ipv4.ping_group_range; the kernel then owns the
 identifier and hands us only our replies), and falls back to a raw socket (root or CAP_NET_RAW),
 where every ICMP packet is seen and replies are matched by identifier, sequence and payload.
@@ -9,12 +9,12 @@ Sockets are connected to the target, so the kernel drops replies from anyone els
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import socket
 import struct
 
+from maglev.health import reactor
 from maglev.health.checks.base import Outcome, Progress, open_socket, sockaddr
 from maglev.model import HealthCheck, IPAddress, Reason
 
@@ -64,7 +64,6 @@ def _matches(data: bytes, version: int, raw: bool, ident: int, seq: int, payload
 
 
 async def probe(address: IPAddress, check: HealthCheck, progress: Progress) -> Outcome:
-    loop = asyncio.get_running_loop()
     progress.at(Reason.ICMPTOUT, "no echo reply")
     sock, raw = _open(check, address)
     with sock:
@@ -75,7 +74,7 @@ async def probe(address: IPAddress, check: HealthCheck, progress: Progress) -> O
         try:
             sock.send(echo_request(address.version, ident, seq, payload))
             while True:
-                data = await loop.sock_recv(sock, 2048)
+                data = await reactor.recv(sock, 2048)
                 if _matches(data, address.version, raw, ident, seq, payload):
                     return Outcome(True, Reason.ICMPOK, "echo reply")
         except OSError as e:

@@ -1,15 +1,15 @@
 """TCP probe: connect; optionally send `send` and wait for a reply matching regex `expect`.
 
-Runs on a check worker's asyncio loop. A bare connect is L4OK. With `send`/`expect` the reply is
+Runs on a check worker's reactor. A bare connect is L4OK. With `send`/`expect` the reply is
 read (up to 64 KiB, until the regex matches or the peer closes) and judged: L7OK or L7RSP.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 
+from maglev.health import reactor
 from maglev.health.checks.base import (
     Outcome,
     Progress,
@@ -21,31 +21,31 @@ from maglev.health.checks.base import (
 from maglev.model import HealthCheck, IPAddress, Reason
 
 READ_CAP = 64 * 1024
+_CONNECTED = Outcome(True, Reason.L4OK, "connected")
 
 
 async def probe(address: IPAddress, check: HealthCheck, progress: Progress) -> Outcome:
     port = port_of(check)
     if port is None:
         return Outcome(False, Reason.SOCKERR, "no port configured")
-    loop = asyncio.get_running_loop()
     progress.at(Reason.L4TOUT, "connect timeout")
     with open_socket(check, address, socket.SOCK_STREAM) as sock:
         try:
-            await loop.sock_connect(sock, sockaddr(address, port))
+            await reactor.connect(sock, sockaddr(address, port))
         except OSError as e:
             return connect_failure(e)
         if check.send is None and check.expect is None:
-            return Outcome(True, Reason.L4OK, "connected")
+            return _CONNECTED
         progress.at(Reason.L7TOUT, "no matching reply")
         try:
             if check.send:
-                await loop.sock_sendall(sock, check.send.encode())
+                await reactor.send_all(sock, check.send.encode())
             if check.expect is None:
                 return Outcome(True, Reason.L4OK, "connected, sent")
             pattern = re.compile(check.expect.encode())
             buf = b""
             while len(buf) < READ_CAP:
-                chunk = await loop.sock_recv(sock, READ_CAP - len(buf))
+                chunk = await reactor.recv(sock, READ_CAP - len(buf))
                 if not chunk:
                     break
                 buf += chunk

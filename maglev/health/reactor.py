@@ -1,0 +1,311 @@
+"""A minimal epoll reactor: one per check worker thread, driving probe coroutines and timers.
+
+Why not asyncio: a probe is a handful of syscalls, and asyncio wraps each socket operation in a
+future, a task step, a selector registration and its removal; measured, that overhead made a
+probe cost several times HAProxy's CPU. This reactor keeps only what probes need:
+
+- Probe coroutines (`async def`) await three things: `readable(fd)`, `writable(fd)` and `sleep()`.
+  They yield a small request object to the driver; nothing else is awaitable here. The helpers
+  `connect`, `recv`, `send_all` build socket I/O on top of them.
+- File descriptors are registered EPOLLONESHOT: each wait arms the fd once (one epoll_ctl), an
+  event disarms it, and closing a socket drops it from the epoll set by itself.
+- Each job has a deadline; when it passes, `Deadline` (a BaseException, so a probe's
+  `except OSError` cannot swallow it) is thrown into the coroutine, whose `with` blocks close
+  its sockets on the way out.
+- Timers are a heap with lazy cancellation; other threads hand work in through `call_threadsafe`
+  (a deque and an eventfd).
+
+Everything except `call_threadsafe` and `stop` must be called on the reactor's own thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import heapq
+import itertools
+import os
+import select
+import socket
+import time
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+_IN = select.EPOLLIN | select.EPOLLONESHOT
+_OUT = select.EPOLLOUT | select.EPOLLONESHOT
+
+
+class Deadline(BaseException):
+    """Thrown into a probe coroutine when its time is up (or the worker stops)."""
+
+
+class _Io:
+    __slots__ = ("events", "fd", "obj")
+
+    def __init__(self, obj: socket.socket | int, events: int) -> None:
+        self.obj = obj
+        self.fd = obj if isinstance(obj, int) else obj.fileno()
+        self.events = events
+
+    def __await__(self) -> Generator[_Io | _Sleep, None, None]:
+        yield self
+
+
+class _Sleep:
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __await__(self) -> Generator[_Io | _Sleep, None, None]:
+        yield self
+
+
+def readable(obj: socket.socket | int) -> _Io:
+    """Wait until a socket (or a raw fd, e.g. a pidfd) is readable."""
+    return _Io(obj, _IN)
+
+
+def writable(obj: socket.socket | int) -> _Io:
+    return _Io(obj, _OUT)
+
+
+def sleep(seconds: float) -> _Sleep:
+    return _Sleep(seconds)
+
+
+Probe = Coroutine[_Io | _Sleep, None, Any]
+
+
+async def connect(sock: socket.socket, addr: tuple[Any, ...]) -> None:
+    """Connect a non-blocking socket; raises OSError like a blocking connect would."""
+    err = sock.connect_ex(addr)
+    if err in (errno.EINPROGRESS, errno.EAGAIN):
+        await writable(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
+async def recv(sock: socket.socket, n: int) -> bytes:
+    while True:
+        try:
+            return sock.recv(n)
+        except BlockingIOError:
+            await readable(sock)
+
+
+async def send_all(sock: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            await writable(sock)
+
+
+class _Timer:
+    __slots__ = ("args", "cancelled", "fn", "when")
+
+    def __init__(self, when: float, fn: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.when = when
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Job:
+    """One running probe coroutine."""
+
+    __slots__ = ("coro", "done", "fds", "finished", "timer", "waiting")
+
+    def __init__(
+        self, coro: Probe, done: Callable[[Job, object, BaseException | None], None]
+    ) -> None:
+        self.coro = coro
+        self.done = done
+        self.fds: dict[int, socket.socket | int] = {}  # fd -> what this job registered
+        self.timer: _Timer | None = None
+        self.waiting = -1  # fd waited on, -1 for none
+        self.finished = False
+
+
+class Reactor:
+    def __init__(self) -> None:
+        self._ep = select.epoll()
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._ep.register(self._wake, select.EPOLLIN)
+        self._calls: collections.deque[tuple[Callable[..., object], tuple[object, ...]]] = (
+            collections.deque()
+        )
+        self._timers: list[tuple[float, int, _Timer]] = []
+        self._seq = itertools.count()
+        self._owner: dict[int, Job] = {}
+        self._jobs: set[Job] = set()
+        self._stopping = False
+        self.closed = False
+
+    time = staticmethod(time.monotonic)
+
+    # --- any thread ---------------------------------------------------------------------
+
+    def call_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
+        self._calls.append((fn, args))
+        # OSError: closed, the reactor has stopped and nobody will run this.
+        with contextlib.suppress(OSError):
+            os.eventfd_write(self._wake, 1)
+
+    def stop(self) -> None:
+        self.call_threadsafe(self._request_stop)
+
+    # --- reactor thread -----------------------------------------------------------------
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+
+    def call_at(self, when: float, fn: Callable[..., object], *args: object) -> _Timer:
+        t = _Timer(when, fn, args)
+        heapq.heappush(self._timers, (when, next(self._seq), t))
+        return t
+
+    def spawn(
+        self,
+        coro: Probe,
+        deadline: float,
+        done: Callable[[Job, object, BaseException | None], None],
+    ) -> Job:
+        """Start `coro` now; `done(job, value, error)` is called when it ends."""
+        job = Job(coro, done)
+        self._jobs.add(job)
+        job.timer = self.call_at(deadline, self._expire, job)
+        self._step(job, None)
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """End a job now (its coroutine sees `Deadline`); `done` is still called."""
+        if not job.finished:
+            self._step(job, Deadline("cancelled"))
+
+    def _expire(self, job: Job) -> None:
+        job.timer = None
+        if not job.finished:
+            self._step(job, Deadline("deadline"))
+
+    def _step(self, job: Job, exc: BaseException | None) -> None:
+        job.waiting = -1
+        try:
+            req = job.coro.send(None) if exc is None else job.coro.throw(exc)
+        except StopIteration as e:
+            self._finish(job, e.value, None)
+            return
+        except BaseException as e:
+            self._finish(job, None, e)
+            return
+        if isinstance(req, _Io):
+            fd = req.fd
+            try:
+                self._arm(job, fd, req.obj, req.events)
+            except OSError as e:
+                self._step(job, e)
+                return
+            job.waiting = fd
+        else:
+            self.call_at(time.monotonic() + req.seconds, self._wake_job, job)
+
+    def _wake_job(self, job: Job) -> None:
+        if not job.finished:
+            self._step(job, None)
+
+    def _arm(self, job: Job, fd: int, obj: socket.socket | int, events: int) -> None:
+        if job.fds.get(fd) is obj:
+            try:
+                self._ep.modify(fd, events)
+                return
+            except FileNotFoundError:
+                pass  # that fd was closed and its number reused by this job: register anew
+        try:
+            self._ep.register(fd, events)
+        except FileExistsError:
+            self._ep.modify(fd, events)
+        job.fds[fd] = obj
+        self._owner[fd] = job
+
+    def _finish(self, job: Job, value: object, error: BaseException | None) -> None:
+        job.finished = True
+        self._jobs.discard(job)
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        for fd, obj in job.fds.items():
+            if self._owner.get(fd) is job:
+                del self._owner[fd]
+                # Normally the probe closed its socket already and epoll forgot it by itself.
+                if isinstance(obj, int) or obj.fileno() != -1:
+                    with contextlib.suppress(OSError):
+                        self._ep.unregister(fd)
+        job.done(job, value, error)
+
+    def run(self) -> None:
+        """Serve until `stop()`; then end every job (they see `Deadline`) and close."""
+        ep, timers, owner, calls = self._ep, self._timers, self._owner, self._calls
+        wake = self._wake
+        try:
+            while not self._stopping:
+                if calls:
+                    timeout = 0.0
+                elif timers:
+                    timeout = max(0.0, timers[0][0] - time.monotonic())
+                else:
+                    timeout = 1.0
+                for fd, _ev in ep.poll(timeout):
+                    if fd == wake:
+                        with contextlib.suppress(BlockingIOError):
+                            os.eventfd_read(wake)
+                        continue
+                    job = owner.get(fd)
+                    if job is not None and job.waiting == fd:
+                        self._step(job, None)
+                while calls:
+                    fn, args = calls.popleft()
+                    fn(*args)
+                if timers:
+                    now = time.monotonic()
+                    while timers and timers[0][0] <= now:
+                        t = heapq.heappop(timers)[2]
+                        if not t.cancelled:
+                            t.fn(*t.args)
+        finally:
+            for job in list(self._jobs):
+                self.cancel(job)
+            self.closed = True
+            ep.close()
+            os.close(wake)
+
+    @property
+    def jobs(self) -> int:
+        return len(self._jobs)
+
+
+def run_one(coro: Probe, timeout: float) -> Any:
+    """Drive one coroutine to its end on a private reactor (tests, one-off probes)."""
+    r = Reactor()
+    out: list[tuple[object, BaseException | None]] = []
+
+    def done(_job: Job, value: object, error: BaseException | None) -> None:
+        out.append((value, error))
+        r._stopping = True
+
+    r.spawn(coro, time.monotonic() + timeout, done)
+    if not out:
+        r.run()
+    else:
+        r._ep.close()
+        os.close(r._wake)
+    value, error = out[0]
+    if error is not None:
+        raise error
+    return value
