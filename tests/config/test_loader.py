@@ -198,3 +198,37 @@ def test_parse_host_port(text: str, parsed: tuple[str, int]) -> None:
 def test_parse_host_port_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_host_port(text)
+
+
+def test_the_documented_example_uses_every_key() -> None:
+    import yaml
+
+    from maglev.config import schema
+
+    used: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            used.update(k for k in node if isinstance(k, str))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(yaml.safe_load((REPO / "etc" / "maglev.yaml").read_text()))
+    every = {
+        *schema.TOP,
+        *schema.VPP,
+        *schema.LB,
+        *schema.HEALTHCHECK_COMMON,
+        *schema.BACKEND,
+        *schema.FRONTEND,
+        *schema.POOL,
+        *schema.POOL_MEMBER,
+        *schema.CONTROL,
+        *schema.METRICS,
+        *schema.HEALTH,
+        *(k for keys in schema.HEALTHCHECK_BY_TYPE.values() for k in keys),
+    }
+    assert every - used == set()
