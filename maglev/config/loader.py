@@ -195,7 +195,7 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
 
     if problems:
         log.debug("%s: %d config problem(s)", source, len(problems))
-        raise ConfigInvalid([_with_line(p, data, lines) for p in problems] if lines else problems)
+        raise ConfigInvalid(_in_file_order(problems, data, lines) if lines else problems)
     return Config(
         vpp=vpp,
         healthchecks=MappingProxyType(_complete(healthchecks)),
@@ -223,9 +223,11 @@ def _named(
     return out
 
 
-def _with_line(problem: Problem, data: object, lines: Lines) -> Problem:
-    line = line_of(problem.path, data, lines)
-    return Problem(problem.path, f"{problem.message} (line {line})") if line else problem
+def _in_file_order(problems: list[Problem], data: object, lines: Lines) -> list[Problem]:
+    """Each problem with ` (line N)` appended, sorted by line (stable; unplaced ones last)."""
+    placed = [(line_of(p.path, data, lines), p) for p in problems]
+    placed.sort(key=lambda lp: lp[0] if lp[0] is not None else float("inf"))
+    return [Problem(p.path, f"{p.message} (line {line})") if line else p for line, p in placed]
 
 
 def line_of(path: str, data: object, lines: Lines) -> int | None:

@@ -232,3 +232,20 @@ def test_the_documented_example_uses_every_key() -> None:
         *(k for keys in schema.HEALTHCHECK_BY_TYPE.values() for k in keys),
     }
     assert every - used == set()
+
+
+def test_problems_come_in_file_order() -> None:
+    text = (
+        "health: {workers: 0}\n"
+        "frontends: {f: {address: 192.0.2.1, port: 0, encap: gre4, pools: [{name: a, backends: {b: }}]}}\n"
+        "backends: {b: {address: 127.0.0.1, healthcheck: nope}}\n"
+        "healthchecks: {h: {type: tcp}}\n"
+    )
+    with pytest.raises(ConfigInvalid) as e:
+        load_text(text)
+    assert [p.path for p in e.value.problems] == [
+        "health.workers",
+        "frontends.f.port",
+        "backends.b.healthcheck",
+        "healthchecks.h.port",
+    ]
