@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -109,7 +110,7 @@ def config(fes: Iterable[Frontend], bes: Mapping[str, Backend] | None = None) ->
 WWW: VipId = (ipaddress.ip_network("192.0.2.1/32"), 6, 80)
 
 
-def vip_of(fe: Frontend, weights: Mapping[str, int], **attrs: object) -> Vip:
+def vip_of(fe: Frontend, weights: Mapping[str, int], **attrs: Any) -> Vip:
     """VPP's view of `fe` with the given weights (backend name -> weight) and attributes."""
     a = replace(Attrs(ENCAP_CODE[fe.encap], 0, fe.src_ip_sticky, fe.flow_table_length), **attrs)
     addr = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3", "d": "10.0.0.4"}
@@ -347,7 +348,7 @@ def test_frontend_removed_deletes_ases_then_vip(engine: ModuleType | None) -> No
     ],
 )
 def test_immutable_attribute_change_recreates_vip(
-    engine: ModuleType | None, change: dict[str, object]
+    engine: ModuleType | None, change: dict[str, Any]
 ) -> None:
     fe = frontend()
     actual = {WWW: vip_of(fe, {"a": 100, "c": 0}, **change)}

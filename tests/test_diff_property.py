@@ -1,0 +1,246 @@
+"""Random configs, states, overrides and VPP tables: the twins agree, and the plan is right.
+
+"Right" = applying the ops, each checked against what VPP's lb plugin would accept, to VPP's
+table yields exactly the desired table (plus the unowned VIPs, untouched), a VIP's weights never
+drop before its raises are done, and flush only rides on a weight taken to 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from array import array
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from maglev import _diff_py
+from maglev.model import (
+    Backend,
+    BackendState,
+    Config,
+    Encap,
+    Frontend,
+    IPAddress,
+    Pool,
+    PoolMember,
+    Protocol,
+    VppSettings,
+)
+from maglev.reconcile import desired as des
+from maglev.reconcile.plan import (
+    ENCAP_CODE,
+    AddAs,
+    CreateVip,
+    DeleteAs,
+    DeleteVip,
+    Plan,
+    SetWeight,
+    VipId,
+)
+from tests.test_diff import Attrs, Vip, load_engine
+
+ADDRS: list[IPAddress] = [
+    *(ipaddress.ip_address(f"10.0.{i // 4}.{i * 7 % 250 + 1}") for i in range(10)),
+    *(ipaddress.ip_address(f"2001:db8::{i:x}") for i in range(1, 7)),
+]
+VIPS: list[VipId] = [
+    (ipaddress.ip_network(n), p, port)
+    for n in ("192.0.2.1/32", "192.0.2.0/24", "2001:db8:1::1/128")
+    for p, port in ((6, 80), (17, 80), (6, 443), (255, 0))
+]
+_PROTO = {6: Protocol.TCP, 17: Protocol.UDP, 255: Protocol.ANY}
+Table = dict[VipId, tuple[tuple[int, int, int, int], dict[IPAddress, int]]]
+
+
+def _norm(a: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    encap, dscp, sticky, length = a
+    return (encap, dscp if encap == ENCAP_CODE[Encap.L3DSR] else 0, sticky, length or 65536)
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> dict[str, Any]:
+    addrs = draw(st.lists(st.sampled_from(ADDRS), min_size=1, max_size=10, unique=True))
+    backends = {f"b{i}": Backend(f"b{i}", a) for i, a in enumerate(addrs)}
+    names = list(backends)
+    vips = draw(st.lists(st.sampled_from(VIPS), max_size=5, unique=True))
+    frontends = {}
+    for i, (net, proto, port) in enumerate(vips):
+        pools = tuple(
+            Pool(f"p{j}", tuple(PoolMember(b, w) for b, w in members))
+            for j, members in enumerate(
+                draw(
+                    st.lists(
+                        st.lists(
+                            st.tuples(st.sampled_from(names), st.sampled_from([0, 1, 50, 100])),
+                            max_size=4,
+                        ),
+                        max_size=3,
+                    )
+                )
+            )
+        )
+        frontends[f"f{i}"] = Frontend(
+            f"f{i}",
+            net,
+            _PROTO[proto],
+            port,
+            draw(st.sampled_from([Encap.GRE4, Encap.GRE6, Encap.L3DSR, Encap.NAT4])),
+            pools,
+            dscp=draw(st.sampled_from([0, 10])),
+            src_ip_sticky=draw(st.booleans()),
+            flow_table_length=draw(st.sampled_from([1024, 65536])),
+            flush_on_down=draw(st.booleans()),
+        )
+    config = Config(VppSettings(), {}, backends, frontends)
+    states = draw(st.dictionaries(st.sampled_from(names), st.sampled_from(list(BackendState))))
+    overrides = draw(
+        st.dictionaries(
+            st.tuples(st.sampled_from([*frontends, "gone"]), st.sampled_from(names)),
+            st.sampled_from([0, 7, 100]),
+            max_size=4,
+        )
+    )
+    actual: dict[VipId, Vip] = {}
+    mirrored = [fe for fe in frontends.values() if draw(st.integers(0, 9)) < 8]
+    extra = draw(st.lists(st.sampled_from(VIPS), max_size=3, unique=True))
+    for fe in mirrored:
+        key = des.vip_id(fe)
+        if draw(st.integers(0, 9)) < 8:  # mostly in place: the merge-join path
+            encap, dscp, sticky, length = des.frontend_attrs(fe)
+            attrs = Attrs(encap, dscp, bool(sticky), length)
+        else:
+            attrs = Attrs(
+                draw(st.sampled_from([0, 1, 2, 3])),
+                draw(st.sampled_from([0, 10])),
+                draw(st.booleans()),
+                draw(st.sampled_from([0, 1024, 65536])),
+            )
+        mine = [backends[n].address for n in fe.backend_names()]
+        weights = draw(
+            st.dictionaries(
+                st.sampled_from(mine + ADDRS[:3]) if mine else st.sampled_from(ADDRS),
+                st.sampled_from([0, 1, 50, 100]),
+                max_size=6,
+            )
+        )
+        actual[key] = Vip(attrs, weights)
+    for key in extra:
+        if key not in actual:
+            weights = draw(
+                st.dictionaries(st.sampled_from(ADDRS), st.sampled_from([0, 50]), max_size=3)
+            )
+            actual[key] = Vip(Attrs(), weights)
+    owned = draw(st.sets(st.sampled_from(VIPS)))
+    selected = None
+    if draw(st.booleans()) and frontends:
+        selected = draw(st.sets(st.sampled_from(list(frontends))))
+    return {
+        "config": config,
+        "states": states,
+        "overrides": overrides,
+        "actual": actual,
+        "owned": owned,
+        "selected": selected,
+    }
+
+
+def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any]:
+    layout = des.build_layout(w["config"])
+    sts = des.encode_states(layout, w["states"])
+    ovs = des.encode_overrides(layout, w["overrides"])
+    table = des.prepare_actual_map(layout, w["actual"])
+    owned = array("b", [int(k in w["owned"]) for k in table.vip_ids])
+    names = w["selected"] if w["selected"] is not None else w["config"].frontends
+    selected = des.select(layout, names)
+    desired = engine.compute_desired(layout.topology, sts, ovs)
+    return desired, engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_twins_agree(w: dict[str, Any]) -> None:
+    compiled = load_engine("cython")
+    assert _engine_run(_diff_py, w) == _engine_run(compiled, w)
+
+
+def apply(table: Table, plan: Plan) -> Table:
+    """The ops on a copy of `table`, each checked as VPP's lb plugin would."""
+    t = {k: (a, dict(ws)) for k, (a, ws) in table.items()}
+    for op in plan.ops:
+        if isinstance(op, CreateVip):
+            assert op.vip not in t, op
+            attrs = (ENCAP_CODE[op.encap], op.dscp, int(op.src_ip_sticky), op.flow_table_length)
+            t[op.vip] = (attrs, {})
+        elif isinstance(op, DeleteVip):
+            assert op.vip in t and not t[op.vip][1], op  # VPP refuses a VIP that has ASes
+            del t[op.vip]
+        elif isinstance(op, AddAs):
+            assert op.address not in t[op.vip][1], op
+            t[op.vip][1][op.address] = op.weight
+        elif isinstance(op, SetWeight):
+            old = t[op.vip][1][op.address]
+            assert old != op.weight and (not op.flush or op.weight == 0), op
+            t[op.vip][1][op.address] = op.weight
+        else:
+            assert isinstance(op, DeleteAs) and op.flush, op
+            del t[op.vip][1][op.address]
+    return t
+
+
+def _check_order(plan: Plan, table: Table) -> None:
+    """Per VIP: no raise after a drop (outside a re-create), VIP groups in sorted order."""
+    seen: list[VipId] = []
+    dropped: set[VipId] = set()
+    weights = {k: dict(ws) for k, (_, ws) in table.items()}
+    for op in plan.ops:
+        if not seen or seen[-1] != op.vip:
+            assert op.vip not in seen, "ops of one VIP are not contiguous"
+            seen.append(op.vip)
+        if isinstance(op, DeleteVip | CreateVip):
+            dropped.discard(op.vip)
+            weights[op.vip] = {}
+        elif isinstance(op, AddAs) or (
+            isinstance(op, SetWeight) and op.weight > weights[op.vip][op.address]
+        ):
+            assert op.vip not in dropped, f"raise after a drop: {op}"
+            weights[op.vip][op.address] = op.weight
+        else:
+            dropped.add(op.vip)
+            weights[op.vip].pop(op.address, None)
+    assert seen == sorted(seen, key=des.vip_order)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_applying_the_plan_yields_the_desired_table(w: dict[str, Any]) -> None:
+    layout = des.build_layout(w["config"])
+    ev = des.evaluate(layout, w["states"], w["overrides"])
+    table = des.prepare_actual_map(layout, w["actual"])
+    selected = None if w["selected"] is None else des.select(layout, w["selected"])
+    plan = des.make_plan(ev, table, frozenset(w["owned"]), selected)
+    before: Table = {
+        k: ((v.attrs.encap, v.attrs.dscp, int(v.attrs.src_ip_sticky), v.attrs.flow_table_length),
+            dict(v.weights))
+        for k, v in w["actual"].items()
+    }  # fmt: skip
+    after = apply(before, plan)
+    _check_order(plan, before)
+
+    expected: Table = {}
+    named = {des.vip_id(fe) for fe in layout.frontends}
+    for i, fe in enumerate(layout.frontends):
+        key = des.vip_id(fe)
+        if w["selected"] is not None and fe.name not in w["selected"]:
+            if key in before:
+                expected[key] = before[key]
+            continue
+        view = ev.frontend(i)
+        expected[key] = (des.frontend_attrs(fe), {b.address: b.weight for b in view.backends})
+    unowned = [k for k in before if k not in named and k not in w["owned"]]
+    for k in unowned:
+        expected[k] = before[k]
+    assert {k: (_norm(a), ws) for k, (a, ws) in after.items()} == {
+        k: (_norm(a), ws) for k, (a, ws) in expected.items()
+    }
+    assert plan.unmanaged == tuple(sorted(unowned, key=des.vip_order))
