@@ -122,7 +122,8 @@ class Api:
         self.build_date = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         self.write_count = 0
         self.op_count = 0
-        self.operations: deque[Operation] = deque(maxlen=op_log_size)
+        # (seq, name, body, retval); Operation values are built when asked for.
+        self.operations: deque[tuple[int, str, bytes, int]] = deque(maxlen=op_log_size)
         self._seq = 0
         self.handlers: dict[int, tuple[Layout, Callable[[tuple[Any, ...], bytes], Reply]]] = {}
         for name in MESSAGES:
@@ -140,9 +141,9 @@ class Api:
     def record(self, name: str, body: bytes, rv: int) -> None:
         self.write_count += 1
         self._seq += 1
-        self.operations.append(Operation(self._seq, name, bytes(body), rv))
+        self.operations.append((self._seq, name, body, rv))
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %d", name, self.operations[-1].fields(), rv)
+            log.debug("%s %s -> %d", name, Operation(self._seq, name, body, rv).fields(), rv)
 
     def handle(self, msg_id: int, body: bytes) -> Reply | None:
         """Run the handler of msg_id; None when VPP would not even look at the message."""

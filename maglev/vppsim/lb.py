@@ -10,10 +10,11 @@ the server is not running.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from maglev.vppsim.table import bucket_counts, maglev_table
+from maglev.vppsim.table import counts_in_order, maglev_table
 
 # Return codes (vnet/error.h)
 OK = 0
@@ -134,8 +135,11 @@ class Vip:
     # as_indexes pool: slot -> global AS index (None = free slot)
     slots: list[int | None] = field(default_factory=list)
     free_slots: list[int] = field(default_factory=list)
-    counts: dict[bytes, int] = field(default_factory=dict)  # buckets per AS address
     by_address: dict[bytes, int] = field(default_factory=dict)  # live or lingering AS indices
+    # Live ASes in address order (the table's sort order) with their weights and buckets.
+    order: list[bytes] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+    buckets: list[int] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[bytes, int, int, int]:
@@ -199,26 +203,35 @@ class LbState:
 
     # ---- table ---------------------------------------------------------------------------------
 
-    def _live_weights(self, vip: Vip) -> list[tuple[bytes, int]]:
-        out = []
-        for ai in vip.as_slots():
-            a = self.as_(ai)
-            if a.used and a.weight > 0:
-                out.append((a.address, a.weight))
-        return out
-
     def update_table(self, vip: Vip) -> None:
-        vip.counts = bucket_counts(self._live_weights(vip), vip.new_length)
+        """lb_vip_update_new_flow_table, reduced to what the API shows: buckets per AS."""
+        vip.buckets = counts_in_order(vip.weights, vip.new_length)
 
     def num_buckets(self, vip: Vip, a: As) -> int:
         if not a.used:
             return 0
-        return vip.counts.get(a.address, 0)
+        return vip.buckets[bisect_left(vip.order, a.address)]
+
+    @staticmethod
+    def _set_live(vip: Vip, address: bytes, weight: int) -> None:
+        i = bisect_left(vip.order, address)
+        if i < len(vip.order) and vip.order[i] == address:
+            vip.weights[i] = weight
+        else:
+            vip.order.insert(i, address)
+            vip.weights.insert(i, weight)
+
+    @staticmethod
+    def _unset_live(vip: Vip, address: bytes) -> None:
+        i = bisect_left(vip.order, address)
+        if i < len(vip.order) and vip.order[i] == address:
+            del vip.order[i]
+            del vip.weights[i]
 
     def bucket_table(self, vip_index: int) -> list[bytes | None]:
         """The VIP's full new-flow table: the AS address per bucket, None where traffic drops."""
         vip = self.vip(vip_index)
-        return maglev_table(self._live_weights(vip), vip.new_length)
+        return maglev_table(zip(vip.order, vip.weights, strict=True), vip.new_length)
 
     # ---- garbage collection --------------------------------------------------------------------
 
@@ -337,6 +350,8 @@ class LbState:
             a = self.as_(ai)
             a.used = False
             a.last_used = now
+        vip.order.clear()
+        vip.weights.clear()
         self.update_table(vip)
         vip.used = False
         del self.vip_by_key[vip.key]
@@ -366,6 +381,7 @@ class LbState:
                 vip.slots[vip.free_slots.pop()] = ai
             else:
                 vip.slots.append(ai)
+        self._set_live(vip, address, weight)
         self.update_table(vip)
         self.vip_gc(vip)
         return OK
@@ -378,6 +394,7 @@ class LbState:
         a = self.as_(ai)
         a.used = False
         a.last_used = self.now()
+        self._unset_live(vip, address)
         self.update_table(vip)
         return OK
 
@@ -389,5 +406,6 @@ class LbState:
         if not a.used:
             return NO_SUCH_ENTRY
         a.weight = weight
+        self._set_live(vip, address, weight)
         self.update_table(vip)
         return OK

@@ -100,7 +100,7 @@ class Emulator:
 
     def operations(self) -> list[Operation]:
         with self.lock:
-            return list(self.api.operations)
+            return [Operation(*op) for op in self.api.operations]
 
     def locked(self, fn: Callable[[lb.LbState], T]) -> T:
         """Run fn on the lb state under the server's lock (from any thread)."""

@@ -12,7 +12,9 @@ Addresses are the plugin's 16-byte ip46 form (IPv4 a.b.c.d is twelve zero bytes 
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 _P1 = 11400714785074694791
@@ -92,39 +94,55 @@ def maglev_table(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> list
 
 
 def bucket_counts(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> dict[bytes, int]:
-    """Buckets per AS address in closed form (only ASes with weight > 0 appear).
+    """Buckets per AS address in closed form (only ASes with weight > 0 appear)."""
+    items = sorted((a, w) for a, w in addresses_weights if w > 0)
+    counts = counts_in_order([w for _a, w in items], m)
+    return {a: n for (a, _w), n in zip(items, counts, strict=True)}
 
-    Every sorted entry claims exactly one bucket per pass, so with q, R = divmod(m, W) the first R
-    entries of the (replica, address) order get q+1 buckets and the rest q. Entries are walked a
-    weight band at a time (the set of ASes with weight > r changes only at distinct weights), so
-    the cost is O(n log n), independent of m and of the weights.
+
+def counts_in_order(weights: Sequence[int], m: int) -> list[int]:
+    """Buckets of each AS given the weights of the live ASes in address order (0s allowed).
+
+    Every sorted entry (replica r, address) claims exactly one bucket per pass, so with
+    q, R = divmod(m, W) the first R entries get q+1 buckets and the rest q. The first R entries
+    are all replica levels below some level L (an AS of weight w owns min(w, L) of them) plus, at
+    level L, the first R' ASes in address order among those with weight > L. L is found by
+    walking the distinct weights in ascending order: O(n log n), independent of m and of the
+    weights. It runs on every emulated operation, hence the plain, C-heavy loops.
     """
-    live = _live(addresses_weights)
-    if not live or m <= 0:
-        return {}
-    total = sum(w for _, w in live)
+    n = len(weights)
+    total = sum(weights)
+    if total <= 0 or m <= 0:
+        return [0] * n
     q, rem = divmod(m, total)
-    counts = {a: q * w for a, w in live}
-    if rem == 0:
-        return counts
-    # ASes still present at replica level r are those with weight > r; the set shrinks at each
-    # distinct weight. Within a level they appear in address order.
-    level = 0
-    present: Sequence[tuple[bytes, int]] = live
-    for band_end in sorted({w for _, w in live}):
-        k = len(present)
-        full = min(band_end - level, rem // k)
-        if full:
-            for a, _w in present:
-                counts[a] += full
-            rem -= full * k
-            level += full
-        if rem == 0:
-            return counts
-        if level < band_end:
-            # A partial level: the first `rem` ASes in address order get one more.
-            for a, _w in present[:rem]:
-                counts[a] += 1
-            return counts
-        present = [(a, w) for a, w in present if w > band_end]
-    return counts
+    if not rem:
+        return [q * w for w in weights]
+    # entries(L) = entries on replica levels 0..L-1 = sum(min(w, L)); find the largest L with
+    # entries(L) <= rem by bisection over L (prefix sums of the sorted weights make each probe
+    # O(log n)); entries(max weight) = total > rem bounds it.
+    by_weight = sorted(weights)
+    prefix = list(accumulate(by_weight, initial=0))
+    lo, hi = 0, by_weight[-1]
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        i = bisect_left(by_weight, mid)
+        if prefix[i] + mid * (n - i) <= rem:
+            lo = mid
+        else:
+            hi = mid
+    level = lo
+    i = bisect_left(by_weight, level)
+    rem -= prefix[i] + level * (n - i)
+    if q:
+        out = [q * w + (w if w < level else level) for w in weights]
+    else:
+        out = [w if w < level else level for w in weights]
+    if rem:
+        # A partial level: the first `rem` ASes in address order with weight > level.
+        for i, w in enumerate(weights):
+            if w > level:
+                out[i] += 1
+                rem -= 1
+                if not rem:
+                    break
+    return out
