@@ -58,82 +58,75 @@ def _norm(a: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return (encap, dscp if encap == ENCAP_CODE[Encap.L3DSR] else 0, sticky, length or 65536)
 
 
+# Strategies built once: building them inside each draw costs more than the test itself.
+_WEIGHT = st.sampled_from([0, 1, 50, 100])
+_ENCAP = st.sampled_from([Encap.GRE4, Encap.GRE6, Encap.L3DSR, Encap.NAT4])
+_DSCP = st.sampled_from([0, 10])
+_BOOL = st.booleans()
+_LENGTH = st.sampled_from([1024, 65536])
+_STATE = st.sampled_from(list(BackendState))
+_OVERRIDE = st.sampled_from([0, 7, 100])
+_TENTHS = st.integers(0, 9)
+_VPP_ATTRS = st.builds(
+    Attrs, st.sampled_from([0, 1, 2, 3]), _DSCP, _BOOL, st.sampled_from([0, 1024, 65536])
+)
+_ADDRS = st.lists(st.sampled_from(ADDRS), min_size=1, max_size=10, unique=True)
+_VIPS = st.lists(st.sampled_from(VIPS), max_size=5, unique=True)
+_EXTRA_VIPS = st.lists(st.sampled_from(VIPS), max_size=3, unique=True)
+_STRAY = st.dictionaries(st.sampled_from(ADDRS), st.sampled_from([0, 50]), max_size=3)
+_OWNED = st.sets(st.sampled_from(VIPS))
+
+
 @st.composite
 def worlds(draw: st.DrawFn) -> dict[str, Any]:
-    addrs = draw(st.lists(st.sampled_from(ADDRS), min_size=1, max_size=10, unique=True))
+    addrs = draw(_ADDRS)
     backends = {f"b{i}": Backend(f"b{i}", a) for i, a in enumerate(addrs)}
     names = list(backends)
-    vips = draw(st.lists(st.sampled_from(VIPS), max_size=5, unique=True))
+    pick_name = st.sampled_from(names)
+    pools_s = st.lists(st.lists(st.tuples(pick_name, _WEIGHT), max_size=4), max_size=3)
     frontends = {}
-    for i, (net, proto, port) in enumerate(vips):
+    for i, (net, proto, port) in enumerate(draw(_VIPS)):
         pools = tuple(
             Pool(f"p{j}", tuple(PoolMember(b, w) for b, w in members))
-            for j, members in enumerate(
-                draw(
-                    st.lists(
-                        st.lists(
-                            st.tuples(st.sampled_from(names), st.sampled_from([0, 1, 50, 100])),
-                            max_size=4,
-                        ),
-                        max_size=3,
-                    )
-                )
-            )
+            for j, members in enumerate(draw(pools_s))
         )
         frontends[f"f{i}"] = Frontend(
             f"f{i}",
             net,
             _PROTO[proto],
             port,
-            draw(st.sampled_from([Encap.GRE4, Encap.GRE6, Encap.L3DSR, Encap.NAT4])),
+            draw(_ENCAP),
             pools,
-            dscp=draw(st.sampled_from([0, 10])),
-            src_ip_sticky=draw(st.booleans()),
-            flow_table_length=draw(st.sampled_from([1024, 65536])),
-            flush_on_down=draw(st.booleans()),
+            dscp=draw(_DSCP),
+            src_ip_sticky=draw(_BOOL),
+            flow_table_length=draw(_LENGTH),
+            flush_on_down=draw(_BOOL),
         )
     config = Config(VppSettings(), {}, backends, frontends)
-    states = draw(st.dictionaries(st.sampled_from(names), st.sampled_from(list(BackendState))))
+    states = draw(st.dictionaries(pick_name, _STATE))
     overrides = draw(
         st.dictionaries(
-            st.tuples(st.sampled_from([*frontends, "gone"]), st.sampled_from(names)),
-            st.sampled_from([0, 7, 100]),
-            max_size=4,
+            st.tuples(st.sampled_from([*frontends, "gone"]), pick_name), _OVERRIDE, max_size=4
         )
     )
     actual: dict[VipId, Vip] = {}
-    mirrored = [fe for fe in frontends.values() if draw(st.integers(0, 9)) < 8]
-    extra = draw(st.lists(st.sampled_from(VIPS), max_size=3, unique=True))
-    for fe in mirrored:
-        key = des.vip_id(fe)
-        if draw(st.integers(0, 9)) < 8:  # mostly in place: the merge-join path
+    for fe in frontends.values():
+        if draw(_TENTHS) >= 8:  # absent from VPP
+            continue
+        if draw(_TENTHS) < 8:  # mostly in place: the merge-join path
             encap, dscp, sticky, length = des.frontend_attrs(fe)
             attrs = Attrs(encap, dscp, bool(sticky), length)
         else:
-            attrs = Attrs(
-                draw(st.sampled_from([0, 1, 2, 3])),
-                draw(st.sampled_from([0, 10])),
-                draw(st.booleans()),
-                draw(st.sampled_from([0, 1024, 65536])),
-            )
+            attrs = draw(_VPP_ATTRS)
         mine = [backends[n].address for n in fe.backend_names()]
-        weights = draw(
-            st.dictionaries(
-                st.sampled_from(mine + ADDRS[:3]) if mine else st.sampled_from(ADDRS),
-                st.sampled_from([0, 1, 50, 100]),
-                max_size=6,
-            )
-        )
-        actual[key] = Vip(attrs, weights)
-    for key in extra:
+        pick = st.sampled_from(mine + ADDRS[:3])
+        actual[des.vip_id(fe)] = Vip(attrs, draw(st.dictionaries(pick, _WEIGHT, max_size=6)))
+    for key in draw(_EXTRA_VIPS):
         if key not in actual:
-            weights = draw(
-                st.dictionaries(st.sampled_from(ADDRS), st.sampled_from([0, 50]), max_size=3)
-            )
-            actual[key] = Vip(Attrs(), weights)
-    owned = draw(st.sets(st.sampled_from(VIPS)))
+            actual[key] = Vip(Attrs(), draw(_STRAY))
+    owned = draw(_OWNED)
     selected = None
-    if draw(st.booleans()) and frontends:
+    if draw(_BOOL) and frontends:
         selected = draw(st.sets(st.sampled_from(list(frontends))))
     return {
         "config": config,
@@ -155,13 +148,6 @@ def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any]:
     selected = des.select(layout, names)
     desired = engine.compute_desired(layout.topology, sts, ovs)
     return desired, engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds())
-def test_twins_agree(w: dict[str, Any]) -> None:
-    compiled = load_engine("cython")
-    assert _engine_run(_diff_py, w) == _engine_run(compiled, w)
 
 
 def apply(table: Table, plan: Plan) -> Table:
@@ -211,9 +197,12 @@ def _check_order(plan: Plan, table: Table) -> None:
     assert seen == sorted(seen, key=des.vip_order)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# One test for both properties: generating the worlds is the expensive part.
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
-def test_applying_the_plan_yields_the_desired_table(w: dict[str, Any]) -> None:
+def test_twins_agree_and_the_plan_yields_the_desired_table(w: dict[str, Any]) -> None:
+    assert _engine_run(_diff_py, w) == _engine_run(load_engine("cython"), w)
+
     layout = des.build_layout(w["config"])
     ev = des.evaluate(layout, w["states"], w["overrides"])
     table = des.prepare_actual_map(layout, w["actual"])
