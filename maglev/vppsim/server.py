@@ -72,7 +72,8 @@ class Emulator:
         self._sel: selectors.BaseSelector | None = None
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stopping = threading.Event()
         self._clients: dict[int, _Client] = {}  # slot -> client; slot 0 is the listener
         self._free_slots: list[int] = []
@@ -133,6 +134,10 @@ class Emulator:
         return [None if a is None else names.setdefault(a, fmt_address(a)) for a in table]
 
     def start(self) -> None:
+        """Bind the socket (replacing a stale one) and serve on the `maglev-vppsim` thread."""
+        if self.running:
+            raise RuntimeError("the emulator is already running")
+        self._stopping.clear()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -142,6 +147,7 @@ class Emulator:
         self._listener = listener
         self._sel = selectors.DefaultSelector()
         self._sel.register(listener, selectors.EVENT_READ, None)
+        self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._run, name="maglev-vppsim", daemon=True)
@@ -153,9 +159,11 @@ class Emulator:
         )
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Close every client and the socket; the lb state is kept (start() serves it again)."""
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -178,6 +186,7 @@ class Emulator:
                     if key.data is None:
                         self._accept()
                     elif key.data == "wake":
+                        assert self._wake_r is not None
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(64)
                     else:
@@ -190,6 +199,11 @@ class Emulator:
                         ):
                             self._flush(client)
                 self._flush_dirty()
+        except Exception:
+            # Not a client's fault (those are caught per message): the emulator is broken, and
+            # `running` turns false so an embedding daemon can stop.
+            log.exception("VPP lb emulator failed")
+            raise
         finally:
             for client in list(self._clients.values()):
                 self._drop(client, "emulator stopping")
@@ -198,8 +212,10 @@ class Emulator:
                 self._listener.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket_path)
-            self._wake_r.close()
-            self._wake_w.close()
+            for s in (self._wake_r, self._wake_w):
+                if s is not None:
+                    s.close()
+            self._wake_r = self._wake_w = None
             log.info("VPP lb emulator on %s stopped", self.socket_path)
 
     def _accept(self) -> None:

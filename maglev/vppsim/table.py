@@ -15,6 +15,10 @@ import ipaddress
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
+from typing import TypeVar
+
+Address = bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
+A = TypeVar("A", bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 _P1 = 11400714785074694791
@@ -50,22 +54,29 @@ def xxhash_u64(key: int) -> int:
     return h
 
 
-def _live(addresses_weights: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
-    """Live ASes with weight > 0, sorted by address bytes (the plugin's tie-free sort key)."""
-    return sorted((a, w) for a, w in addresses_weights if w > 0)
+def _key(address: Address) -> bytes:
+    return address if isinstance(address, bytes) else ip46(address)
 
 
-def maglev_table(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> list[bytes | None]:
+def maglev_table(addresses_weights: Iterable[tuple[A, int]], m: int) -> list[A | None]:
     """The full new-flow table of size m: the AS address owning each bucket, None for drop.
 
-    `addresses_weights` are the VIP's live ASes as (16-byte ip46 address, weight); m is a power
-    of two. Entries (as, replica) sorted by (replica, address) each get a permutation seeded by
+    `addresses_weights` are the VIP's live ASes as (address, weight), addresses as 16-byte ip46
+    `bytes` or `ipaddress` objects (returned as given); m is a power of two. Entries
+    (as, replica) sorted by (replica, address) each get a permutation seeded by
     xxhash(A0 ^ A1 ^ replica) and claim, round-robin, the next free bucket along it.
     """
-    live = _live(addresses_weights)
-    table: list[bytes | None] = [None] * m
+    given: dict[bytes, A] = {}
+    weights: dict[bytes, int] = {}
+    for address, weight in addresses_weights:
+        if weight > 0:
+            k = _key(address)
+            given[k] = address
+            weights[k] = weight
+    live = sorted(weights.items())
     if not live or m <= 0:
-        return table
+        return [None] * max(m, 0)
+    table: list[bytes | None] = [None] * m
     mask = m - 1
     entries: list[tuple[int, bytes]] = []  # (replica, address) in sorted order
     max_w = max(w for _, w in live)
@@ -90,14 +101,15 @@ def maglev_table(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> list
             cursors[i] = (pos + skip) & mask
             done += 1
             if done == m:
-                return table
+                return [None if b is None else given[b] for b in table]
 
 
-def bucket_counts(addresses_weights: Iterable[tuple[bytes, int]], m: int) -> dict[bytes, int]:
-    """Buckets per AS address in closed form (only ASes with weight > 0 appear)."""
-    items = sorted((a, w) for a, w in addresses_weights if w > 0)
-    counts = counts_in_order([w for _a, w in items], m)
-    return {a: n for (a, _w), n in zip(items, counts, strict=True)}
+def bucket_counts(addresses_weights: Iterable[tuple[A, int]], m: int) -> dict[A, int]:
+    """Buckets per AS address in closed form (only ASes with weight > 0 appear); addresses as
+    in `maglev_table`."""
+    items = sorted((_key(a), w, a) for a, w in addresses_weights if w > 0)
+    counts = counts_in_order([w for _k, w, _a in items], m)
+    return {a: n for (_k, _w, a), n in zip(items, counts, strict=True)}
 
 
 def counts_in_order(weights: Sequence[int], m: int) -> list[int]:

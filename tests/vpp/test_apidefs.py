@@ -120,3 +120,14 @@ def test_api_files_falls_back_to_bundled(
     files = apidefs.api_files(str(tmp_path / "empty"))
     assert len(files) == 4
     assert all(f.startswith(str(tmp_path / "cache")) for f in files)
+
+
+def test_api_files_default_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGLEV_APIDEFS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(apidefs, "DEFAULT_API_DIR", str(tmp_path / "absent"))
+    assert all(f.startswith(str(tmp_path / "cache")) for f in apidefs.api_files())
+    host = tmp_path / "host" / "plugins"
+    host.mkdir(parents=True)
+    (host / "lb.api.json").write_text("{}")
+    monkeypatch.setattr(apidefs, "DEFAULT_API_DIR", str(tmp_path / "host"))
+    assert apidefs.api_files() == [str(host / "lb.api.json")]

@@ -78,3 +78,48 @@ def test_keepalive_gets_no_reply(vpp: Any) -> None:
 def test_intf_nat_unknown_interface(vpp: Any) -> None:
     assert vpp.api.lb_add_del_intf_nat4(is_add=True, sw_if_index=5).retval == -2
     assert vpp.api.lb_add_del_intf_nat6(is_add=True, sw_if_index=5).retval == -2
+
+
+def test_reads_are_not_writes(vpp: Any, emulator: Emulator) -> None:
+    assert vpp.api.lb_add_del_vip(**VIP).retval == 0
+    assert vpp.api.lb_add_del_as_v2(**VIP, as_address="10.1.1.1", weight=0).retval == 0
+    assert vpp.api.lb_add_del_as_v2(**VIP, as_address="10.1.1.1").retval == -81
+    before = emulator.write_count
+    vpp.api.lb_vip_dump()
+    vpp.api.lb_as_v2_dump()
+    vpp.api.lb_conf_get()
+    vpp.api.cli_inband(cmd="show lb vips verbose")
+    vpp.api.control_ping()
+    assert emulator.write_count == before == 3
+    ops = emulator.operations()
+    assert [(o.name, o.retval) for o in ops] == [
+        ("lb_add_del_vip", 0),
+        ("lb_add_del_as_v2", 0),
+        ("lb_add_del_as_v2", -81),
+    ]
+    assert ops[1].fields()["weight"] == 0
+    assert ops[2].fields()["as_address.un"][:4] == bytes([10, 1, 1, 1])
+
+
+def test_bootstrap_from_get_api_json(emulator: Emulator) -> None:
+    from vpp_papi import VPPApiClient
+
+    vpp = VPPApiClient(bootstrapapi=True, server_address=emulator.socket_path)
+    vpp.connect("bootstrap")
+    try:
+        assert vpp.api.lb_add_del_vip(**VIP).retval == 0
+        assert len(vpp.api.lb_vip_dump()) == 1
+    finally:
+        vpp.disconnect()
+
+
+def test_stop_and_restart_keeps_state(connect: Callable[..., Any], emulator: Emulator) -> None:
+    vpp = connect()
+    assert vpp.api.lb_add_del_vip(**VIP).retval == 0
+    vpp.disconnect()
+    emulator.stop()
+    assert not emulator.running
+    emulator.start()
+    assert emulator.running
+    vpp.connect("again")
+    assert len(vpp.api.lb_vip_dump()) == 1

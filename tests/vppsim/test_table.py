@@ -82,3 +82,15 @@ def test_full_fill_matches_closed_form(weights: dict[bytes, int], m: int) -> Non
     if counts:
         assert sum(counts.values()) == m
         assert None not in table
+
+
+def test_accepts_ipaddress_objects_and_iterators() -> None:
+    import ipaddress
+
+    addrs = [ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")]
+    table = maglev_table(iter(zip(addrs, [100, 1], strict=True)), 1024)
+    assert set(table) == set(addrs)
+    counts = bucket_counts(zip(addrs, [100, 1], strict=True), 1024)
+    assert counts == {addrs[0]: 1013, addrs[1]: 11}
+    raw = maglev_table([(ip46(a), w) for a, w in zip(addrs, [100, 1], strict=True)], 1024)
+    assert [None if a is None else ipaddress.ip_address(a[12:]) for a in raw] == table
