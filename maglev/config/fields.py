@@ -74,7 +74,9 @@ def parse_duration(value: object) -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 500ms, 2s, 1m, 1h, got {show(value)}")
-    if isinstance(value, int | float):
+    if isinstance(value, int) and abs(value) > MAX_DURATION:
+        seconds = 2 * MAX_DURATION  # float() of a huge int would overflow
+    elif isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]

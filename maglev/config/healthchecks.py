@@ -89,7 +89,7 @@ def jitter(node: Node, default: float) -> float:
         except ValueError:
             value = None
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        value = float(raw)
+        value = float(raw) if abs(raw) <= 1 else 1.0  # (float() of a huge int overflows)
     if value is None or value != value:
         node.add("jitter", f"expected a percentage like 10% or a fraction 0..0.5, {got(raw)}")
         return default
