@@ -133,6 +133,11 @@ class Reconciler:
         self.views: dict[str, FrontendView] = {}
         self._stopped = False
         self._layout: Layout | None = None
+        self._by_target: dict[ProbeTarget, tuple[str, ...]] = {}
+        self._fe_of: dict[str, tuple[str, ...]] = {}
+        self._bstatus: dict[str, BackendStatus] = {}
+        self._touched: set[str] = set()
+        self._phase: dict[ProbeTarget, Phase] = {}
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -189,7 +194,7 @@ class Reconciler:
     def _apply_results(self, results: dict[ProbeTarget, ProbeResult], now: float) -> None:
         if not results:
             return
-        by_target = self._backends_by_target()
+        by_target = self._by_target
         durations = dict(self.counters.probe_durations)
         for target, res in results.items():
             self.last_probe[target] = res
@@ -199,6 +204,7 @@ class Reconciler:
                 res.duration
             )
             for name in by_target.get(target, ()):
+                self._touched.add(name)
                 h = self.health[name]
                 t = h.apply(res, now)
                 if t is not None:
@@ -206,22 +212,30 @@ class Reconciler:
             self._update_phase(target, by_target.get(target, ()))
         self.counters = replace(self.counters, probe_durations=durations)
 
-    def _backends_by_target(self) -> dict[ProbeTarget, list[str]]:
-        out: dict[ProbeTarget, list[str]] = {}
+    def _index(self) -> None:
+        """Per-config lookups: probe target -> backends, backend -> frontends."""
+        by_target: dict[ProbeTarget, list[str]] = {}
         for name, b in self.config.backends.items():
             if b.healthcheck is not None:
-                out.setdefault(ProbeTarget(b.address, b.healthcheck), []).append(name)
-        return out
+                by_target.setdefault(ProbeTarget(b.address, b.healthcheck), []).append(name)
+        self._by_target = {t: tuple(n) for t, n in by_target.items()}
+        fe_of: dict[str, list[str]] = {}
+        for fname, fe in self.config.frontends.items():
+            for bname in fe.backend_names():
+                fe_of.setdefault(bname, []).append(fname)
+        self._fe_of = {b: tuple(f) for b, f in fe_of.items()}
 
     def _update_phase(self, target: ProbeTarget, names: list[str] | tuple[str, ...]) -> None:
         phases = [p for n in names if (p := self.health[n].phase) is not None]
         if phases:
-            self.scheduler.set_phase(target, min(phases, key=phase_rank))
+            phase = min(phases, key=phase_rank)
+            if self._phase.get(target) is not phase:  # tell the scheduler on changes only
+                self._phase[target] = phase
+                self.scheduler.set_phase(target, phase)
 
     def _transition(self, t: Transition) -> None:
-        frontends = [
-            n for n, fe in self.config.frontends.items() if t.backend in fe.backend_names()
-        ]
+        frontends = list(self._fe_of.get(t.backend, ()))
+        self._touched.add(t.backend)
         reason = t.reason.value if t.reason is not None else "-"
         log.info(
             "backend %s: %s -> %s (%s: %s) frontends: %s",
@@ -337,6 +351,9 @@ class Reconciler:
                     self._transition(t)
         self.health = new
         self.config = config
+        self._index()
+        self._bstatus = {}
+        self._touched = set(new)
         # Overrides of pools/backends that no longer exist go away with them.
         self.overrides = {
             (f, b): w
@@ -357,6 +374,7 @@ class Reconciler:
             p = h.phase
             if p is not None and (t not in phases or phase_rank(p) < phase_rank(phases[t])):
                 phases[t] = p
+        self._phase = dict(phases)
         self.scheduler.set_targets(targets, phases)
 
     def _reload(self, config: Config, source: str, now: float) -> dict[str, Any]:
@@ -508,6 +526,10 @@ class Reconciler:
         self.dirty -= names
         if not names and only is not None:
             return True
+        if only is not None and self.all_released and 2 * len(names) > len(self.config.frontends):
+            # Most frontends are affected (a rack failed): the cached whole-config layout is
+            # cheaper than compiling a partial one, and unaffected frontends diff to nothing.
+            names = set(self.config.frontends)
         plan, views = self.plan_for(names, full=only is None)
         self.views.update(views)
         if only is None:
@@ -600,19 +622,21 @@ class Reconciler:
 
     # --- publishing -------------------------------------------------------------------------
 
+    def _status(self, name: str, h: BackendHealth) -> BackendStatus:
+        b = self.config.backends[name]
+        probe = (
+            self.last_probe.get(ProbeTarget(b.address, b.healthcheck)) if b.healthcheck else None
+        )
+        return BackendStatus(name, h.state, h.counter, h.history, probe)
+
     def _make_snapshot(self) -> Snapshot:
-        backends = {
-            n: BackendStatus(
-                n,
-                h.state,
-                h.counter,
-                h.history,
-                self.last_probe.get(ProbeTarget(h.address, b.healthcheck))
-                if (b := self.config.backends[n]).healthcheck
-                else None,
-            )
-            for n, h in self.health.items()
-        }
+        # Only backends touched since the last snapshot are rebuilt (thousands may exist).
+        for name in self._touched:
+            h = self.health.get(name)
+            if h is not None:
+                self._bstatus[name] = self._status(name, h)
+        self._touched = set()
+        backends = dict(self._bstatus)
         return Snapshot(
             config=self.config,
             backends=MappingProxyType(backends),

@@ -1,0 +1,221 @@
+"""Programming benchmark: how fast health events become VPP replies.
+
+Setup: the emulator runs as its own process (`maglev-vppsim`); 1,000 frontends x 32 backends
+(32,000 ASes, each backend its own address, weight 100, one pool) programmed through the real
+reconciler. Then, side by side in one run:
+- *batched*: 10% of the backends (3,200) fail at once; the time from their probe results entering
+  the reconciler's queue to the last VPP reply of the resulting pipelined batch;
+- *sync loop*: the same 3,200 `lb_as_set_weight` calls issued by a plain synchronous vpp-papi
+  loop (one round trip each), the way a naive controller would;
+- *latency*: one backend's transition to its VPP reply, repeated, with 1,000 frontends configured.
+
+`python -m benchmarks.program [--smoke]`, or through `maglev-bench program`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import pathlib
+import queue
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from benchmarks.common import percentile, ratio, stat, suite_result
+from maglev.health.state import Phase
+from maglev.model import (
+    Backend,
+    CheckType,
+    Config,
+    Encap,
+    Frontend,
+    HealthCheck,
+    LbSettings,
+    Pool,
+    PoolMember,
+    ProbeResult,
+    ProbeTarget,
+    Protocol,
+    Reason,
+    VppSettings,
+)
+from maglev.reconcile.dataplane import Dataplane
+from maglev.reconcile.reconciler import Reconciler
+from maglev.vpp import apidefs
+from maglev.vpp.papi import LbCall, VppConnection
+
+TARGET_RATIO = 10.0
+
+
+class NoStreams:
+    def set_targets(
+        self,
+        targets: Mapping[ProbeTarget, HealthCheck],
+        phases: Mapping[ProbeTarget, Phase] | None = None,
+    ) -> tuple[int, int, int]:
+        return (0, 0, 0)
+
+    def set_phase(self, target: ProbeTarget, phase: Phase) -> None:
+        pass
+
+
+def make_config(socket_path: str, frontends: int, per: int) -> Config:
+    hc = HealthCheck("hc", CheckType.TCP, port=80, rise=1, fall=1)
+    backends: dict[str, Backend] = {}
+    fes: dict[str, Frontend] = {}
+    for f in range(frontends):
+        members = []
+        for j in range(per):
+            n = f * per + j
+            name = f"b{n}"
+            backends[name] = Backend(name, ipaddress.ip_address(0x0A000000 + n + 1), "hc")
+            members.append(PoolMember(name, 100))
+        vip = ipaddress.ip_network((0xC6120000 + f, 32))  # 198.18.x.y: benchmark range
+        fes[f"f{f}"] = Frontend(
+            f"f{f}", vip, Protocol.TCP, 80, Encap.GRE4, (Pool("p", tuple(members)),)
+        )
+    lb = LbSettings(
+        ip4_src_address=ipaddress.IPv4Address("198.51.100.1"),
+        sync_interval=3600.0,
+        startup_min_delay=0.0,
+        startup_max_delay=0.0,
+    )
+    return Config(
+        vpp=VppSettings(api_socket=socket_path, lb=lb),
+        healthchecks=MappingProxyType({"hc": hc}),
+        backends=MappingProxyType(backends),
+        frontends=MappingProxyType(fes),
+    )
+
+
+def results(cfg: Config, names: list[str], ok: bool) -> list[ProbeResult]:
+    now = time.monotonic()
+    out = []
+    for n in names:
+        b = cfg.backends[n]
+        r = Reason.L4OK if ok else Reason.L4CON
+        out.append(ProbeResult(ProbeTarget(b.address, "hc"), ok, r, 0.001, "bench", now))
+    return out
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    frontends, per = (40, 32) if smoke else (1000, 32)
+    reps = 2 if smoke else 3
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="maglev-bench-program-"))
+    sock = str(tmp / "api.sock")
+    sim = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "maglev-vppsim"), "--socket", sock],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock):
+            if time.monotonic() > deadline or sim.poll() is not None:
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.05)
+        return _measure(sock, tmp, frontends, per, reps, smoke)
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+def _measure(
+    sock: str, tmp: pathlib.Path, frontends: int, per: int, reps: int, smoke: bool
+) -> dict[str, Any]:
+    cfg = make_config(sock, frontends, per)
+    files = apidefs.generate(tmp / "defs")
+    inbox: queue.Queue[Any] = queue.Queue()
+    rec = Reconciler(
+        cfg, inbox, Dataplane(VppConnection(sock, files, read_timeout=60)), NoStreams()
+    )
+    names = list(cfg.backends)
+    for r in results(cfg, names, True):
+        inbox.put(r)
+    t0 = time.perf_counter()
+    rec.turn()
+    setup_s = time.perf_counter() - t0
+    assert rec.snapshot.counters.ops_ok >= frontends * (per + 1), "initial programming incomplete"
+
+    rng = random.Random(7)
+    batch_n = len(names) // 10
+    batched: list[float] = []
+    syncs: list[float] = []
+    plain = VppConnection(sock, files, name="bench-sync", read_timeout=60)
+    plain.connect()
+    vpp = plain._api()
+    for _ in range(reps):
+        chosen = rng.sample(names, batch_n)
+        ops_before = rec.snapshot.counters.ops_ok
+        t0 = time.perf_counter()
+        for r in results(cfg, chosen, False):
+            inbox.put(r)
+        rec.turn()
+        batched.append(time.perf_counter() - t0)
+        assert rec.snapshot.counters.ops_ok - ops_before == batch_n, "batch incomplete"
+        for r in results(cfg, chosen, True):  # restore (not measured)
+            inbox.put(r)
+        rec.turn()
+        # The same calls, one synchronous vpp-papi round trip each.
+        calls = []
+        for n in chosen:
+            f = int(n[1:]) // per
+            calls.append(dict(pfx=cfg.frontends[f"f{f}"].address, protocol=6, port=80,
+                              as_address=cfg.backends[n].address, weight=0, is_flush=True))  # fmt: skip
+        t0 = time.perf_counter()
+        for kw in calls:
+            rv = vpp.api.lb_as_set_weight(**kw)
+            assert rv.retval == 0
+        syncs.append(time.perf_counter() - t0)
+        for kw in calls:  # restore
+            kw["weight"] = 100
+            kw["is_flush"] = False
+        plain.pipeline([LbCall("lb_as_set_weight", kw) for kw in calls])
+    plain.disconnect()
+
+    # One transition to its reply, with every frontend configured.
+    lat: list[float] = []
+    for _ in range(40 if smoke else 300):
+        n = rng.choice(names)
+        for ok in (False, True):
+            t0 = time.perf_counter()
+            inbox.put(results(cfg, [n], ok)[0])
+            rec.turn()
+            lat.append(time.perf_counter() - t0)
+    rec.dp.disconnect()
+    r = min(syncs) / max(min(batched), 1e-9)
+    return suite_result(
+        "program",
+        f"{frontends} frontends x {per} backends = {frontends * per} ASes on the emulator (own "
+        f"process); {batch_n} backends fail at once",
+        figures={
+            "initial programming (s)": stat([setup_s], "s"),
+            f"batched: {batch_n} events -> last reply": stat(batched, "s"),
+            f"sync vpp-papi loop: {batch_n} calls": stat(syncs, "s"),
+            "batched: weight changes per second": stat([batch_n / b for b in batched], "/s"),
+            "one transition -> reply p50": stat([percentile(lat, 50)], "s"),
+            "one transition -> reply p99": stat([percentile(lat, 99)], "s"),
+        },
+        ratios={"batched vs sync loop": ratio(r, TARGET_RATIO)},
+        samples={"transition latency (ms)": [x * 1e3 for x in lat]},
+        notes=["smoke size: figures are not meaningful"] if smoke else [],
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--smoke", action="store_true")
+    res = run(ap.parse_args().smoke)
+    print(json.dumps(res, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
