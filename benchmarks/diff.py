@@ -3,9 +3,10 @@
 A full comparison = desired weights from backend states (`compute_desired`) + the diff against
 VPP's tables (`diff_tables`), for 1,000 frontends x 64 backends (two pools of 32; every backend
 its own address) where about 10% of VPP's weights differ from the desired ones. Both twins run
-side by side in one run on identical inputs, prepared once the way the reconciler holds them (the
-config compiled per load, states and VPP rows converted per sync). The conversions are pure
-Python shared by both twins, so they are reported separately, not in the ratio.
+side by side in one run (interleaved repetitions) on identical inputs, prepared once the way
+the reconciler holds them (the config compiled per load, states and VPP rows converted per
+sync). The conversions are pure Python shared by both twins, so they are reported separately,
+not in the ratio.
 
 `python -m benchmarks.diff [--smoke]`, or through `maglev-bench diff`.
 """
@@ -13,10 +14,12 @@ Python shared by both twins, so they are reported separately, not in the ratio.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import ipaddress
 import json
 import random
+import time
 from array import array
 from dataclasses import dataclass
 from types import ModuleType
@@ -135,11 +138,23 @@ def run(smoke: bool = False) -> dict[str, Any]:
     n_ops = len(results["python"][0])
 
     figures: dict[str, dict[str, Any]] = {}
-    samples: dict[str, list[float]] = {}
-    for name, e in engines.items():
-        t = timeit(lambda e=e: _full(e, layout, table, st, ov), warmup=warmup, reps=reps)  # type: ignore[misc]
-        samples[f"full_{name}"] = t
-        figures[f"full comparison, {name}"] = stat(t, "s")
+    samples: dict[str, list[float]] = {f"full_{name}": [] for name in engines}
+    # Interleaved repetitions with the collector paused (as `timeit` does): both twins see the
+    # same machine load, so the ratio holds even when absolute times drift.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for rep in range(warmup + reps):
+            for name, e in engines.items():
+                t0 = time.perf_counter()
+                _full(e, layout, table, st, ov)
+                if rep >= warmup:
+                    samples[f"full_{name}"].append(time.perf_counter() - t0)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    for name in engines:
+        figures[f"full comparison, {name}"] = stat(samples[f"full_{name}"], "s")
     # Shared pure-Python conversions, for scale (not part of the engine ratio).
     conv = {
         "compile config (per load)": lambda: des.build_layout(config),

@@ -169,14 +169,14 @@ cdef inline bint _attrs_differ(const int[:] fe_attrs, Py_ssize_t f,
     return a != b
 
 
-cdef inline void _add_all(list ops, long long vr, Py_ssize_t s0, Py_ssize_t s1,
+cdef inline void _add_all(list ops, object vr, Py_ssize_t s0, Py_ssize_t s1,
                           const long long[:] slot_as, const int[:] weight):
     cdef Py_ssize_t s
     for s in range(s0, s1):
         ops.append((C_OP_ADD_AS, vr, slot_as[s], weight[s], 0))
 
 
-cdef inline void _delete_all(list ops, long long vr, Py_ssize_t b0, Py_ssize_t b1,
+cdef inline void _delete_all(list ops, object vr, Py_ssize_t b0, Py_ssize_t b1,
                              const long long[:] act_as):
     cdef Py_ssize_t b
     for b in range(b0, b1):
@@ -204,7 +204,7 @@ def diff_tables(topology, desired, actual, owned, selected):
     cdef Py_ssize_t nfe = fe_vip.shape[0]
     cdef Py_ssize_t nact = act_vip.shape[0]
     cdef Py_ssize_t i = 0, j = 0, s, s0, s1, b, b0, b1
-    cdef long long vr
+    cdef object vr  # one int object per VIP, shared by all its op tuples
     cdef int w, old
     while i < nfe or j < nact:
         if j >= nact or (i < nfe and fe_vip[i] < act_vip[j]):
