@@ -115,21 +115,30 @@ def raw_worker(
     buf = b""
     expect = 1
     errors = 0
-    for k, data in enumerate(batches):
-        sock.sendall(data)
+    # Two batches in flight: the next one is written before the previous one's replies are
+    # read, so neither side waits for the other.
+    if batches:
+        sock.sendall(batches[0])
+    for k in range(len(batches)):
+        if k + 1 < len(batches):
+            sock.sendall(batches[k + 1])
         want = min(batch, count - k * batch)
+        pos = 0
         while want:
-            if len(buf) < reply.size:
-                buf += sock.recv(1 << 20)
+            if len(buf) - pos < reply.size:
+                buf = buf[pos:] + sock.recv(1 << 20)
+                pos = 0
                 continue
-            _q, n, _ts, _mid, ctx, rv = reply.unpack_from(buf)
-            if len(buf) < 16 + n:
-                buf += sock.recv(1 << 20)
+            _q, n, _ts, _mid, ctx, rv = reply.unpack_from(buf, pos)
+            if len(buf) - pos < 16 + n:
+                buf = buf[pos:] + sock.recv(1 << 20)
+                pos = 0
                 continue
             errors += ctx != expect or rv != 0
             expect += 1
-            buf = buf[16 + n :]
+            pos += 16 + n
             want -= 1
+        buf = buf[pos:]
     out.put(("done", vip, time.perf_counter() - t0, errors))
     sock.close()
 

@@ -164,7 +164,7 @@ class LbState:
         self.ass = Pool()
         # Slot 0 of both pools is the placeholder: the all-ff VIP and the drop AS.
         self.vips.items.append(Vip(0, b"\xff" * 16, 128, 0, 0, IP6_GRE6, 1))
-        self.vip_by_key: dict[tuple[bytes, int, int, int], int] = {}
+        self.vip_by_key: dict[tuple[bytes, int, int, int], Vip] = {}  # live VIPs
         self.ass.items.append(As(b"\xff" * 16, 0, False, 0, 0))
         self.last_gc_process = 0
 
@@ -195,7 +195,8 @@ class LbState:
 
     def find_vip(self, prefix: bytes, plen: int, protocol: int, port: int) -> int | None:
         """lb_vip_find_index: only live VIPs match."""
-        return self.vip_by_key.get((prefix, plen, protocol, port))
+        v = self.vip_by_key.get((prefix, plen, protocol, port))
+        return None if v is None else v.index
 
     def find_as(self, vip: Vip, address: bytes) -> int | None:
         """lb_as_find_index_vip: live or lingering AS of this VIP with this address."""
@@ -337,7 +338,7 @@ class LbState:
             vip.target_port = target_port
         vip.last_gc = self.now()
         self.vips.items[index] = vip
-        self.vip_by_key[vip.key] = index
+        self.vip_by_key[vip.key] = vip
         return OK
 
     def del_vip(self, prefix: bytes, plen: int, protocol: int, port: int) -> int:
@@ -358,8 +359,10 @@ class LbState:
         return OK
 
     def lookup(self, prefix: bytes, plen: int, protocol: int, port: int) -> Vip | None:
-        index = self.find_vip(normalize(prefix, plen), plen, protocol, port)
-        return None if index is None else self.vip(index)
+        """The live VIP an AS/flush request names (prefix not yet normalised)."""
+        if plen < 128:
+            prefix = normalize(prefix, plen)
+        return self.vip_by_key.get((prefix, plen, protocol, port))
 
     def add_as(self, vip: Vip, address: bytes, weight: int) -> int:
         ai = self.find_as(vip, address)

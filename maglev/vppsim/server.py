@@ -30,6 +30,8 @@ from maglev.vppsim.handlers import Api, MessageTable, Operation
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct(">QII")
+_HEADER_PACK = HEADER.pack
+_LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 20  # far above any request we know; an absurd length drops the client
 MAX_PENDING_OUTPUT = 64 << 20  # a client that stops reading is dropped past this
 READ_SIZE = 1 << 18
@@ -267,46 +269,43 @@ class Emulator:
         buf += data
         pos = 0
         end = len(buf)
-        view = memoryview(buf)
-        try:
+        unpack_len = _LENGTH.unpack_from
+        # One lock hold and one GC check per chunk read, not per message: a chunk carries up to
+        # thousands of pipelined requests, and VPP's own time barely moves across them.
+        with self.lock:
+            self.state.gc_process()
             while end - pos >= 16:
-                (length,) = struct.unpack_from(">I", buf, pos + 8)
+                (length,) = unpack_len(buf, pos + 8)
                 if length > MAX_FRAME:
-                    view.release()
                     self._drop(client, f"frame length {length} exceeds {MAX_FRAME}")
                     return
                 if end - pos - 16 < length:
                     break
-                body = bytes(view[pos + 16 : pos + 16 + length])
+                body = bytes(buf[pos + 16 : pos + 16 + length])
                 pos += 16 + length
                 try:
                     self._dispatch(client, body)
                 except Exception:
                     # A handler bug must not take the emulator down for every client.
                     log.exception("message from client %#x failed; dropping it", client.index)
-                    view.release()
                     self._drop(client, "internal error")
                     return
-                if self._clients.get(client.slot) is not client or client.closing:
-                    break
-        finally:
-            view.release()
-        if self._clients.get(client.slot) is client:
-            del buf[:pos]
+                if client.closing or self._clients.get(client.slot) is not client:
+                    return
+        del buf[:pos]
 
     def _dispatch(self, client: _Client, body: bytes) -> None:
+        """Handle one message; called with the lock held."""
         if len(body) < 2:
             return
         msg_id = (body[0] << 8) | body[1]
-        with self.lock:
-            if msg_id == SOCKCLNT_CREATE:
-                self._handshake(client, body)
-                return
-            self.state.gc_process()
-            if msg_id == SOCKCLNT_DELETE:
-                self._sockclnt_delete(body)
-                return
-            replies = self.api.handle(msg_id, body)
+        if msg_id == SOCKCLNT_CREATE:
+            self._handshake(client, body)
+            return
+        if msg_id == SOCKCLNT_DELETE:
+            self._sockclnt_delete(body)
+            return
+        replies = self.api.handle(msg_id, body)
         if not replies or len(body) < 6:
             return
         # Replies go to the registration named by client_index, not to the sending socket.
@@ -317,7 +316,7 @@ class Emulator:
             return
         out = target.out
         for r in replies:
-            out += HEADER.pack(0, len(r), 0)
+            out += _HEADER_PACK(0, len(r), 0)
             out += r
         self._dirty.add(target)
 
