@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
@@ -106,7 +107,7 @@ def parse_host_port(value: str) -> tuple[str, int]:
         host, sep, port = value.rpartition(":")
         if not sep or ":" in host:
             raise ValueError(f"{show(value)} is not host:port (write IPv6 hosts as [::1]:port)")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
         raise ValueError(f"{show(value)}: port {port!r} is not in 0..65535")
     return host, int(port)
 
@@ -266,9 +267,14 @@ class Node:
         if value is None:
             return default
         try:
-            re.compile(value)
-        except re.error as e:
-            self.add(key, f"{show(value)} is not a valid regular expression: {e}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # FutureWarnings about nested sets etc.
+                re.compile(value)
+        # re.compile raises more than re.error on hostile patterns: deep nesting recurses,
+        # huge repeat counts overflow.
+        except (re.error, RecursionError, OverflowError, ValueError) as e:
+            reason = str(e) if isinstance(e, re.error) else type(e).__name__
+            self.add(key, f"{show(value)} is not a valid regular expression: {reason}")
             return default
         return value
 

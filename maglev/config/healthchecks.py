@@ -17,7 +17,7 @@ from maglev.model import CheckType, HealthCheck
 CHECK_TYPES = {t.value: t for t in CheckType}
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_STATUS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+_STATUS = re.compile(r"^\s*([0-9]{1,6})\s*(?:-\s*([0-9]{1,6})\s*)?$")
 
 
 def healthcheck(name: str, node: Node) -> HealthCheck | None:
