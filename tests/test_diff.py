@@ -432,3 +432,29 @@ def test_ipv6_backends_sort_after_ipv4(engine: ModuleType | None) -> None:
     plan, _ = run(engine, config([frontend()], bes), all_up())
     adds = [str(op.address) for op in plan.ops if isinstance(op, AddAs)]
     assert adds == ["9.0.0.1", "10.0.0.2", "2001:db8::1", "2001:db8::2"]
+
+
+def test_backend_in_two_pools_is_one_as_weighted_by_the_active_pool(
+    engine: ModuleType | None,
+) -> None:
+    fe = frontend(pools=[("primary", {"a": 0, "b": 100}), ("backup", {"a": 40, "c": 10})])
+    plan, ev = run(engine, config([fe]), {"a": UP, "b": DOWN, "c": UP})
+    assert [op.address for op in plan.ops if isinstance(op, AddAs)] == [
+        ip("10.0.0.1"),
+        ip("10.0.0.2"),
+        ip("10.0.0.3"),
+    ]
+    view = ev.frontend(0)
+    assert view.active_pool == "backup"
+    assert [(b.name, b.weight, b.reason) for b in view.backends] == [
+        ("a", 40, "active pool backup"),
+        ("b", 0, "down"),
+        ("c", 10, "active pool backup"),
+    ]
+
+
+def test_frontend_without_backends_is_down_with_an_empty_vip(engine: ModuleType | None) -> None:
+    fe = frontend(pools=[])
+    plan, ev = run(engine, config([fe]), {})
+    assert [type(op) for op in plan.ops] == [CreateVip]
+    assert ev.frontend(0).state is FrontendState.DOWN and ev.frontend(0).backends == ()
