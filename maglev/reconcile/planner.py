@@ -6,10 +6,11 @@ view of VPP); they send nothing. Called on the reconciler thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+from maglev.health.state import BackendHealth
 from maglev.model import BackendState, Config, UnmanagedPolicy
 from maglev.reconcile.dataplane import ActualVip, frontend_vip_key
 from maglev.reconcile.desired import (
@@ -22,6 +23,37 @@ from maglev.reconcile.desired import (
 )
 from maglev.reconcile.plan import Plan
 from maglev.vpp.dumper import AsInfo, VipInfo, VipKey
+
+
+class StateView(Mapping[str, BackendState]):
+    """Backend name -> state, read through from the health machines (no copy per pass)."""
+
+    __slots__ = ("_health",)
+
+    def __init__(self, health: Mapping[str, BackendHealth]) -> None:
+        self._health = health
+
+    def __getitem__(self, name: str) -> BackendState:
+        return self._health[name].state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._health)
+
+    def __len__(self) -> int:
+        return len(self._health)
+
+
+_NAMED: list[tuple[Config, frozenset[VipKey]]] = []
+
+
+def named_vips(config: Config) -> frozenset[VipKey]:
+    """The VIP keys of every frontend of a config (cached by identity: configs are immutable)."""
+    for c, keys in _NAMED:
+        if c is config:
+            return keys
+    keys = frozenset(frontend_vip_key(fe) for fe in config.frontends.values())
+    _NAMED[:] = [*_NAMED[-3:], (config, keys)]
+    return keys
 
 
 def rows(
@@ -61,7 +93,7 @@ def plan_for(
         fes = MappingProxyType({n: config.frontends[n] for n in sorted(names)})
         layout = build_layout(replace(config, frontends=fes))
     ev = evaluate(layout, states, overrides)
-    named = {frontend_vip_key(fe) for fe in config.frontends.values()}
+    named = named_vips(config)
     keys = {frontend_vip_key(config.frontends[n]) for n in names}
     if full:
         keys |= {k for k in actual if k not in named}

@@ -512,7 +512,7 @@ class Reconciler:
         assert self.actual is not None
         if self._layout is None or self._layout.config is not self.config:
             self._layout = build_layout(self.config)
-        states = {n: h.state for n, h in self.health.items()}
+        states = planner.StateView(self.health)
         owned = self._owned() if full else set()
         return planner.plan_for(
             self.config, self._layout, names, states, self.overrides, self.actual, owned, full
@@ -531,6 +531,7 @@ class Reconciler:
             # cheaper than compiling a partial one, and unaffected frontends diff to nothing.
             names = set(self.config.frontends)
         plan, views = self.plan_for(names, full=only is None)
+        before = {n: self.views.get(n) for n in views}
         self.views.update(views)
         if only is None:
             self._note_unmanaged(plan)
@@ -545,7 +546,7 @@ class Reconciler:
             last_pass_seconds=dt,
             pass_seconds=recent,
         )
-        self._frontend_events()
+        self._frontend_events(before, views)
         return ok
 
     def preview(self, config: Config) -> dict[str, Any]:
@@ -599,9 +600,10 @@ class Reconciler:
             return False
         return True
 
-    def _frontend_events(self) -> None:
-        prev = self.snapshot.frontends if hasattr(self, "snapshot") else {}
-        for name, v in self.views.items():
+    def _frontend_events(
+        self, prev: dict[str, FrontendView | None], views: dict[str, FrontendView]
+    ) -> None:
+        for name, v in views.items():
             before = prev.get(name)
             if before is None or before.state != v.state or before.active_pool != v.active_pool:
                 if before is None and not self.first_sync_done and v.state.value == "unknown":
