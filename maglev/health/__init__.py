@@ -1,1 +1,22 @@
-"""maglev.health."""
+"""Health checking: probes, their scheduling on worker threads, and the rise/fall state machine.
+
+Pieces and the threads that use them:
+
+- `checks/` — one module per check type (tcp, http/https, icmp, dns, exec), each a coroutine
+  returning an `Outcome` (ok, `Reason`, detail); `checks.base.result` makes the `ProbeResult`.
+- `reactor` — the minimal epoll loop each worker thread runs to drive many probes at once.
+- `workers` — a worker thread `maglev-check-<n>`: its probe streams, timers and counters.
+- `scheduler` — `Scheduler`: one stream per unique `ProbeTarget`, spread over the workers;
+  `set_targets`, `set_phase`, `pause`, `resume`, `stop`, `snapshot` (called from the reconciler
+  or daemon thread; thread-safe).
+- `state` — `BackendHealth`, the per-backend state machine; pure, owned by the reconciler thread.
+- `netns` — sockets created inside a named network namespace.
+
+How the reconciler drives it: feed every `ProbeResult` from its queue to the backend's
+`BackendHealth.apply(result, now)`; on a transition, act on it; then, whenever
+`BackendHealth.phase` changed, call `scheduler.set_phase(target, phase)` so the next probe comes
+at `interval` (up), `fast_interval` (changing) or `down_interval` (down). On pause/disable call
+`scheduler.pause(target)` (or leave the target out of `set_targets`), on resume/enable
+`scheduler.resume(target)`. Several backends (or frontends) sharing an address and a healthcheck
+share one `ProbeTarget`, hence one probe stream: fan its results out to all of them.
+"""

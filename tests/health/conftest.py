@@ -151,6 +151,10 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
 class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # probes close with a reset (SO_LINGER 0): expected, not worth a traceback
+
     seen: list[dict[str, str]]
 
 
