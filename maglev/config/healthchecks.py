@@ -17,10 +17,13 @@ from maglev.model import CheckType, HealthCheck
 CHECK_TYPES = {t.value: t for t in CheckType}
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+"""Characters that would end or split an HTTP request line or header."""
 _STATUS = re.compile(r"^\s*([0-9]{1,6})\s*(?:-\s*([0-9]{1,6})\s*)?$")
 
 
 def healthcheck(name: str, node: Node) -> HealthCheck | None:
+    """The healthcheck `name` from its mapping, or None when its type is missing or unknown."""
     if not node.require("type"):
         node.check_keys(_ALL_CHECK_KEYS)
         return None
@@ -111,9 +114,11 @@ def http_fields(node: Node, ctype: CheckType, d: HealthCheck) -> dict[str, objec
     path = node.text("path", d.path)
     if not path.startswith("/"):
         node.add("path", f"{show(path)} must start with /")
+    elif _UNSAFE.search(path):
+        node.add("path", f"{show(path)} holds spaces or control characters (percent-encode them)")
     fields: dict[str, object] = {
         "path": path,
-        "host": node.text("host", None),
+        "host": header_word(node, "host"),
         "method": node.choice("method", _upper(schema.HTTP_METHODS), d.method),
         "expect_status": expect_status(node, d.expect_status),
         "expect_body": node.regex("expect-body", None),
@@ -128,7 +133,17 @@ def https_fields(node: Node, d: HealthCheck) -> dict[str, object]:
     ca_file = node.text("ca-file", None)
     if ca_file is not None and not verify:
         node.add("ca-file", f"{show(ca_file)} has no effect unless verify: true")
-    return {"server_name": node.text("server-name", None), "verify": verify, "ca_file": ca_file}
+    server_name = header_word(node, "server-name")
+    return {"server_name": server_name, "verify": verify, "ca_file": ca_file}
+
+
+def header_word(node: Node, key: str) -> str | None:
+    """A host name for a header or SNI: one word, since it goes verbatim into the request."""
+    value = node.text(key, None)
+    if value is not None and _UNSAFE.search(value):
+        node.add(key, f"{show(value)} holds spaces or control characters")
+        return None
+    return value
 
 
 def expect_status(node: Node, default: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:

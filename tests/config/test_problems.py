@@ -25,6 +25,9 @@ CASES: list[tuple[str, object, str | None, str]] = [
     ("healthchecks.h.jitter", "lots", None, "'lots'"),
     ("healthchecks.h.path", "healthz", None, "'healthz' must start with /"),
     ("healthchecks.h.method", "DELETE", None, "'DELETE'"),
+    ("healthchecks.h.path", "/a b", None, "'/a b' holds spaces"),
+    ("healthchecks.h.host", "x\r\nEvil: 1", None, "'x\\r\\nEvil: 1' holds"),
+    ("healthchecks.s.server-name", "a b", None, "'a b' holds"),
     (
         "healthchecks.h.expect-status",
         ["200-299", "700"],
