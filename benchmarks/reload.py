@@ -1,0 +1,156 @@
+"""Reload benchmark: a big config replaced under a running maglevd, until VPP has converged.
+
+Setup: the emulator runs in this process (it counts every write it receives); maglevd runs as its
+own process on a config of 2,000 frontends x 20 backends = 40,000 backends (backends without a
+healthcheck, which count as up, so this measures the config and reconcile path, not probing).
+Then:
+- *no-op reloads*: the file is replaced by rename with a comment added, then SIGHUP, then a full
+  sync on request: the number of VPP writes must be 0;
+- *changing reload*: the file is replaced by rename with 10% of the frontends' weights changed and
+  1% more frontends; the time from the rename to the emulator having received every write.
+
+`python -m benchmarks.reload [--smoke]`, or through `maglev-bench reload`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from benchmarks.common import stat, suite_result
+from maglev.vppsim import Emulator
+
+BIN = pathlib.Path(sys.executable).parent
+PER = 20
+
+
+def config_text(sock: str, ctl: str, frontends: int, changed: int = 0, extra: int = 0) -> str:
+    lines = [
+        "vpp:",
+        f"  api-socket: {sock}",
+        "  lb: {ip4-src-address: 198.51.100.1, sync-interval: 1h, startup-min-delay: 0s,",
+        "       startup-max-delay: 1s}",
+        "backends:",
+    ]
+    total = frontends + extra
+    for i in range(total * PER):
+        lines.append(f"  b{i}: {{address: {ipaddress.IPv4Address(0x0A000000 + i + 1)}}}")
+    lines.append("frontends:")
+    for f in range(total):
+        w = 60 if f < changed else 100
+        members = ", ".join(f"b{f * PER + j}: {{weight: {w}}}" for j in range(PER))
+        vip = ipaddress.IPv4Address(0xC6120000 + f)  # 198.18.x.y: benchmark range
+        lines += [
+            f"  f{f}:",
+            f"    address: {vip}",
+            "    protocol: tcp",
+            "    port: 80",
+            "    encap: gre4",
+            f"    pools: [{{name: p, backends: {{{members}}}}}]",
+        ]
+    lines += ["control:", f"  socket: {ctl}"]
+    return "\n".join(lines) + "\n"
+
+
+def replace(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.write_text(text)
+    os.rename(tmp, path)
+
+
+def wait_writes(emu: Emulator, target: int, timeout: float, proc: subprocess.Popen[bytes]) -> float:
+    """Seconds until the emulator has received `target` writes in total."""
+    t0 = time.monotonic()
+    while emu.write_count < target:
+        if time.monotonic() - t0 > timeout or proc.poll() is not None:
+            raise RuntimeError(f"only {emu.write_count} of {target} writes arrived")
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+def settle(emu: Emulator, quiet: float = 2.0) -> int:
+    """Wait until no write arrived for `quiet` seconds; returns the write count."""
+    last, since = emu.write_count, time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.05)
+        if emu.write_count != last:
+            last, since = emu.write_count, time.monotonic()
+    return last
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    frontends = 40 if smoke else 2000
+    changed, extra = frontends // 10, max(1, frontends // 100)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="maglev-bench-reload-"))
+    sock, ctl = str(tmp / "api.sock"), str(tmp / "ctl.sock")
+    cfg = tmp / "maglev.yaml"
+    base = config_text(sock, ctl, frontends)
+    cfg.write_text(base)
+    emu = Emulator(sock)
+    emu.start()
+    log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(BIN / "maglevd"), "run", "--config", str(cfg), "--log-level", "info"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        initial_writes = frontends * (PER + 1)  # create VIP + add ASes
+        t_initial = wait_writes(emu, initial_writes, 600, proc)
+        settle(emu)
+        w0 = emu.write_count
+        # No-op reloads: comment only (rename), SIGHUP, then an explicit full sync.
+        replace(cfg, "# touched\n" + base)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        subprocess.run(
+            [str(BIN / "maglevc"), "--socket", ctl, "sync", "vpp", "lb", "state"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        noop_writes = settle(emu) - w0
+        # A changing reload: weights of 10% of the frontends, 1% more frontends.
+        w1 = emu.write_count
+        expected = changed * PER + extra * (PER + 1)
+        t0 = time.monotonic()
+        replace(cfg, config_text(sock, ctl, frontends, changed, extra))
+        t_reload = time.monotonic() - t0 + wait_writes(emu, w1 + expected, 600, proc)
+        extra_writes = settle(emu) - w1 - expected
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+        emu.stop()
+    return suite_result(
+        "reload",
+        f"maglevd process, {frontends} frontends x {PER} = {frontends * PER} backends (no "
+        f"healthchecks); emulator in-process",
+        figures={
+            f"initial programming ({initial_writes} writes)": stat([t_initial], "s"),
+            f"reload, file replaced -> VPP converged ({expected} writes)": stat([t_reload], "s"),
+            "VPP writes on no-op reloads + full sync (must be 0)": stat(
+                [float(noop_writes)], "writes"
+            ),
+            "unexpected extra writes on the changing reload": stat([float(extra_writes)], "writes"),
+        },
+        notes=[f"logs in {tmp}"] + (["smoke size: figures are not meaningful"] if smoke else []),
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--smoke", action="store_true")
+    print(json.dumps(run(ap.parse_args().smoke), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
