@@ -1,7 +1,8 @@
 """The emulator's `cli_inband` commands: VPP's lb `show` commands, plus one of its own.
 
-- `show lb`, `show lb vips`, `show lb vips verbose`: as the lb plugin formats them (per-VIP
-  counters are always 0: no traffic is emulated; `flows` likewise).
+- `show lb`, `show lb vips`, `show lb vips verbose`: as the lb plugin formats them, quirks
+  included (per-VIP counters and `flows` are always 0: no traffic is emulated; `dpo:` shows the
+  AS's pool index).
 - `show version`.
 - Emulator-only: `show lb vip <prefix> [protocol <P> port <N>] buckets` prints the VIP's full
   new-flow table, one `bucket: address` line per bucket (`drop` when no AS owns it). A real VPP
@@ -38,16 +39,23 @@ def fmt_prefix(vip: lb.Vip) -> str:
 
 
 def show_lb(state: lb.LbState) -> str:
+    # No per-core lines: VPP prints them only for sticky tables, created by the first packet.
     return (
-        "lb_main\n"
-        f" ip4-src-address: {ipaddress.IPv4Address(state.ip4_src)}\n"
-        f" ip6-src-address: {ipaddress.IPv6Address(state.ip6_src)}\n"
+        f"lb_main ip4-src-address: {ipaddress.IPv4Address(state.ip4_src)} \n"
+        f" ip6-src-address: {ipaddress.IPv6Address(state.ip6_src)} \n"
         f" #vips: {len(state.vips)}\n"
         f" #ass: {len(state.ass) - 1}\n"
-        " core 0\n"
-        f"   timeout: {state.flow_timeout}s\n"
-        f"   usage: 0 / {state.sticky_buckets * 4}\n"
     )
+
+
+def _swap16(v: int) -> int:
+    return (v & 0xFF) << 8 | v >> 8
+
+
+def _nat_args(vip: lb.Vip) -> str:
+    # The plugin prints the VIP port through ntohs() although it keeps it in host order.
+    kind = "clusterip" if vip.union_byte == 0 else "nodeport"
+    return f"type:{kind} port:{_swap16(vip.port)} target_port:{vip.target_port}"
 
 
 def _vip_line(state: lb.LbState, vip: lb.Vip) -> str:
@@ -58,12 +66,16 @@ def _vip_line(state: lb.LbState, vip: lb.Vip) -> str:
     )
     if vip.port != 0:
         line += f"  protocol:{vip.protocol} port:{vip.port} "
-    return line + "\n"
+    if vip.type == lb.IP4_L3DSR:
+        line += f"  dscp:{vip.dscp}"
+    elif vip.type in (lb.IP4_NAT4, lb.IP6_NAT6):
+        line += " " + _nat_args(vip)
+    return line
 
 
 def _vip_verbose(state: lb.LbState, vip: lb.Vip) -> str:
     out = [
-        f"{lb.TYPE_NAMES[vip.type]} [{vip.index}] {fmt_prefix(vip)}"
+        f" {lb.TYPE_NAMES[vip.type]} [{vip.index}] {fmt_prefix(vip)}"
         f"{' src_ip_sticky' if vip.src_ip_sticky else ''}{'' if vip.used else ' removed'}\n",
         f"  new_size:{vip.new_length}\n",
     ]
@@ -72,17 +84,17 @@ def _vip_verbose(state: lb.LbState, vip: lb.Vip) -> str:
     if vip.type == lb.IP4_L3DSR:
         out.append(f"  dscp:{vip.dscp}\n")
     elif vip.type in (lb.IP4_NAT4, lb.IP6_NAT6):
-        kind = "nodeport" if vip.union_byte else "clusterip"
-        out.append(f"  type:{kind} port:{vip.port} target_port:{vip.target_port}\n")
+        out.append("  " + _nat_args(vip))  # no newline: so does the plugin
     out.append("  counters:\n")
     out.extend(f"    {name}: 0\n" for name in _COUNTERS)
     slots = list(vip.as_slots())
     out.append(f"  #as:{len(slots)}\n")
     for ai in slots:
         a = state.as_(ai)
+        # dpo: the emulator has no DPO pool; the AS's pool index stands in for it.
         out.append(
             f"    {fmt_address(a.address)} weight:{a.weight} buckets:{state.num_buckets(vip, a)}"
-            f" flows:0 dpo:{ai} {'used' if a.used else 'removed'}\n"
+            f" flows:0 dpo:{ai} {'used' if a.used else ' removed'}\n"
         )
     return "".join(out)
 
@@ -132,10 +144,11 @@ def run(state: lb.LbState, cmd: str, version: str = "") -> tuple[int, str]:
         rest = words[2:]
         if not rest:
             return 0, show_lb(state)
+        # `show lb vips` prints each VIP with "%U\n", hence the blank line after verbose ones.
         if rest == ["vips"]:
-            return 0, "".join(_vip_line(state, v) for _, v in state.all_vips())
+            return 0, "".join(_vip_line(state, v) + "\n" for _, v in state.all_vips())
         if rest == ["vips", "verbose"]:
-            return 0, "".join(_vip_verbose(state, v) for _, v in state.all_vips())
+            return 0, "".join(_vip_verbose(state, v) + "\n" for _, v in state.all_vips())
         if rest[0] == "vip" and len(rest) >= 3 and rest[-1] == "buckets":
             return show_buckets(state, rest[1:-1])
     if words == ["show", "version"]:

@@ -91,10 +91,10 @@ def _fixed(text: str, size: int) -> bytes:
 
 
 def vip_prefix_fields(vip: lb.Vip) -> tuple[int, bytes, int]:
-    """(af, un, len) of a VIP as the dumps encode it."""
-    if vip.plen >= 96 and lb.is_ip4(vip.prefix):
-        return 0, vip.prefix[12:] + bytes(12), vip.plen - 96
-    return 1, vip.prefix, vip.plen
+    """(af, un, len) of a VIP as the dumps encode it: the family from the address alone
+    (ip_address_encode with IP46_TYPE_ANY), the length from the prefix test (plen >= 96)."""
+    af, un = address_fields(vip.prefix)
+    return af, un, vip.plen - 96 if vip.plen >= 96 and af == 0 else vip.plen
 
 
 def address_fields(addr16: bytes) -> tuple[int, bytes]:
@@ -104,14 +104,18 @@ def address_fields(addr16: bytes) -> tuple[int, bytes]:
 
 
 def decode_prefix(af: int, un: bytes, length: int) -> tuple[bytes, int]:
-    """ip_address_decode + the handlers' plen: IPv4 goes to bytes 12..15 and len + 96."""
+    """ip_address_decode + the handlers' u8 plen: IPv4 goes to bytes 12..15 and len + 96.
+
+    An unknown family leaves the address unset in VPP; the emulator makes it all zeros."""
     if af == 0:
         return _ZERO16[:12] + un[:4], (length + 96) & 0xFF
-    return un, length
+    return (un if af == 1 else _ZERO16), length
 
 
 def decode_address(af: int, un: bytes) -> bytes:
-    return _ZERO16[:12] + un[:4] if af == 0 else un
+    if af == 0:
+        return _ZERO16[:12] + un[:4]
+    return un if af == 1 else _ZERO16
 
 
 class Api:
@@ -312,8 +316,8 @@ class Api:
         out = []
         for _i, vip in self.state.live_vips():
             af, un, plen = vip_prefix_fields(vip)
-            nat = vip.type in (lb.IP4_NAT4, lb.IP6_NAT6)
-            tport = ((vip.target_port & 0xFF) << 8 | vip.target_port >> 8) if nat else 0
+            # target_port was stored in network order and is swapped once more on the way out.
+            tport = (vip.target_port & 0xFF) << 8 | vip.target_port >> 8
             out.append(
                 pack(
                     msg_id,

@@ -165,6 +165,7 @@ class LbState:
         # Slot 0 of both pools is the placeholder: the all-ff VIP and the drop AS.
         self.vips.items.append(Vip(0, b"\xff" * 16, 128, 0, 0, IP6_GRE6, 1))
         self.vip_by_key: dict[tuple[bytes, int, int, int], Vip] = {}  # live VIPs
+        self._stale_union: dict[int, tuple[int, int]] = {}  # freed VIP slot -> encap args
         self.ass.items.append(As(b"\xff" * 16, 0, False, 0, 0))
         self.last_gc_process = 0
 
@@ -277,6 +278,7 @@ class LbState:
             self.vip_gc(v, at)
             if not v.used and not any(s is not None for s in v.slots):
                 self.vips.put(i)
+                self._stale_union[i] = (v.union_byte, v.target_port)
 
     # ---- handlers ------------------------------------------------------------------------------
 
@@ -318,9 +320,17 @@ class LbState:
             ):
                 return VALUE_EXIST
         if port != 0:
+            # Only the first other live VIP of the prefix (pool order) is compared; all of them
+            # share one type anyway, since this check admitted each.
             for _, v in self.live_vips():
-                if v.port != 0 and v.plen == plen and v.prefix == prefix and v.type != vtype:
-                    return INVALID_ARGUMENT
+                if (
+                    v.plen == plen
+                    and v.prefix == prefix
+                    and (v.protocol, v.port) != (protocol, port)
+                ):
+                    if v.type != vtype:
+                        return INVALID_ARGUMENT
+                    break
         # new_length 0 passes is_pow2 and crashes a real VPP; the emulator refuses it instead.
         if new_length == 0 or not is_pow2(new_length):
             return INVALID_MEMORY_SIZE
@@ -330,6 +340,9 @@ class LbState:
         vip = Vip(
             index, prefix, plen, protocol, port, vtype, new_length, src_ip_sticky=src_ip_sticky
         )
+        # pool_get does not clear memory: the encap-args union keeps what a freed VIP in this
+        # slot left there, except the fields this VIP's type writes.
+        vip.union_byte, vip.target_port = self._stale_union.pop(index, (0, 0))
         if vtype == IP4_L3DSR:
             vip.dscp = dscp & 0x3F
             vip.union_byte = vip.dscp
@@ -346,11 +359,15 @@ class LbState:
         if index is None:
             return NO_SUCH_ENTRY
         vip = self.vip(index)
-        now = self.now()
-        for ai in vip.as_slots():
-            a = self.as_(ai)
-            a.used = False
-            a.last_used = now
+        # lb_vip_del deletes every AS (live or lingering) through the AS delete path, which runs
+        # the VIP's GC first and then marks them all, even those the GC has just freed.
+        doomed = [self.as_(ai) for ai in vip.as_slots()]
+        if doomed:
+            self.vip_gc(vip)
+            now = self.now()
+            for a in doomed:
+                a.used = False
+                a.last_used = now
         vip.order.clear()
         vip.weights.clear()
         self.update_table(vip)

@@ -25,31 +25,51 @@ def test_show_lb(vpp: Any) -> None:
     add_as(vpp, "10.1.0.1")
     r = vpp.api.cli_inband(cmd="show lb")
     assert r.retval == 0
-    assert "ip4-src-address: 192.0.2.1" in r.reply
-    assert "ip6-src-address: 2001:db8::1" in r.reply
-    assert "#vips: 2" in r.reply  # the placeholder counts
-    assert "#ass: 1" in r.reply
+    # the placeholder VIP counts in #vips, the placeholder AS does not in #ass
+    assert r.reply == (
+        "lb_main ip4-src-address: 192.0.2.1 \n ip6-src-address: 2001:db8::1 \n #vips: 2\n #ass: 1\n"
+    )
 
 
 def test_show_lb_vips(vpp: Any) -> None:
     add_vip(vpp)
     add_vip(vpp, pfx="2001:db8::1/128", encap=1, port=0)
+    add_vip(vpp, pfx="10.0.0.3/32", encap=2, dscp=10)
+    add_vip(vpp, pfx="10.0.0.4/32", encap=3, port=8080, target_port=80)
     add_as(vpp, "10.1.0.1", weight=100)
     add_as(vpp, "10.1.0.2", weight=1)
     del_as(vpp, "10.1.0.2")
     out = vpp.api.cli_inband(cmd="show lb vips").reply
-    assert out.splitlines() == [
+    assert out.split("\n") == [
         "ip4-gre4 10.0.0.1/32 new_size:1024 #as:2  protocol:6 port:80 ",
         "ip6-gre6 2001:db8::1/128 new_size:1024 #as:0",
+        "ip4-l3dsr 10.0.0.3/32 new_size:1024 #as:0  protocol:6 port:80   dscp:10",
+        # the VIP port goes through ntohs() although it is kept in host order
+        "ip4-nat4 10.0.0.4/32 new_size:1024 #as:0  protocol:6 port:8080  "
+        "type:clusterip port:36895 target_port:80",
+        "",
     ]
     verbose = vpp.api.cli_inband(cmd="show lb vips verbose").reply
-    assert "ip4-gre4 [1] 10.0.0.1/32\n  new_size:1024\n  protocol:6 port:80\n" in verbose
-    assert "    first session packet: 0\n" in verbose
-    assert "    10.1.0.1 weight:100 buckets:1024 flows:0 dpo:1 used\n" in verbose
-    assert "    10.1.0.2 weight:1 buckets:0 flows:0 dpo:2 removed\n" in verbose
-    assert "ip6-gre6 [2] 2001:db8::1/128\n" in verbose
+    assert verbose.startswith(
+        " ip4-gre4 [1] 10.0.0.1/32\n"
+        "  new_size:1024\n"
+        "  protocol:6 port:80\n"
+        "  counters:\n"
+        "    packet from existing sessions: 0\n"
+        "    first session packet: 0\n"
+        "    untracked packet: 0\n"
+        "    no server configured: 0\n"
+        "  #as:2\n"
+        "    10.1.0.1 weight:100 buckets:1024 flows:0 dpo:1 used\n"
+        "    10.1.0.2 weight:1 buckets:0 flows:0 dpo:2  removed\n"
+        "\n"
+        " ip6-gre6 [2] 2001:db8::1/128\n"
+    )
+    assert "  dscp:10\n" in verbose
+    assert "  type:clusterip port:36895 target_port:80  counters:\n" in verbose
     vpp.api.lb_add_del_vip_v2(**VIP, is_del=True)
-    assert "10.0.0.1/32 new_size:1024 #as:2 removed" in vpp.api.cli_inband(cmd="show lb vips").reply
+    out = vpp.api.cli_inband(cmd="show lb vips").reply
+    assert "10.0.0.1/32 new_size:1024 #as:2 removed" in out
 
 
 def test_unknown_command(vpp: Any) -> None:

@@ -80,3 +80,28 @@ def test_lingering_as_survives_without_time(vpp: Any, clock: ManualClock) -> Non
         add_as(vpp, "10.1.0.2", weight=0)
         del_as(vpp, "10.1.0.2")
     assert [r[3] for r in rows(vpp)] == [0, 0]
+
+
+def test_vip_delete_runs_the_vip_gc_first(vpp: Any, clock: ManualClock) -> None:
+    add_vip(vpp)
+    add_as(vpp, "10.1.0.1")
+    add_as(vpp, "10.1.0.2")
+    clock.advance(30)
+    del_as(vpp, "10.1.0.1")  # at 30; the VIP's GC is due after 60
+    clock.advance(29)  # 59: the periodic GC (at 0) has not run since; nothing freed yet
+    assert len(rows(vpp)) == 2
+    clock.advance(2)  # 61: the periodic GC at 60 found the VIP's GC not yet due (60 > 60 fails)
+    assert vpp.api.lb_add_del_vip_v2(**VIP, is_del=True).retval == 0
+    # ...but the VIP delete ran it at 61: .1 is freed, .2 lingers with the VIP
+    assert rows(vpp) == [("10.1.0.2", 100, 0, 0)]
+    assert vpp.api.lb_as_dump()[0].in_use_since == 61
+
+
+def test_freed_vip_slot_keeps_stale_encap_args(vpp: Any, clock: ManualClock) -> None:
+    assert add_vip(vpp, encap=2, dscp=10) == 0  # L3DSR
+    assert vpp.api.lb_add_del_vip_v2(**VIP, is_del=True).retval == 0
+    clock.advance(61)  # the periodic GC at 60 frees the VIP (it has no AS)
+    assert "#vips: 1" in vpp.api.cli_inband(cmd="show lb").reply
+    assert add_vip(vpp, encap=0) == 0  # GRE reuses the slot, whose union still says dscp 10
+    (d,) = vpp.api.lb_vip_dump()
+    assert (int(d.encap), int(d.dscp), int(d.srv_type)) == (0, 10, 0x0A000000)
