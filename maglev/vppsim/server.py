@@ -337,25 +337,26 @@ class Emulator:
         self._dirty.add(client)
 
     def _sockclnt_delete(self, body: bytes) -> None:
+        """As VPP: answer the registration named by client_index (1, or -1 when `index` names
+        no registration), then close that connection and free the one `index` names (the same
+        one when a client deletes itself, as vpp-papi's disconnect does)."""
         layout = LAYOUTS["sockclnt_delete"]
         if len(body) < layout.size:
             return
         _, client_index, context, index = layout.struct.unpack_from(body)
-        victim = self._clients.get(index ^ CLIENT_BIT) if index & CLIENT_BIT else None
-        reply_id = self.table.ids["sockclnt_delete_reply"]
-        if victim is None:
-            target = (
-                self._clients.get(client_index ^ CLIENT_BIT) if client_index & CLIENT_BIT else None
-            )
-            if target is not None:
-                r = struct.pack(">HIi", reply_id, context, -1)
-                target.out += HEADER.pack(0, len(r), 0) + r
-                self._dirty.add(target)
+        target = self._clients.get(client_index ^ CLIENT_BIT) if client_index & CLIENT_BIT else None
+        if target is None or target.closing:
             return
-        r = struct.pack(">HIi", reply_id, context, 1)
-        victim.out += HEADER.pack(0, len(r), 0) + r
-        victim.closing = True
-        self._dirty.add(victim)
+        victim = self._clients.get(index & ~CLIENT_BIT)
+        r = struct.pack(
+            ">HIi", self.table.ids["sockclnt_delete_reply"], context, 1 if victim else -1
+        )
+        target.out += _HEADER_PACK(0, len(r), 0) + r
+        self._dirty.add(target)
+        if victim is not None:
+            target.closing = True
+            if victim is not target:
+                self._drop(victim, f"sockclnt_delete from {target.index:#x}")
 
     def _flush_dirty(self) -> None:
         while self._dirty:
