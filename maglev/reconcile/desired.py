@@ -15,6 +15,7 @@ import bisect
 from array import array
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from types import ModuleType
 from typing import Generic, Protocol, TypeVar
 
@@ -95,36 +96,50 @@ def frontend_attrs(fe: Frontend) -> tuple[int, int, int, int]:
 
 
 class Ranking(Generic[K]):
-    """Order-preserving int ranks for a fixed set of keys, extendable per call."""
+    """Order-preserving int ranks for a fixed set of keys, extendable per call.
 
-    __slots__ = ("_keys", "_order", "_sort", "rank")
+    Indexed by each key's int sort key (`order(key)`) rather than the key itself: hashing an
+    `ipaddress` object costs several times more than computing its sort key.
+    """
+
+    __slots__ = ("_keys", "_sort", "by_order", "order")
 
     def __init__(self, keys: Iterable[K], order: Callable[[K], int]) -> None:
-        pairs = sorted((order(k), k) for k in set(keys))  # order keys are unique per key
-        self._keys = [k for _, k in pairs]
-        self._sort = [o for o, _ in pairs]
-        self._order = order
-        self.rank = {k: (i + 1) * _GAP for i, k in enumerate(self._keys)}
+        by: dict[int, K] = {}
+        for k in keys:
+            by.setdefault(order(k), k)
+        self._sort = sorted(by)
+        self._keys = [by[o] for o in self._sort]
+        self.order = order
+        self.by_order = {o: (i + 1) * _GAP for i, o in enumerate(self._sort)}
+
+    def __len__(self) -> int:
+        return len(self._sort)
+
+    def rank(self, key: K) -> int | None:
+        return self.by_order.get(self.order(key))
 
     def key(self, rank: int) -> K | None:
         i, rest = divmod(rank, _GAP)
         return self._keys[i - 1] if rest == 0 and 0 < i <= len(self._keys) else None
 
-    def extend(self, extras: Iterable[K]) -> dict[K, int]:
-        """Ranks for keys not in the fixed set, between their known neighbours."""
-        gaps: dict[int, list[tuple[int, K]]] = {}
-        for k in set(extras):
-            if k not in self.rank:
-                o = self._order(k)
-                gaps.setdefault(bisect.bisect_left(self._sort, o), []).append((o, k))
-        out: dict[K, int] = {}
-        for pos, ks in gaps.items():
-            if len(ks) >= _GAP:
+    def extend(self, extras: Mapping[int, K]) -> tuple[dict[int, int], dict[int, K]]:
+        """Ranks for keys outside the fixed set, given as {order: key}, between their known
+        neighbours: ({order: rank}, {rank: key})."""
+        gaps: dict[int, list[int]] = {}
+        for o in extras:
+            if o not in self.by_order:
+                gaps.setdefault(bisect.bisect_left(self._sort, o), []).append(o)
+        ranks: dict[int, int] = {}
+        keys: dict[int, K] = {}
+        for pos, orders in gaps.items():
+            if len(orders) >= _GAP:
                 raise ValueError("too many unknown keys between two known ones")
-            ks.sort()
-            for n, (_, k) in enumerate(ks, start=1):
-                out[k] = pos * _GAP + n
-        return out
+            orders.sort()
+            for n, o in enumerate(orders, start=1):
+                ranks[o] = pos * _GAP + n
+                keys[pos * _GAP + n] = extras[o]
+        return ranks, keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +168,12 @@ def build_layout(config: Config) -> Layout:
     unknown backends, two backends of one frontend on the same address)."""
     fes = list(config.frontends.values())
     vip_ranks: Ranking[VipId] = Ranking((vip_id(fe) for fe in fes), vip_order)
-    if len(vip_ranks.rank) != len(fes):
+    if len(vip_ranks) != len(fes):
         raise ValueError("two frontends share one VIP (address, protocol, port)")
-    fes.sort(key=lambda fe: vip_ranks.rank[vip_id(fe)])
+    ranked = sorted(
+        ((vip_ranks.by_order[vip_order(vip_id(fe))], fe) for fe in fes), key=itemgetter(0)
+    )
+    fes = [fe for _, fe in ranked]
     for fe in fes:
         for name in fe.backend_names():
             if name not in config.backends:
@@ -163,10 +181,11 @@ def build_layout(config: Config) -> Layout:
     used = {name for fe in fes for name in fe.backend_names()}
     backend_names = tuple(n for n in config.backends if n in used)
     bindex = {n: i for i, n in enumerate(backend_names)}
+    border = {n: address_order(config.backends[n].address) for n in backend_names}
     as_ranks: Ranking[IPAddress] = Ranking(
         (config.backends[n].address for n in backend_names), address_order
     )
-    brank = {n: as_ranks.rank[config.backends[n].address] for n in backend_names}
+    brank = {n: as_ranks.by_order[o] for n, o in border.items()}
     fe_vip, fe_attrs, fe_flush = array("q"), array("i"), array("b")
     fe_slot_start, fe_pool_start, pool_member_start = array("i", [0]), array("i", [0]), array("i")
     slot_as, slot_backend, member_slot, member_weight = (
@@ -179,8 +198,8 @@ def build_layout(config: Config) -> Layout:
     addresses: list[IPAddress] = []
     first_pool: list[str] = []
     slot_index: dict[tuple[str, str], int] = {}
-    for fe in fes:
-        fe_vip.append(vip_ranks.rank[vip_id(fe)])
+    for vrank, fe in ranked:
+        fe_vip.append(vrank)
         fe_attrs.extend(frontend_attrs(fe))
         fe_flush.append(int(fe.flush_on_down))
         pool_of: dict[str, str] = {}
@@ -377,48 +396,67 @@ def prepare_actual(layout: Layout, vips: Iterable[VipRow], ases: Iterable[AsRow]
     for v in vips:
         attrs.setdefault((v.prefix, v.protocol, v.port), v)
     weights: dict[VipId, dict[IPAddress, int]] = {k: {} for k in attrs}
+    last_key: VipId | None = None
+    last: dict[IPAddress, int] | None = None
     for a in ases:
-        w = weights.get(a.vip)
-        if w is not None:
-            w[a.address] = a.weight
-    return _rank_table(layout, attrs, weights)
+        # Rows of one VIP usually come together and often share the key object: hashing the
+        # key's network once per VIP instead of once per row saves much of the time here.
+        if a.vip is not last_key:
+            last_key = a.vip
+            last = weights.get(a.vip)
+        if last is not None:
+            last[a.address] = a.weight
+    return _rank_table(layout, attrs, {k: w.items() for k, w in weights.items()})
 
 
 def prepare_actual_map(layout: Layout, actual: Mapping[VipId, ActualVipLike]) -> ActualTable:
     """`prepare_actual` for a view of VPP kept as {VIP key: ActualVip} (no row objects)."""
     return _rank_table(
-        layout, {k: v.attrs for k, v in actual.items()}, {k: v.weights for k, v in actual.items()}
+        layout,
+        {k: v.attrs for k, v in actual.items()},
+        {k: v.weights.items() for k, v in actual.items()},
     )
 
 
 def _rank_table(
     layout: Layout,
     attrs: Mapping[VipId, VipAttrsLike],
-    weights: Mapping[VipId, Mapping[IPAddress, int]],
+    weights: Mapping[VipId, Iterable[tuple[IPAddress, int]]],  # one entry per address
 ) -> ActualTable:
     l3dsr = ENCAP_CODE[Encap.L3DSR]
-    extra_v = layout.vip_ranks.extend(attrs)
-    vrank = layout.vip_ranks.rank
-    arank = layout.as_ranks.rank
-    extra_a = layout.as_ranks.extend(a for w in weights.values() for a in w if a not in arank)
-    order = sorted(attrs, key=lambda k: vrank.get(k) or extra_v[k])
+    vips = {layout.vip_ranks.order(k): k for k in attrs}
+    extra_vrank, extra_vips = layout.vip_ranks.extend(vips)
+    vby, aby, aorder = layout.vip_ranks.by_order, layout.as_ranks.by_order, layout.as_ranks.order
+    rows: list[tuple[int, VipId, list[tuple[int, int]]]] = []
+    missing: dict[int, IPAddress] = {}
+    for vo, k in vips.items():
+        members = []
+        for a, w in weights[k]:
+            o = aorder(a)
+            if o not in aby:
+                missing[o] = a
+            members.append((o, w))
+        members.sort()  # sort keys order exactly as ranks do
+        rows.append((vby.get(vo) or extra_vrank[vo], k, members))
+    rows.sort(key=itemgetter(0))
+    extra_arank, extra_addresses = layout.as_ranks.extend(missing)
     act_vip, act_attrs, act_as_start = array("q"), array("i"), array("i", [0])
     act_as, act_weight = array("q"), array("i")
-    for k in order:
+    for vrank, k, members in rows:
         at = attrs[k]
-        act_vip.append(vrank.get(k) or extra_v[k])
+        act_vip.append(vrank)
         # VPP reports dscp only for L3DSR VIPs; elsewhere the byte means nothing.
         dscp = at.dscp if at.encap == l3dsr else 0
         act_attrs.extend((at.encap, dscp, int(at.src_ip_sticky), at.flow_table_length))
-        for r, w in sorted((arank.get(a) or extra_a[a], w) for a, w in weights[k].items()):
-            act_as.append(r)
+        for o, w in members:
+            act_as.append(aby.get(o) or extra_arank[o])
             act_weight.append(w)
         act_as_start.append(len(act_as))
     return ActualTable(
         actual=diff.Actual(act_vip, act_attrs, act_as_start, act_as, act_weight),
-        vip_ids=tuple(order),
-        extra_vips={r: k for k, r in extra_v.items()},
-        extra_addresses={r: a for a, r in extra_a.items()},
+        vip_ids=tuple(k for _, k, _ in rows),
+        extra_vips=extra_vips,
+        extra_addresses=extra_addresses,
     )
 
 

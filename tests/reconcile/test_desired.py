@@ -43,18 +43,21 @@ def test_vip_id_turns_port_zero_into_protocol_any() -> None:
 def test_ranking_keeps_order_and_fits_unknown_keys_between_known_ones() -> None:
     known = [ip("10.0.0.10"), ip("2001:db8::1"), ip("10.0.0.2")]
     r = des.Ranking(known, des.address_order)
-    assert sorted(known, key=r.rank.__getitem__) == [
+    assert len(r) == 3
+    assert sorted(known, key=lambda a: r.rank(a) or 0) == [
         ip("10.0.0.2"),
         ip("10.0.0.10"),
         ip("2001:db8::1"),
     ]
-    extra = r.extend([ip("10.0.0.5"), ip("10.0.0.3"), ip("::1"), ip("1.1.1.1"), ip("10.0.0.2")])
-    assert ip("10.0.0.2") not in extra  # known keys keep their rank
-    everything = {**r.rank, **extra}
+    extras = [ip("10.0.0.5"), ip("10.0.0.3"), ip("::1"), ip("1.1.1.1"), ip("10.0.0.2")]
+    ranks, keys = r.extend({des.address_order(a): a for a in extras})
+    assert des.address_order(ip("10.0.0.2")) not in ranks  # known keys keep their rank
+    everything = {a: r.rank(a) or ranks[des.address_order(a)] for a in known + extras}
     by_rank = sorted(everything, key=everything.__getitem__)
     assert by_rank == sorted(everything, key=des.address_order)
-    assert [r.key(r.rank[k]) for k in known] == known
-    assert r.key(extra[ip("::1")]) is None
+    assert [r.key(everything[k]) for k in known] == known
+    assert r.key(everything[ip("::1")]) is None and keys[everything[ip("::1")]] == ip("::1")
+    assert r.rank(ip("192.0.2.1")) is None
 
 
 def test_layout_orders_frontends_by_vip_and_slots_by_address() -> None:
