@@ -76,9 +76,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_of(pid: int) -> float:
-    """User+system CPU seconds of a process (all threads) from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
+def _cpu_of(pid: int, tid: int | None = None) -> float:
+    """User+system CPU seconds of a process (all threads), or of one of its threads, from /proc."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
@@ -189,7 +190,8 @@ def backends(f: Farm, n: int) -> list[tuple[ipaddress.IPv4Address, int]]:
 class Measured:
     probes: int
     seconds: float
-    cpu: float
+    cpu: float  # the whole process
+    checker_cpu: float  # the check worker threads only (without the stand-in reconciler)
     lateness: list[float]
     accepts: int  # connections nginx accepted
     opens: int  # connects the kernel counted (all probes, good, refused and blackholed)
@@ -201,6 +203,10 @@ class Measured:
     @property
     def cpu_us_per_probe(self) -> float:
         return self.cpu / max(self.probes, 1) * 1e6
+
+    @property
+    def checker_cpu_us_per_probe(self) -> float:
+        return self.checker_cpu / max(self.probes, 1) * 1e6
 
 
 def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -> Measured:
@@ -239,16 +245,19 @@ def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -
         stop.wait(warmup)
         sched.drain_lateness()
         a0, o0 = f.accepts(), active_opens()
+        tids = [t.native_id for t in threading.enumerate() if t.name.startswith("maglev-check-")]
+        w0 = sum(_cpu_of(os.getpid(), tid) for tid in tids if tid is not None)
         p0, c0, t0 = sched.snapshot(False).total_probes, _self_cpu(), time.monotonic()
         stop.wait(window)
         p1, c1, t1 = sched.snapshot(False).total_probes, _self_cpu(), time.monotonic()
+        w1 = sum(_cpu_of(os.getpid(), tid) for tid in tids if tid is not None)
         a1, o1 = f.accepts(), active_opens()
         late = list(sched.drain_lateness())
     finally:
         sched.stop(10)
         stop.set()
         consumer.join(2)
-    return Measured(p1 - p0, t1 - t0, c1 - c0, late, a1 - a0, o1 - o0 - 1)
+    return Measured(p1 - p0, t1 - t0, c1 - c0, w1 - w0, late, a1 - a0, o1 - o0 - 1)
 
 
 def _self_cpu() -> float:
@@ -304,7 +313,7 @@ def run_haproxy(f: Farm, kind: CheckType, n: int, warmup: float, window: float) 
             proc.kill()
             proc.wait()
     opens = o1 - o0 - 1  # less our own stub_status fetch
-    return Measured(opens, t1 - t0, c1 - c0, [], a1 - a0, opens)
+    return Measured(opens, t1 - t0, c1 - c0, c1 - c0, [], a1 - a0, opens)
 
 
 def run(smoke: bool = False) -> dict[str, Any]:
@@ -332,7 +341,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
 
 def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
-    sizes = (100,) if smoke else (1000, 5000)
+    sizes: tuple[int, ...] = (100,) if smoke else (1000, 5000)
+    if os.environ.get("MAGLEV_BENCH_SIZES"):  # e.g. "1000" for a quicker look
+        sizes = tuple(int(x) for x in os.environ["MAGLEV_BENCH_SIZES"].split(","))
     warmup, window = (1.5, 2.0) if smoke else (3.0, 10.0)
     figures: dict[str, dict[str, Any]] = {}
     ratios: dict[str, dict[str, Any]] = {}
@@ -349,11 +360,19 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                 figures[f"{key}.lateness_p50"] = stat([percentile(ours.lateness, 50)], "s")
                 figures[f"{key}.lateness_p99"] = stat([percentile(ours.lateness, 99)], "s")
                 figures[f"{key}.cpu_per_probe"] = stat([ours.cpu_us_per_probe], "us")
+                figures[f"{key}.checker_cpu_per_probe"] = stat(
+                    [ours.checker_cpu_us_per_probe], "us"
+                )
                 figures[f"{key}.haproxy_probes_per_s"] = stat([theirs.per_second], "probes/s")
                 figures[f"{key}.haproxy_cpu_per_probe"] = stat([theirs.cpu_us_per_probe], "us")
                 ratios[f"{key}.within_100ms_pct"] = ratio(within * 100, 99.0 if n >= 5000 else None)
                 ratios[f"{key}.cpu_vs_haproxy"] = ratio(
                     ours.cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
+                    3.0,
+                    higher_is_better=False,
+                )
+                ratios[f"{key}.checker_cpu_vs_haproxy"] = ratio(
+                    ours.checker_cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
                     3.0,
                     higher_is_better=False,
                 )
@@ -365,6 +384,7 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                 )
                 print(
                     f"{key}: maglev {ours.per_second:.0f}/s cpu {ours.cpu_us_per_probe:.0f}us"
+                    f" (workers {ours.checker_cpu_us_per_probe:.0f}us)"
                     f" p50 {percentile(ours.lateness, 50) * 1e3:.1f}ms"
                     f" p99 {percentile(ours.lateness, 99) * 1e3:.1f}ms within100 {within:.2%};"
                     f" haproxy {theirs.per_second:.0f}/s cpu {theirs.cpu_us_per_probe:.0f}us",

@@ -219,7 +219,7 @@ class Worker:
         s.handle = None
         r = self._reactor
         start = r.time()
-        self._record_lateness(start - s.due)
+        late = start - s.due
         check = s.check
         progress = Progress(Reason.L4TOUT, "timeout")
         gen = s.gen
@@ -233,7 +233,7 @@ class Worker:
                 return  # removed, replaced or paused while in flight: nobody wants it
             s.job = None
             s.last_start = start
-            self._emit(s, result)
+            self._emit(s, result, late)
             iv = jittered(interval_for(check, s.phase), check.jitter, self.rng)
             self._schedule(s, max(start + iv, end))
 
@@ -241,34 +241,31 @@ class Worker:
         if not job.finished:  # (a probe may end at once, e.g. a local error)
             s.job = job
 
-    def _emit(self, s: _Stream, result: ProbeResult) -> None:
-        stats = self.stats
+    def _emit(self, s: _Stream, result: ProbeResult, late: float) -> None:
         try:
             self.results.put_nowait(result)
             dropped = 0
         except queue.Full:
             dropped = 1
+        late = max(late, 0.0)
+        bucket = bisect.bisect_left(LATENESS_BUCKETS, late)
+        stats = self.stats
         with stats.lock:
             stats.probes[(s.check.type, result.ok, result.reason)] += 1
             stats.dropped += dropped
+            stats.lateness.append(late)
+            stats.buckets[bucket] += 1
+            stats.lateness_sum += late
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "probe %s %s: %s %s (%.1f ms)",
+                "probe %s %s: %s %s (%.1f ms, %.1f ms late)",
                 s.check.name,
                 s.target.address,
                 result.reason.value,
                 result.detail,
                 result.duration * 1e3,
+                late * 1e3,
             )
-
-    def _record_lateness(self, late: float) -> None:
-        late = max(late, 0.0)
-        stats = self.stats
-        i = bisect.bisect_left(LATENESS_BUCKETS, late)
-        with stats.lock:
-            stats.lateness.append(late)
-            stats.buckets[i] += 1
-            stats.lateness_sum += late
 
     def stream_count(self) -> int:
         return len(self._streams)

@@ -108,13 +108,14 @@ _PEER_ERRNOS = {
 }
 
 
+_PEER_OUTCOMES = {n: Outcome(False, Reason.L4CON, text) for n, text in _PEER_ERRNOS.items()}
+_PEER_OUTCOMES[errno.ETIMEDOUT] = Outcome(False, Reason.L4TOUT, "connect timed out")
+
+
 def connect_failure(e: OSError) -> Outcome:
     """An outcome for a failed connect (or send/recv): the peer's fault or ours."""
-    if e.errno == errno.ETIMEDOUT:
-        return Outcome(False, Reason.L4TOUT, "connect timed out")
-    if e.errno in _PEER_ERRNOS:
-        return Outcome(False, Reason.L4CON, _PEER_ERRNOS[e.errno])
-    return Outcome(False, Reason.SOCKERR, _short(e))
+    known = _PEER_OUTCOMES.get(e.errno or 0)
+    return known if known is not None else Outcome(False, Reason.SOCKERR, _short(e))
 
 
 def _short(e: object) -> str:
