@@ -19,7 +19,6 @@ from maglev.config.fields import Node, format_duration, got, is_pow2, parse_host
 from maglev.errors import Problem
 from maglev.model import (
     Backend,
-    CheckType,
     ControlSettings,
     Encap,
     Frontend,
@@ -35,19 +34,17 @@ from maglev.model import (
     VppSettings,
 )
 
-CHECK_TYPES = {t.value: t for t in CheckType}
 PROTOCOLS = {p.value: p for p in Protocol}
 ENCAPS = {e.value: e for e in Encap}
 UNMANAGED = {u.value: u for u in UnmanagedPolicy}
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_STATUS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
-_MODE = re.compile(r"^(?:0o?)?([0-7]{1,4})$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_MODE = re.compile(r"(?:0o?)?([0-7]{1,4})")
 
 
 def check_name(section: Node, name: str) -> bool:
     """Object names appear in key paths, logs and metric labels: keep them plain."""
-    if _NAME.match(name):
+    if _NAME.fullmatch(name):
         return True
     section.add(name, f"name {show(name)} may only hold letters, digits, '.', '_' and '-' (max 64)")
     return False
@@ -116,7 +113,7 @@ def control_settings(node: Node) -> ControlSettings:
     mode = d.socket_mode
     raw = node.raw("socket-mode")
     if raw is not None:
-        if isinstance(raw, str) and (m := _MODE.match(raw.strip())):
+        if isinstance(raw, str) and (m := _MODE.fullmatch(raw.strip())):
             mode = int(m.group(1), 8)
         elif isinstance(raw, int) and not isinstance(raw, bool):
             mode = raw  # YAML 1.1 already reads an unquoted 0660 as octal

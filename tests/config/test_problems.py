@@ -68,6 +68,7 @@ CASES: list[tuple[str, object, str | None, str]] = [
     ("backends.web1.enabled", "yes please", None, "'yes please'"),
     ("backends.web1", ["127.0.0.1"], None, "['127.0.0.1']"),
     ("backends.web 1", {"address": "127.0.0.1"}, "backends.web 1", "'web 1'"),
+    ("backends.web1\n", {"address": "127.0.0.1"}, "backends.web1\n", "'web1\\n'"),
     # frontends
     ("frontends.www.address", "192.0.2.1/24", None, "'192.0.2.1/24' has host bits set"),
     ("frontends.www.address", 12, None, "got 12"),
