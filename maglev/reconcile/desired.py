@@ -4,7 +4,8 @@ Owns the translation both ways: `build_layout` compiles a `Config` once (per loa
 engine's flat `Topology` plus the lookup tables to map ranks back to frontends, backends and
 addresses; `evaluate` runs the engine on backend states and operator overrides and yields the
 per-frontend views the control API shows (state, active pool, per-backend weight and why);
-`prepare_actual` ranks the rows read from VPP; `make_plan` diffs and turns the engine's op tuples
+`prepare_actual` (VPP's rows) or `prepare_actual_map` ({VIP key: ActualVip}) ranks what VPP
+has; `make_plan` diffs (all frontends, or those `select` flags) and turns the engine's op tuples
 into `maglev.reconcile.plan` ops. The rules themselves live in the engine (`maglev.diff`).
 Pure; called by the reconciler thread.
 """
