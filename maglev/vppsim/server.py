@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import selectors
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,6 +27,7 @@ from maglev.clock import Clock, SystemClock
 from maglev.vppsim import lb
 from maglev.vppsim.codec import LAYOUTS
 from maglev.vppsim.handlers import Api, MessageTable, Operation
+from maglev.vppsim.table import maglev_table
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ SOCKCLNT_CREATE = 15
 SOCKCLNT_DELETE = 17
 CLIENT_BIT = 0x80000000
 T = TypeVar("T")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(eq=False)
@@ -77,6 +81,7 @@ class Emulator:
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._stopping = threading.Event()
+        self._bound: os.stat_result | None = None
         self._clients: dict[int, _Client] = {}  # slot -> client; slot 0 is the listener
         self._free_slots: list[int] = []
         self._next_slot = 1
@@ -111,15 +116,12 @@ class Emulator:
             return fn(self.state)
 
     def bucket_table(
-        self, prefix: str, protocol: int = 255, port: int = 0
-    ) -> list[str | None] | None:
+        self, prefix: str | IPNetwork, protocol: int = 255, port: int = 0
+    ) -> list[IPAddress | None] | None:
         """The new-flow table of a live VIP: per bucket the AS address, or None for drop.
 
-        None when no such VIP is live."""
-        import ipaddress
-
-        from maglev.vppsim.cli import fmt_address
-
+        None when no such VIP is live. The table is computed outside the lock from a snapshot
+        of the VIP's live (address, weight) set."""
         net = ipaddress.ip_network(prefix, strict=False)
         if net.version == 4:
             key, plen = bytes(12) + net.network_address.packed, net.prefixlen + 96
@@ -131,9 +133,12 @@ class Emulator:
             vip = self.state.lookup(key, plen, protocol, port)
             if vip is None:
                 return None
-            table = self.state.bucket_table(vip.index)
-        names: dict[bytes, str] = {}
-        return [None if a is None else names.setdefault(a, fmt_address(a)) for a in table]
+            live = list(zip(vip.order, vip.weights, strict=True))
+            size = vip.new_length
+        addresses: dict[bytes, IPAddress] = {
+            a: ipaddress.ip_address(a[12:] if lb.is_ip4(a) else a) for a, _w in live
+        }
+        return [None if a is None else addresses[a] for a in maglev_table(live, size)]
 
     def start(self) -> None:
         """Bind the socket (replacing a stale one) and serve on the `maglev-vppsim` thread."""
@@ -144,6 +149,7 @@ class Emulator:
             os.unlink(self.socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.socket_path)
+        self._bound = os.stat(self.socket_path)
         listener.listen(64)
         listener.setblocking(False)
         self._listener = listener
@@ -212,13 +218,24 @@ class Emulator:
             sel.close()
             if self._listener is not None:
                 self._listener.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.socket_path)
+            self._unlink_own_socket()
             for s in (self._wake_r, self._wake_w):
                 if s is not None:
                     s.close()
             self._wake_r = self._wake_w = None
             log.info("VPP lb emulator on %s stopped", self.socket_path)
+
+    def _unlink_own_socket(self) -> None:
+        """Remove the socket file unless another server has bound the path since."""
+        try:
+            st = os.stat(self.socket_path)
+        except FileNotFoundError:
+            return
+        if self._bound is not None and (st.st_dev, st.st_ino) == (
+            self._bound.st_dev,
+            self._bound.st_ino,
+        ):
+            os.unlink(self.socket_path)
 
     def _accept(self) -> None:
         assert self._listener is not None and self._sel is not None
@@ -237,7 +254,8 @@ class Emulator:
                 slot = self._next_slot
                 self._next_slot += 1
             client = _Client(sock, slot)
-            self._clients[slot] = client
+            with self.lock:  # clients() reads the table from other threads
+                self._clients[slot] = client
             self._sel.register(sock, selectors.EVENT_READ, client)
             self.clients_served += 1
             log.debug("client %#x connected", client.index)
@@ -246,7 +264,8 @@ class Emulator:
         if self._clients.get(client.slot) is not client:
             return
         log.debug("client %#x dropped: %s", client.index, why)
-        del self._clients[client.slot]
+        with self.lock:
+            del self._clients[client.slot]
         self._free_slots.append(client.slot)
         self._dirty.discard(client)
         assert self._sel is not None
@@ -391,6 +410,7 @@ class Emulator:
             if client.closing:
                 self._drop(client, "sockclnt_delete")
 
-    def clients(self) -> Iterator[int]:
+    def clients(self) -> list[int]:
         """Client indices currently connected (a snapshot; for tests and diagnostics)."""
-        return iter(sorted(c.index for c in list(self._clients.values())))
+        with self.lock:
+            return sorted(c.index for c in self._clients.values())

@@ -123,3 +123,21 @@ def test_stop_and_restart_keeps_state(connect: Callable[..., Any], emulator: Emu
     assert emulator.running
     vpp.connect("again")
     assert len(vpp.api.lb_vip_dump()) == 1
+
+
+def test_stopping_a_replaced_emulator_keeps_the_new_socket(
+    emulator: Emulator, connect: Callable[..., Any]
+) -> None:
+    import os
+
+    newer = Emulator(emulator.socket_path)
+    newer.start()  # binds the path anew, as a restarted VPP would
+    try:
+        emulator.stop()
+        assert os.path.exists(emulator.socket_path)
+        vpp = connect("newer")
+        assert vpp.api.control_ping().retval == 0
+        vpp.disconnect()
+    finally:
+        newer.stop()
+    assert not os.path.exists(emulator.socket_path)
