@@ -11,6 +11,8 @@ import ipaddress
 import os
 import socket
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,19 @@ NOBODY = ipaddress.IPv4Address("169.254.77.3")
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _wait_carrier(ns: str, dev: str, deadline: float = 5.0) -> None:
+    """A fresh veth may drop packets until both ends report a carrier."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        out = subprocess.run(
+            ["ip", "-n", ns, "link", "show", "dev", dev], capture_output=True, text=True
+        ).stdout
+        if "state UP" in out and "NO-CARRIER" not in out:
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError(f"{dev} in {ns} never came up")
 
 
 @dataclass
@@ -58,6 +73,7 @@ def pair() -> Iterator[Pair]:
         _ip("-n", p.b, "addr", "add", f"{B_ADDR}/24", "dev", "mgb")
         _ip("-n", p.a, "link", "set", "mga", "up")
         _ip("-n", p.b, "link", "set", "mgb", "up")
+        _wait_carrier(p.a, "mga")
         yield p
     finally:
         for ns in made:
@@ -82,19 +98,19 @@ def test_namespace_host_over_veth(pair: Pair) -> None:
         lsock.bind((str(B_ADDR), 0))
         lsock.listen(8)
         port = lsock.getsockname()[1]
-        r = run_probe(check(CheckType.TCP, port=port, netns=pair.a), B_ADDR)
+        r = run_probe(check(CheckType.TCP, port=port, netns=pair.a, timeout=3.0), B_ADDR)
         assert r.ok, r.detail
         r = run_probe(check(CheckType.TCP, port=port, netns=pair.a, timeout=0.3), NOBODY)
         assert (r.ok, r.reason) == (False, Reason.L4TOUT)  # no neighbour answers: blackhole
 
 
 def test_icmp_to_namespace_host(pair: Pair) -> None:
-    r = run_probe(check(CheckType.ICMP, netns=pair.a), B_ADDR)
+    r = run_probe(check(CheckType.ICMP, netns=pair.a, timeout=3.0), B_ADDR)
     assert (r.ok, r.reason) == (True, Reason.ICMPOK), r.detail
     r = run_probe(check(CheckType.ICMP, netns=pair.a, timeout=0.3), NOBODY)
     assert (r.ok, r.reason) == (False, Reason.ICMPTOUT)
     # With a source address of the probing namespace.
-    r = run_probe(check(CheckType.ICMP, netns=pair.a, source_ip4=A_ADDR), B_ADDR)
+    r = run_probe(check(CheckType.ICMP, netns=pair.a, source_ip4=A_ADDR, timeout=3.0), B_ADDR)
     assert r.ok, r.detail
 
 
