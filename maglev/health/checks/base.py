@@ -84,9 +84,9 @@ def open_socket(check: HealthCheck, address: IPAddress, kind: int, proto: int = 
     Raises OSError on local trouble (reported as SOCKERR by `result`).
     """
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    sock = netns.socket_in(check.netns, family, kind, proto)
+    # SOCK_NONBLOCK at creation: one syscall less than setblocking(False) afterwards.
+    sock = netns.socket_in(check.netns, family, kind | socket.SOCK_NONBLOCK, proto)
     try:
-        sock.setblocking(False)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
         source = check.source_ip6 if address.version == 6 else check.source_ip4
