@@ -250,7 +250,7 @@ def _papi_sync(path: str, files: list[str], count: int) -> float:
 
 def run(smoke: bool = False) -> dict[str, Any]:
     reps = 1 if smoke else int(os.environ.get("MAGLEV_BENCH_REPS", "5"))
-    clients = 2 if smoke else 3
+    clients = int(os.environ.get("MAGLEV_BENCH_VPPSIM_CLIENTS", "2"))
     count = 500 if smoke else 20_000
     papi_count = 200 if smoke else 3_000
     batch = 256
