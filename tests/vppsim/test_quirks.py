@@ -193,3 +193,19 @@ def test_src_ip_sticky_only_in_cli(vpp: Any) -> None:
     assert not hasattr(d, "src_ip_sticky")
     out = vpp.api.cli_inband(cmd="show lb vips verbose").reply
     assert "10.0.0.1/32 src_ip_sticky" in out
+
+
+def test_unknown_address_family_decodes_as_zero(vpp: Any, emulator: Emulator) -> None:
+    from tests.vppsim.wire import RawClient
+
+    raw = RawClient(emulator.socket_path)
+    raw.handshake()
+    # af 2 is neither IPv4 nor IPv6: the address stays zero and len gets no +96, so /128 of
+    # zeros passes the IPv4 test (plen >= 96, twelve zero bytes) and becomes 0.0.0.0/32
+    raw.send(raw.pack("lb_add_del_vip", 9, 2, b"\xaa" * 16, 128, 6, 80, 1, 0, 0, 0, 0, 1024, 0))
+    body = raw.recv()
+    assert body is not None
+    assert raw.unpack("lb_add_del_vip_reply", body)[1:] == (9, 0)
+    (d,) = vpp.api.lb_vip_dump()
+    assert (str(d.vip.pfx), int(d.encap)) == ("0.0.0.0/32", 1)
+    raw.close()
