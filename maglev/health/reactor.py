@@ -28,6 +28,7 @@ import itertools
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
@@ -141,6 +142,7 @@ class Reactor:
         self._ep = select.epoll()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._ep.register(self._wake, select.EPOLLIN)
+        self._wake_lock = threading.Lock()
         self._calls: collections.deque[tuple[Callable[..., object], tuple[object, ...]]] = (
             collections.deque()
         )
@@ -157,9 +159,10 @@ class Reactor:
 
     def call_threadsafe(self, fn: Callable[..., object], *args: object) -> None:
         self._calls.append((fn, args))
-        # OSError: closed, the reactor has stopped and nobody will run this.
-        with contextlib.suppress(OSError):
-            os.eventfd_write(self._wake, 1)
+        # Under the lock: once closed, the eventfd's number may belong to another file.
+        with self._wake_lock:
+            if not self.closed:
+                os.eventfd_write(self._wake, 1)
 
     def stop(self) -> None:
         self.call_threadsafe(self._request_stop)
@@ -286,9 +289,13 @@ class Reactor:
         finally:
             for job in list(self._jobs):
                 self.cancel(job)
+            self._close()
+
+    def _close(self) -> None:
+        with self._wake_lock:
             self.closed = True
-            ep.close()
-            os.close(wake)
+            self._ep.close()
+            os.close(self._wake)
 
     @property
     def jobs(self) -> int:
@@ -308,8 +315,7 @@ def run_one(coro: Probe, timeout: float) -> Any:
     if not out:
         r.run()
     else:
-        r._ep.close()
-        os.close(r._wake)
+        r._close()
     value, error = out[0]
     if error is not None:
         raise error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -140,3 +141,17 @@ def test_fd_number_reuse_within_one_job() -> None:
         return first + second
 
     assert reactor.run_one(two_sockets(), 2.0) == b"12"
+
+
+def test_calls_after_close_are_dropped_safely() -> None:
+    r = Reactor()
+    r.stop()
+    r.run()
+    assert r.closed
+    other = os.eventfd(0, os.EFD_NONBLOCK)  # may well take the closed eventfd's number
+    try:
+        r.call_threadsafe(print, "never")
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(other)  # nothing was written into someone else's descriptor
+    finally:
+        os.close(other)
