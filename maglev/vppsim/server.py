@@ -63,7 +63,11 @@ class Emulator:
     """A VPP 26.10 lb plugin behind a real binary-API socket.
 
     `clock` drives the plugin's notion of time (GC of deleted ASes and VIPs); the emulated VPP
-    starts at the clock's time at construction.
+    starts at the clock's time at construction. `start()` serves on the `maglev-vppsim` thread,
+    `stop()` closes every connection and the socket but keeps the lb state (a later `start()`
+    serves it again; a fresh `Emulator` is a restarted VPP). `write_count` and `operations()`
+    record every mutating lb request received, whatever its retval; `op_count` counts every
+    request handled.
     """
 
     def __init__(self, socket_path: str, clock: Clock | None = None) -> None:
@@ -107,6 +111,7 @@ class Emulator:
         return self.api.op_count
 
     def operations(self) -> list[Operation]:
+        """The mutating lb requests received so far (the last 100,000), oldest first."""
         with self.lock:
             return [Operation(*op) for op in self.api.operations]
 
