@@ -149,9 +149,13 @@ def _measure(
     batch_n = len(names) // 10
     batched: list[float] = []
     syncs: list[float] = []
-    plain = VppConnection(sock, files, name="bench-sync", read_timeout=60)
-    plain.connect()
-    vpp = plain._api()
+    # The baseline is stock vpp-papi: its own client, no maglev tweaks.
+    from vpp_papi import VPPApiClient
+
+    vpp = VPPApiClient(apifiles=files, server_address=sock, read_timeout=60)
+    vpp.connect("bench-sync")
+    restore = VppConnection(sock, files, name="bench-restore", read_timeout=60)
+    restore.connect()
     for _ in range(reps):
         chosen = rng.sample(names, batch_n)
         ops_before = rec.snapshot.counters.ops_ok
@@ -178,8 +182,9 @@ def _measure(
         for kw in calls:  # restore
             kw["weight"] = 100
             kw["is_flush"] = False
-        plain.pipeline([LbCall("lb_as_set_weight", kw) for kw in calls])
-    plain.disconnect()
+        restore.pipeline([LbCall("lb_as_set_weight", kw) for kw in calls])
+    vpp.disconnect()
+    restore.disconnect()
 
     # One transition to its reply, with every frontend configured.
     lat: list[float] = []

@@ -70,7 +70,7 @@ def print_result(res: dict[str, Any]) -> None:
 
 
 def plot(results: list[dict[str, Any]], outdir: pathlib.Path) -> list[pathlib.Path]:
-    """One PNG per suite that recorded samples (distributions as histograms)."""
+    """PNGs per suite: distributions of recorded samples, and each figure's median (min..max)."""
     try:
         import matplotlib
 
@@ -80,17 +80,55 @@ def plot(results: list[dict[str, Any]], outdir: pathlib.Path) -> list[pathlib.Pa
         return []
     written = []
     for res in results:
-        samples = res.get("samples") or {}
-        if not samples:
-            continue
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for name, vals in samples.items():
-            if vals:
+        samples = {k: v for k, v in (res.get("samples") or {}).items() if v}
+        if samples:
+            fig, ax = plt.subplots(figsize=(8, 4.5))
+            for name, vals in samples.items():
                 ax.hist(vals, bins=40, alpha=0.6, label=name)
-        ax.set_title(f"maglev-bench {res['suite']}: {res['setup']}", fontsize=9)
-        ax.legend(fontsize=8)
-        path = outdir / f"{res['suite']}.png"
+            ax.set_title(f"maglev-bench {res['suite']}: distributions", fontsize=10)
+            ax.set_ylabel("count")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = outdir / f"{res['suite']}-distributions.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            written.append(path)
+        # Figures grouped by unit (one panel per unit), medians with min..max whiskers.
+        by_unit: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for name, f in (res.get("figures") or {}).items():
+            by_unit.setdefault(str(f.get("unit", "")), []).append((name, f))
+        ratios = res.get("ratios") or {}
+        panels = len(by_unit) + (1 if ratios else 0)
+        if not panels:
+            continue
+        fig, axes = plt.subplots(panels, 1, figsize=(9, 2.2 + 1.6 * panels), squeeze=False)
+        i = 0
+        for unit, items in by_unit.items():
+            ax = axes[i][0]
+            i += 1
+            names = [n for n, _ in items]
+            med = [f["median"] for _, f in items]
+            lo = [max(0.0, f["median"] - f["min"]) for _, f in items]
+            hi = [max(0.0, f["max"] - f["median"]) for _, f in items]
+            ax.barh(names, med, xerr=[lo, hi], color="#4c72b0", alpha=0.8)
+            ax.set_xlabel(unit)
+            ax.tick_params(axis="y", labelsize=7)
+        if ratios:
+            ax = axes[i][0]
+            names = list(ratios)
+            vals = [r["value"] for r in ratios.values()]
+            colors = [
+                "#55a868" if r.get("met") in (True, None) else "#c44e52" for r in ratios.values()
+            ]
+            ax.barh(names, vals, color=colors)
+            for y, r in enumerate(ratios.values()):
+                if r.get("target"):
+                    ax.plot([r["target"], r["target"]], [y - 0.4, y + 0.4], color="black")
+            ax.set_xlabel("ratio (black line: target)")
+            ax.tick_params(axis="y", labelsize=7)
+        fig.suptitle(f"maglev-bench {res['suite']}: {res['setup']}"[:150], fontsize=8)
         fig.tight_layout()
+        path = outdir / f"{res['suite']}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)

@@ -7,21 +7,23 @@ view of VPP); they send nothing. Called on the reconciler thread.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
-from types import MappingProxyType
+from typing import Any
 
+from maglev import diff
 from maglev.health.state import BackendHealth
-from maglev.model import BackendState, Config, UnmanagedPolicy
+from maglev.model import BackendState, Config, FrontendState, UnmanagedPolicy
 from maglev.reconcile.dataplane import ActualVip, frontend_vip_key
 from maglev.reconcile.desired import (
-    FrontendView,
     Layout,
     build_layout,
     evaluate,
     make_plan,
     prepare_actual,
+    prepare_actual_map,
+    select,
 )
 from maglev.reconcile.plan import Plan
+from maglev.reconcile.snapshot import ViewRef
 from maglev.vpp.dumper import AsInfo, VipInfo, VipKey
 
 
@@ -35,6 +37,10 @@ class StateView(Mapping[str, BackendState]):
 
     def __getitem__(self, name: str) -> BackendState:
         return self._health[name].state
+
+    def get(self, name: str, default: Any = None) -> Any:  # hot: once per backend per pass
+        h = self._health.get(name)
+        return default if h is None else h.state
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._health)
@@ -83,23 +89,52 @@ def plan_for(
     actual: Mapping[VipKey, ActualVip],
     owned: set[VipKey],
     full: bool,
-) -> tuple[Plan, dict[str, FrontendView]]:
-    """The plan for the named frontends; `layout` is the whole config's (reused when all named).
+) -> tuple[Plan, dict[str, ViewRef]]:
+    """The plan for the named frontends, with the whole config's `layout`, and their views.
 
-    A full plan also covers the VIPs the config does not name (deleted when in `owned`, else
-    reported unmanaged); the VIPs of frontends not named (held at startup) are left out entirely.
+    Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
+    them. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
+    else reported unmanaged); a targeted one reads only the named frontends' VIPs.
     """
-    if len(names) != len(config.frontends):
-        fes = MappingProxyType({n: config.frontends[n] for n in sorted(names)})
-        layout = build_layout(replace(config, frontends=fes))
     ev = evaluate(layout, states, overrides)
-    named = named_vips(config)
-    keys = {frontend_vip_key(config.frontends[n]) for n in names}
+    everyone = len(names) == len(config.frontends)
     if full:
-        keys |= {k for k in actual if k not in named}
-    vips, ases = rows(actual, keys)
-    plan = make_plan(ev, prepare_actual(layout, vips, ases), owned if full else ())
-    return plan, ev.views()
+        table = prepare_actual_map(layout, actual)
+    else:
+        keys = {frontend_vip_key(config.frontends[n]) for n in names}
+        table = prepare_actual_map(layout, {k: actual[k] for k in keys if k in actual})
+    selected = None if everyone else select(layout, names)
+    plan = make_plan(ev, table, owned if full else (), selected)
+    index = frontend_index(layout)
+    return plan, {n: ViewRef(ev, index[n]) for n in names}
+
+
+_FE_STATE = {
+    diff.FE_UNKNOWN: FrontendState.UNKNOWN,
+    diff.FE_UP: FrontendState.UP,
+    diff.FE_DOWN: FrontendState.DOWN,
+}
+
+
+def brief(ref: ViewRef) -> tuple[FrontendState, str | None]:
+    """A frontend's state and active pool, without building its whole view."""
+    d = ref.evaluation.desired
+    fe = ref.evaluation.layout.frontends[ref.index]
+    active = d.fe_active[ref.index]
+    return _FE_STATE[d.fe_state[ref.index]], fe.pools[active].name if active >= 0 else None
+
+
+_INDEX: list[tuple[Layout, dict[str, int]]] = []
+
+
+def frontend_index(layout: Layout) -> dict[str, int]:
+    """Frontend name -> engine index of a layout (cached by identity)."""
+    for lay, idx in _INDEX:
+        if lay is layout:
+            return idx
+    idx = {fe.name: i for i, fe in enumerate(layout.frontends)}
+    _INDEX[:] = [*_INDEX[-3:], (layout, idx)]
+    return idx
 
 
 def preview(

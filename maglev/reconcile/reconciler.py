@@ -37,6 +37,7 @@ from maglev.health.state import BackendHealth, Phase, Transition
 from maglev.model import (
     BackendState,
     Config,
+    FrontendState,
     HealthCheck,
     ProbeResult,
     ProbeTarget,
@@ -50,14 +51,16 @@ from maglev.reconcile.dataplane import (
     frontend_vip_key,
     op_call,
 )
-from maglev.reconcile.desired import FrontendView, Layout, build_layout
+from maglev.reconcile.desired import Layout, build_layout
 from maglev.reconcile.plan import Plan
 from maglev.reconcile.snapshot import (
     PROBE_BUCKETS,
     BackendStatus,
     Counters,
     Histogram,
+    LazyViews,
     Snapshot,
+    ViewRef,
 )
 from maglev.vpp.dumper import LbState, VipKey
 from maglev.vpp.papi import check_results
@@ -130,7 +133,7 @@ class Reconciler:
         self.unmanaged: tuple[VipKey, ...] = ()
         self._logged_unmanaged: set[VipKey] = set()
         self.counters = Counters()
-        self.views: dict[str, FrontendView] = {}
+        self.views: dict[str, ViewRef] = {}
         self._stopped = False
         self._layout: Layout | None = None
         self._by_target: dict[ProbeTarget, tuple[str, ...]] = {}
@@ -507,7 +510,7 @@ class Reconciler:
             owned |= {k for k in self.actual if k not in named}
         return owned
 
-    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, FrontendView]]:
+    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, ViewRef]]:
         """The plan for the named frontends against our view of VPP (nothing is sent)."""
         assert self.actual is not None
         if self._layout is None or self._layout.config is not self.config:
@@ -526,12 +529,8 @@ class Reconciler:
         self.dirty -= names
         if not names and only is not None:
             return True
-        if only is not None and self.all_released and 2 * len(names) > len(self.config.frontends):
-            # Most frontends are affected (a rack failed): the cached whole-config layout is
-            # cheaper than compiling a partial one, and unaffected frontends diff to nothing.
-            names = set(self.config.frontends)
         plan, views = self.plan_for(names, full=only is None)
-        before = {n: self.views.get(n) for n in views}
+        before = {n: planner.brief(self.views[n]) if n in self.views else None for n in views}
         self.views.update(views)
         if only is None:
             self._note_unmanaged(plan)
@@ -601,26 +600,34 @@ class Reconciler:
         return True
 
     def _frontend_events(
-        self, prev: dict[str, FrontendView | None], views: dict[str, FrontendView]
+        self,
+        prev: dict[str, tuple[FrontendState, str | None] | None],
+        views: dict[str, ViewRef],
     ) -> None:
-        for name, v in views.items():
+        for name, ref in views.items():
             before = prev.get(name)
-            if before is None or before.state != v.state or before.active_pool != v.active_pool:
-                if before is None and not self.first_sync_done and v.state.value == "unknown":
-                    continue
-                log.info(
-                    "frontend %s: %s -> %s (active pool %s)",
-                    name, before.state.value if before else "-", v.state.value, v.active_pool or "-",
-                )  # fmt: skip
-                self.publish(
-                    {
-                        "type": "frontend",
-                        "frontend": name,
-                        "from": before.state.value if before else None,
-                        "to": v.state.value,
-                        "active_pool": v.active_pool,
-                    }
-                )
+            now = planner.brief(ref)
+            if before == now:
+                continue
+            if before is None and not self.first_sync_done and now[0] is FrontendState.UNKNOWN:
+                continue
+            old = before[0].value if before else None
+            log.info(
+                "frontend %s: %s -> %s (active pool %s)",
+                name,
+                old or "-",
+                now[0].value,
+                now[1] or "-",
+            )
+            self.publish(
+                {
+                    "type": "frontend",
+                    "frontend": name,
+                    "from": old,
+                    "to": now[0].value,
+                    "active_pool": now[1],
+                }
+            )
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -642,7 +649,7 @@ class Reconciler:
         return Snapshot(
             config=self.config,
             backends=MappingProxyType(backends),
-            frontends=MappingProxyType(
+            frontends=LazyViews(
                 {n: v for n, v in self.views.items() if n in self.config.frontends}
             ),
             overrides=MappingProxyType(dict(self.overrides)),

@@ -6,12 +6,12 @@ control API and the metrics collector read the latest one without locks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
-from maglev.reconcile.desired import FrontendView
+from maglev.reconcile.desired import Evaluation, FrontendView
 from maglev.vpp.dumper import VipKey
 
 
@@ -78,3 +78,37 @@ class Snapshot:
     last_sync_ok: bool
     unmanaged: tuple[VipKey, ...]
     counters: Counters = field(default_factory=Counters)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRef:
+    """Where a frontend's view comes from: its index in one (immutable) engine evaluation."""
+
+    evaluation: Evaluation
+    index: int
+
+
+class LazyViews(Mapping[str, FrontendView]):
+    """Frontend name -> view, each built on first access from its evaluation.
+
+    Building every view after every pass would cost more than the pass itself with thousands of
+    frontends; readers (control API) ask for a few. The evaluations are never mutated, so any
+    thread may build a view; the cache is a plain dict (a race builds the same value twice).
+    """
+
+    def __init__(self, refs: Mapping[str, ViewRef]) -> None:
+        self._refs = refs
+        self._cache: dict[str, FrontendView] = {}
+
+    def __getitem__(self, name: str) -> FrontendView:
+        v = self._cache.get(name)
+        if v is None:
+            r = self._refs[name]
+            v = self._cache[name] = r.evaluation.frontend(r.index)
+        return v
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)

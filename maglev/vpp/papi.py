@@ -9,6 +9,8 @@ and then matches the replies by context (VPP answers one connection's requests i
 from __future__ import annotations
 
 import logging
+import multiprocessing.queues
+import queue
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any
 
 from maglev.errors import VppApiError, VppError, retval_name
 from maglev.vpp import codec
+from maglev.vpp.lease import FrameReader, LeaseError, borrow_socket
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class VppConnection:
             vpp.connect(self.name)
         except (OSError, Exception) as e:  # vpp-papi raises assorted types; all mean "no VPP"
             raise VppError(f"cannot connect to VPP API socket {self.socket_path}: {e}") from e
+        _in_process_queue(vpp.transport)
         self._vpp = vpp
         self._ids = {}
         for required in ("lb_add_del_vip_v2", "lb_add_del_as_v2", "lb_as_set_weight"):
@@ -216,44 +220,104 @@ class VppConnection:
         return bytes(vpp.messages[call.message].pack(kw))
 
     def pipeline(self, calls: Sequence[LbCall]) -> list[CallResult]:
-        """Send every call without waiting, then collect the replies in order.
+        """Send every call without waiting for replies, then match the replies by context.
 
-        Returns one result per call, in order. A transport failure marks the unanswered calls
-        with an error (they are retried by the next sync) and drops the connection.
+        Returns one result per call, in order. Up to two windows of requests are in flight: the
+        next window is written before the previous one's replies are read, so neither side
+        waits and neither buffers without bound. A transport failure marks the unanswered calls
+        with an error (the next sync retries them) and drops the connection.
         """
         if not calls:
             return []
         vpp = self._api()
         transport = vpp.transport
         client_index = int(transport.socket_index)
-        results: list[CallResult] = []
         t0 = time.perf_counter()
+        windows: list[list[tuple[LbCall, int, bytes]]] = []
         for start in range(0, len(calls), WINDOW):
-            chunk = calls[start : start + WINDOW]
-            contexts: list[int] = []
-            frames: list[bytes] = []
-            for c in chunk:
+            w = []
+            for c in calls[start : start + WINDOW]:
                 ctx = int(vpp.get_context())  # process-wide, shared with vpp-papi's own calls
-                contexts.append(ctx)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("VPP call %s [ctx %d]", c.describe(), ctx)
-                frames.append(codec.frame(self._encode(c, client_index, ctx)))
+                w.append((c, ctx, codec.frame(self._encode(c, client_index, ctx))))
+            windows.append(w)
+        try:
+            with borrow_socket(transport, self.read_timeout) as sock:
+                results = self._exchange(sock, windows)
+        except LeaseError as e:
+            log.debug("pipelining through vpp-papi's queue: %s", e)
+            results = self._exchange_queued(transport, windows)
+        if len(results) < len(calls):
+            self.disconnect()
+        log.debug("pipelined %d calls in %.1f ms", len(calls), (time.perf_counter() - t0) * 1e3)
+        return results
+
+    def _exchange(
+        self, sock: Any, windows: list[list[tuple[LbCall, int, bytes]]]
+    ) -> list[CallResult]:
+        reader = FrameReader(sock, self.read_timeout)
+        results: list[CallResult] = []
+
+        def fail(i: int, why: str) -> list[CallResult]:
+            rest = [c for w in windows[i:] for c, _, _ in w]
+            return results + [CallResult(c, -1, why) for c in rest]
+
+        def send(i: int) -> bool:
             try:
-                transport.socket.sendall(b"".join(frames))
+                sock.sendall(b"".join(f for _, _, f in windows[i]))
+            except OSError:
+                return False
+            self.calls += len(windows[i])
+            return True
+
+        if not send(0):
+            return fail(0, "send failed")
+        for i, w in enumerate(windows):
+            if i + 1 < len(windows) and not send(i + 1):
+                return fail(i, "send failed")
+            for k, (c, ctx, _) in enumerate(w):
+                while True:
+                    got = reader.read_reply()
+                    if got is None:
+                        done = results + [
+                            CallResult(x, -1, "no reply from VPP") for x, _, _ in w[k:]
+                        ]
+                        rest = [x for ww in windows[i + 1 :] for x, _, _ in ww]
+                        return done + [CallResult(x, -1, "no reply from VPP") for x in rest]
+                    if got[1] == ctx:
+                        break
+                    log.debug(
+                        "skipping VPP message id %d context %d (waiting for %d)",
+                        got[0],
+                        got[1],
+                        ctx,
+                    )
+                results.append(CallResult(c, got[2]))
+                self._count(c.message, got[2])
+        return results
+
+    def _exchange_queued(
+        self, transport: Any, windows: list[list[tuple[LbCall, int, bytes]]]
+    ) -> list[CallResult]:
+        """The same exchange through vpp-papi's reader thread (slower; the fallback)."""
+        results: list[CallResult] = []
+        for i, w in enumerate(windows):
+            try:
+                transport.socket.sendall(b"".join(f for _, _, f in w))
             except (OSError, AttributeError) as e:
-                self.disconnect()
-                return results + [CallResult(c, -1, f"send failed: {e}") for c in calls[start:]]
-            self.calls += len(chunk)
-            for i, (c, ctx) in enumerate(zip(chunk, contexts, strict=True)):
+                rest = [c for ww in windows[i:] for c, _, _ in ww]
+                return results + [CallResult(c, -1, f"send failed: {e}") for c in rest]
+            self.calls += len(w)
+            for k, (c, ctx, _) in enumerate(w):
                 r = self._read_reply(transport, ctx)
                 if r is None:
-                    self.disconnect()
-                    lost = [CallResult(x, -1, "no reply from VPP") for x in chunk[i:]]
-                    rest = [CallResult(x, -1, "not sent") for x in calls[start + len(chunk) :]]
-                    return results + lost + rest
+                    rest = [x for x, _, _ in w[k:]] + [
+                        x for ww in windows[i + 1 :] for x, _, _ in ww
+                    ]
+                    return results + [CallResult(x, -1, "no reply from VPP") for x in rest]
                 results.append(CallResult(c, r))
                 self._count(c.message, r)
-        log.debug("pipelined %d calls in %.1f ms", len(calls), (time.perf_counter() - t0) * 1e3)
         return results
 
     def _read_reply(self, transport: Any, context: int) -> int | None:
@@ -276,6 +340,23 @@ class VppConnection:
                 return int(retval)
             # A late reply to an earlier, timed-out request: not ours, skip it.
             log.debug("skipping stray VPP message with context %d (waiting for %d)", ctx, context)
+
+
+def _in_process_queue(transport: Any) -> None:
+    """Give vpp-papi's socket transport an in-process queue for received messages.
+
+    vpp-papi 2.4.2's reader is a thread of this process, yet it hands every received message to
+    the caller through a multiprocessing.Queue (pickling, a pipe and a feeder thread per
+    message): most of the client's cost per reply. A queue.Queue has the same get/put interface
+    for that use. The connection is made fresh for every VPPApiClient, so the transport never
+    needs the multiprocessing queue's close/join_thread on reconnect. Left alone when the
+    transport does not look as expected (another vpp-papi version).
+    """
+    old = getattr(transport, "q", None)
+    if isinstance(old, multiprocessing.queues.Queue) and old.empty():
+        transport.q = queue.Queue()
+    else:
+        log.debug("vpp-papi transport left with its own message queue")
 
 
 def check_results(results: Sequence[CallResult]) -> list[CallResult]:

@@ -1,0 +1,104 @@
+"""Borrowing vpp-papi's socket for a pipelined batch, and reading replies straight off it.
+
+vpp-papi's socket transport reads every message on a reader thread and hands it to the caller
+through a queue: two thread hand-offs per reply, which caps a connection at a few thousand
+replies per second. For a batch, maglev stops that reader (the transport's own stop signal),
+owns the socket while it writes requests and parses replies itself, then starts a new reader
+on the same connection. The connection, its client index and message table stay vpp-papi's.
+Reconciler thread only (it owns the connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">QII")
+_REPLY = struct.Struct(">HIi")
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class LeaseError(Exception):
+    """The transport is not in a state we can borrow it from (another vpp-papi version?)."""
+
+
+@contextlib.contextmanager
+def borrow_socket(transport: Any, timeout: float = 5.0) -> Iterator[socket.socket]:
+    """Stop vpp-papi's reader thread, yield its socket, then start a fresh reader."""
+    thread = getattr(transport, "message_thread", None)
+    sock = getattr(transport, "socket", None)
+    sque = getattr(transport, "sque", None)
+    func = getattr(transport, "msg_thread_func", None)
+    if thread is None or sock is None or sque is None or func is None or not thread.is_alive():
+        raise LeaseError("vpp-papi transport has no running reader to pause")
+    sque.put(True)  # the reader's own stop signal: it leaves a None in its queue and returns
+    thread.join(timeout)
+    if thread.is_alive():
+        raise LeaseError("vpp-papi's reader did not stop")
+    with contextlib.suppress(Exception):
+        sque.get(timeout=timeout)  # consume the stop signal so the next reader runs
+    while True:  # drop the reader's end marker (and any stray message it had queued)
+        try:
+            transport.q.get_nowait()
+        except queue.Empty:
+            break
+        except Exception:
+            break
+    try:
+        yield sock
+    finally:
+        if transport.connected and transport.socket is sock:
+            t = threading.Thread(target=func, daemon=True, name="vpp-papi-reader")
+            transport.message_thread = t
+            t.start()
+
+
+class FrameReader:
+    """Reads socket-transport frames (16-byte header, big-endian length) from a socket."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.buf = bytearray()
+
+    def _fill(self, deadline: float) -> bool:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(262144)
+        except (TimeoutError, OSError):
+            return False
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def read_reply(self) -> tuple[int, int, int] | None:
+        """(msg_id, context, retval) of the next message; None on timeout or a closed socket."""
+        deadline = time.monotonic() + self.timeout
+        while len(self.buf) < 16:
+            if not self._fill(deadline):
+                return None
+        _, length, _ = _HEADER.unpack_from(self.buf, 0)
+        if length > MAX_MESSAGE:
+            return None
+        while len(self.buf) < 16 + length:
+            if not self._fill(deadline):
+                return None
+        body = bytes(self.buf[16 : 16 + length])
+        del self.buf[: 16 + length]
+        if len(body) < _REPLY.size:
+            return (0, 0, 0) if len(body) < 2 else (struct.unpack_from(">H", body)[0], 0, 0)
+        mid, ctx, rv = _REPLY.unpack_from(body, 0)
+        return int(mid), int(ctx), int(rv)
