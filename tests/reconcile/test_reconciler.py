@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import pathlib
 import queue
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -345,6 +346,9 @@ def test_vpp_restart_recreates_everything(
     warm(h)
     before = h.vpp()
     emu.stop()
+    deadline = time.monotonic() + 10  # vpp-papi's reader notices the closed socket on its own
+    while h.rec.dp.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
     h.turn(1.0)
     assert not h.rec.dp.connected
     assert h.rec.snapshot.vpp_connected is False
