@@ -269,7 +269,7 @@ def show_vpp_lb_state(c: Ctx) -> None:
 @pass_ctx
 def show_vpp_lb_counters(c: Ctx) -> None:
     def table(doc: dict[str, Any]) -> str:
-        names = ["first-packet", "next-packet", "untracked-packet", "no-server"]
+        names = ["existing-session", "first-packet", "untracked", "no-server"]
         return render_table(
             ["VIP", *[n.upper() for n in names]],
             [

@@ -35,7 +35,6 @@ from maglev.clock import Clock, SystemClock
 from maglev.errors import VppError
 from maglev.health.state import BackendHealth, Phase, Transition
 from maglev.model import (
-    BackendState,
     Config,
     FrontendState,
     HealthCheck,
@@ -62,6 +61,7 @@ from maglev.reconcile.snapshot import (
     Snapshot,
     ViewRef,
 )
+from maglev.reconcile.startup import StartupGate
 from maglev.vpp.dumper import LbState, VipKey
 from maglev.vpp.papi import check_results
 
@@ -118,9 +118,7 @@ class Reconciler:
         self.overrides: dict[tuple[str, str], int] = {}
         self.actual: dict[VipKey, ActualVip] | None = None
         self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
-        self.released: set[str] = set()
-        self.hold_until: dict[str, float] = {}  # frontends added by a reload: release deadline
-        self.all_released = False
+        self.gate = StartupGate(now)
         self.dirty: set[str] = set()
         self.full_due = True
         self.next_sync = now
@@ -184,10 +182,7 @@ class Reconciler:
         deadlines = [self.next_sync]
         if not self.dp.connected:
             deadlines.append(self.reconnect_at)
-        if not self.all_released:
-            deadlines.append(self.started + self.config.vpp.lb.startup_min_delay)
-            deadlines.append(self.started + self.config.vpp.lb.startup_max_delay)
-            deadlines.extend(self.hold_until.values())
+        deadlines.extend(self.gate.deadlines(self.config))
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
@@ -389,12 +384,7 @@ class Reconciler:
         self.removed_vips |= {k for k in old_keys if k not in new_keys}
         self.removed_vips -= new_keys
         self._install_config(config, now)
-        # Frontends present before stay released; new ones wait for their backends' states.
-        self.released &= set(config.frontends)
-        for name in set(config.frontends) - self.released:
-            self.hold_until.setdefault(name, now + config.vpp.lb.startup_max_delay)
-        self.hold_until = {n: t for n, t in self.hold_until.items() if n in config.frontends}
-        self.all_released = False
+        self.gate.reloaded(config, now)
         self.full_due = True
         summary = d.summary()
         log.info("config reloaded from %s: %s", source, summary)
@@ -404,33 +394,8 @@ class Reconciler:
     # --- startup gating ---------------------------------------------------------------------
 
     def _release(self, now: float) -> None:
-        """Release held frontends: once all their backends are known, or at their deadline.
-
-        At startup nothing is released before `startup-min-delay`, and everything at
-        `startup-max-delay`. A frontend a reload adds is held the same way (up to
-        `startup-max-delay` after the reload), so it is not programmed with unknown backends.
-        """
-        if self.all_released:
-            return
-        lb = self.config.vpp.lb
-        if now - self.started < lb.startup_min_delay:
-            return
-        for name, fe in self.config.frontends.items():
-            if name in self.released:
-                continue
-            deadline = self.hold_until.get(name, self.started + lb.startup_max_delay)
-            if all(self.health[b].state is not BackendState.UNKNOWN for b in fe.backend_names()):
-                log.info("frontend %s released (all backends known)", name)
-            elif now >= deadline:
-                log.info(
-                    "frontend %s released (hold time over; unknown backends get weight 0)", name
-                )
-            else:
-                continue
-            self.released.add(name)
-            self.hold_until.pop(name, None)
-            self.full_due = True  # a full sync also sets VPP's lb conf first
-        self.all_released = len(self.released) == len(self.config.frontends)
+        if self.gate.release(self.config, lambda b: self.health[b].state, now):
+            self.full_due = True  # a full sync sets VPP's lb conf first, then programs them
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -482,7 +447,7 @@ class Reconciler:
     def _full_sync(self, now: float) -> None:
         state, actual = self.dp.read()
         self.actual = actual
-        if not self.dry_run and self.released:
+        if not self.dry_run and self.gate.released:
             self._ensure_conf(state)
         self.full_due = False
         self.next_sync = now + self.config.vpp.lb.sync_interval
@@ -490,7 +455,7 @@ class Reconciler:
         self.last_sync = self.clock.wall()
         self.last_sync_ok = ok
         self.counters = replace(self.counters, full_syncs=self.counters.full_syncs + 1)
-        if ok and not self.first_sync_done and self.all_released:
+        if ok and not self.first_sync_done and self.gate.all_released:
             self.first_sync_done = True
             if self.on_first_sync is not None:
                 self.on_first_sync()
@@ -525,7 +490,7 @@ class Reconciler:
         """Diff released frontends (all, or `only`) against the view of VPP and apply. True if clean."""
         assert self.actual is not None
         t0 = time.perf_counter()
-        names = set(self.released) if only is None else (only & self.released)
+        names = set(self.gate.released) if only is None else (only & self.gate.released)
         self.dirty -= names
         if not names and only is not None:
             return True
@@ -656,7 +621,7 @@ class Reconciler:
             vpp_connected=self.dp.connected,
             vpp_version=self.dp.version.version if self.dp.version else None,
             vpp_since=self.vpp_since,
-            released=frozenset(self.released),
+            released=frozenset(self.gate.released),
             last_sync=self.last_sync,
             last_sync_ok=self.last_sync_ok,
             unmanaged=self.unmanaged,

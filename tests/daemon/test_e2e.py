@@ -242,9 +242,14 @@ def test_every_maglevc_command(daemon: Daemon, tmp_path: pathlib.Path) -> None:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            time.sleep(0.5)
-            daemon.maglevc("set", "backend", "b1", "pause")
-            out, _ = proc.communicate(timeout=20)
+            # Cause events until the watcher (which needs a moment to subscribe) reports one.
+            deadline = time.monotonic() + 20
+            action = "pause"
+            while proc.poll() is None and time.monotonic() < deadline:
+                daemon.maglevc("set", "backend", "b1", action)
+                action = "resume" if action == "pause" else "pause"
+                time.sleep(0.3)
+            out, _ = proc.communicate(timeout=5)
             ev = json.loads(out.strip().splitlines()[0])
             assert ev["type"] == "backend" and ev["backend"] == "b1"
             continue

@@ -215,7 +215,7 @@ def test_held_frontend_released_at_max_delay(make: Callable[..., Harness]) -> No
     h = make()
     h.probe("a1", True)
     h.turn(6.0)
-    assert "static" in h.rec.released and "www" not in h.rec.released
+    assert "static" in h.rec.gate.released and "www" not in h.rec.gate.released
     assert ("192.0.2.80/32", 6, 80) not in h.vpp()  # www still held: a2 and b1 unknown
     h.turn(25.0)  # past startup-max-delay
     assert h.weights() == {"10.0.0.1": 100, "10.0.0.2": 0, "10.0.0.3": 0}
