@@ -175,6 +175,7 @@ class Frontend:
     encap: Encap
     pools: tuple[Pool, ...]
     dscp: int = 0
+    target_port: int | None = None  # nat4/nat6: the backends' port (None: the frontend's port)
     src_ip_sticky: bool = False
     flow_table_length: int = 1024
     flush_on_down: bool = True

@@ -72,6 +72,7 @@ FRONTEND = (
     "port",
     "encap",
     "dscp",
+    "target-port",
     "src-ip-sticky",
     "flow-table-length",
     "flush-on-down",

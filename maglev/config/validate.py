@@ -206,6 +206,12 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
     elif node.has("dscp"):
         other = f", not {encap.value}" if encap is not None else ""
         node.add("dscp", f"{show(node.raw('dscp'))}: dscp applies only to encap l3dsr{other}")
+    target_port = node.integer("target-port", None, 1, 65535)
+    if node.has("target-port") and encap not in (Encap.NAT4, Encap.NAT6, None):
+        node.add(
+            "target-port",
+            f"{show(node.raw('target-port'))}: target-port applies only to encap nat4 and nat6",
+        )
     if encap is not None and address is not None:
         family_rules(node, encap, address.version, protocol)
     length = node.integer("flow-table-length", 1024, 1, 65536)
@@ -225,6 +231,7 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
         encap=encap,
         pools=pools,
         dscp=dscp,
+        target_port=target_port if encap in (Encap.NAT4, Encap.NAT6) else None,
         src_ip_sticky=src_ip_sticky,
         flow_table_length=length,
         flush_on_down=flush_on_down,

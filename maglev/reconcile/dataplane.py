@@ -150,8 +150,7 @@ def op_call(op: Op) -> LbCall:
                 "encap": ENCAP_CODE[op.encap],
                 "dscp": op.dscp,
                 "type": 0,
-                # NAT VIPs translate to the same port on the backend.
-                "target_port": op.port if op.encap in (Encap.NAT4, Encap.NAT6) else 0,
+                "target_port": op.target_port,
                 "node_port": 0,
                 "new_flows_table_length": op.flow_table_length,
                 "src_ip_sticky": op.src_ip_sticky,

@@ -87,6 +87,13 @@ def address_order(a: IPAddress) -> int:
     return int(a) | ((a.version == 6) << 128)
 
 
+def nat_target_port(fe: Frontend) -> int:
+    """The backends' port of a NAT frontend (its own port unless `target-port` says otherwise)."""
+    if fe.encap not in (Encap.NAT4, Encap.NAT6):
+        return 0
+    return fe.target_port or fe.port
+
+
 def frontend_attrs(fe: Frontend) -> tuple[int, int, int, int]:
     """(encap code, dscp, src_ip_sticky, flow table length) as the engine compares them.
 
@@ -504,7 +511,16 @@ def make_plan(
             fe = fe_by_rank[vr]
             _, dscp, _, _ = frontend_attrs(fe)
             out.append(
-                CreateVip(net, proto, port, fe.encap, dscp, fe.src_ip_sticky, fe.flow_table_length)
+                CreateVip(
+                    net,
+                    proto,
+                    port,
+                    fe.encap,
+                    dscp,
+                    fe.src_ip_sticky,
+                    fe.flow_table_length,
+                    nat_target_port(fe),
+                )
             )
         else:
             out.append(DeleteVip(net, proto, port))

@@ -49,15 +49,17 @@ class CreateVip:
     dscp: int
     src_ip_sticky: bool
     flow_table_length: int
+    target_port: int = 0  # nat4/nat6: the backends' port
 
     @property
     def vip(self) -> VipId:
         return (self.prefix, self.protocol, self.port)
 
     def __str__(self) -> str:
+        nat = f" target-port {self.target_port}" if self.target_port else ""
         return (
             f"create vip {vip_text(*self.vip)} encap {self.encap.value} dscp {self.dscp}"
-            f" src-ip-sticky {_yes(self.src_ip_sticky)} flow-table {self.flow_table_length}"
+            f" src-ip-sticky {_yes(self.src_ip_sticky)} flow-table {self.flow_table_length}{nat}"
         )
 
 

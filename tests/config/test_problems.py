@@ -81,6 +81,13 @@ CASES: list[tuple[str, object, str | None, str]] = [
     ("frontends.www.flow-table-length", 0, None, "0 is not in 1..65536"),
     ("frontends.www.flow-table-length", 1000, None, "1000 is not a power of two"),
     ("frontends.www.dscp", 5, None, "5: dscp applies only to encap l3dsr"),
+    (
+        "frontends.www.target-port",
+        8080,
+        None,
+        "8080: target-port applies only to encap nat4 and nat6",
+    ),
+    ("frontends.www.target-port", 70000, None, "70000 is not in 1..65535"),
     ("frontends.www.src-ip-sticky", "sometimes", None, "'sometimes'"),
     ("frontends.www.pools[0].backends.web1.weight", 120, None, "120 is not in 0..100"),
     ("frontends.www.pools[0].backends.web1.wieght", 1, None, "did you mean 'weight'?"),

@@ -444,3 +444,12 @@ def test_two_controllers_same_tables_any_order(tmp_path: pathlib.Path, files: li
             emu.stop()
     assert tables[0] == tables[1]
     assert len(tables[0]) == 1024
+
+
+def test_nat_frontend_target_port(make: Callable[..., Harness], emu: Emulator) -> None:
+    text = BASE.replace("    encap: {encap}\n", "    encap: nat4\n    target-port: 8080\n")
+    h = make(cfg(emu, text=text))
+    warm(h)
+    vip = [o for o in ops(h.emu, "lb_add_del_vip_v2") if o["port"] == 80][-1]
+    assert vip["encap"] == 3 and vip["target_port"] == 8080
+    assert h.weights() == {"10.0.0.1": 100, "10.0.0.2": 50, "10.0.0.3": 0}
