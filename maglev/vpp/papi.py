@@ -248,7 +248,7 @@ class VppConnection:
         except LeaseError as e:
             log.debug("pipelining through vpp-papi's queue: %s", e)
             results = self._exchange_queued(transport, windows)
-        if len(results) < len(calls):
+        if any(r.error for r in results):  # the transport failed: this connection is done
             self.disconnect()
         log.debug("pipelined %d calls in %.1f ms", len(calls), (time.perf_counter() - t0) * 1e3)
         return results
