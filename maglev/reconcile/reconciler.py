@@ -238,6 +238,9 @@ class Reconciler:
         log.info(
             "backend %s: %s -> %s (%s: %s) frontends: %s",
             t.backend, t.old.value, t.new.value, reason, t.detail or "-", ",".join(frontends) or "-",
+            extra={"fields": {"event": "transition", "backend": t.backend, "frontends": frontends,
+                              "from": t.old.value, "to": t.new.value, "reason": reason,
+                              "detail": t.detail}},
         )  # fmt: skip
         self.dirty.update(frontends)
         tr = dict(self.counters.transitions)

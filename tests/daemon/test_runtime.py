@@ -1,0 +1,72 @@
+"""The daemon runtime in-process: a thread that dies stops the daemon with exit code 1."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import threading
+
+import pytest
+
+from maglev.config import load_text
+from maglev.daemon.runtime import Runtime, Settings
+from maglev.reconcile import events
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+vpp: {{api-socket: embedded, lb: {{ip4-src-address: 198.51.100.1, startup-min-delay: 0s}}}}
+backends: {{s1: {{address: 127.0.0.41}}}}
+frontends:
+  f: {{address: 192.0.2.41, protocol: tcp, port: 80, encap: gre4, pools: [{{name: p, backends: {{s1: {{}}}}}}]}}
+control: {{socket: {ctl}}}
+"""
+
+
+def test_dead_reconciler_thread_stops_the_daemon(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tmp_path / "maglev.yaml"
+    cfg.write_text(CONFIG.format(ctl=tmp_path / "ctl.sock"))
+    rt = Runtime(Settings(str(cfg)), load_text(cfg.read_text()))
+    old_hook = threading.excepthook
+    try:
+        rt.start()
+
+        def boom(_: object) -> None:
+            raise RuntimeError("injected failure")
+
+        rt.inbox.put(events.Query(boom))
+        with caplog.at_level(logging.CRITICAL):
+            code = rt.serve()
+    finally:
+        threading.excepthook = old_hook
+    assert code == 1
+    text = caplog.text
+    assert "thread maglev-reconciler died: RuntimeError: injected failure" in text
+    assert "Traceback" in text
+    assert not (tmp_path / "ctl.sock").exists()  # everything was stopped
+
+
+def test_json_log_lines_carry_transition_fields() -> None:
+    import io
+    import json
+
+    from maglev.daemon.logsetup import JsonFormatter
+
+    rec = logging.LogRecord(
+        "maglev.reconcile", logging.INFO, __file__, 1, "backend %s: up", ("b1",), None
+    )
+    rec.fields = {"event": "transition", "backend": "b1", "from": "up", "to": "down"}
+    buf = io.StringIO()
+    h = logging.StreamHandler(buf)
+    h.setFormatter(JsonFormatter())
+    h.emit(rec)
+    doc = json.loads(buf.getvalue())
+    assert doc["message"] == "backend b1: up" and doc["level"] == "info"
+    assert (doc["event"], doc["backend"], doc["from"], doc["to"]) == (
+        "transition",
+        "b1",
+        "up",
+        "down",
+    )
