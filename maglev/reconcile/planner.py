@@ -14,8 +14,12 @@ from maglev.health.state import BackendHealth
 from maglev.model import BackendState, Config, FrontendState, UnmanagedPolicy
 from maglev.reconcile.dataplane import ActualVip, frontend_vip_key
 from maglev.reconcile.desired import (
+    STATE_CODE,
+    Evaluation,
     Layout,
     build_layout,
+    encode_overrides,
+    encode_states,
     evaluate,
     make_plan,
     prepare_actual,
@@ -47,6 +51,29 @@ class StateView(Mapping[str, BackendState]):
 
     def __len__(self) -> int:
         return len(self._health)
+
+
+class EncodedStates:
+    """The engine's state code per backend of one layout, kept up to date per transition.
+
+    Encoding all states for every pass costs O(backends) of Python; a transition changes one.
+    """
+
+    def __init__(self, layout: Layout, states: Mapping[str, BackendState]) -> None:
+        self.layout = layout
+        self.codes = encode_states(layout, states)
+        self._index = {n: i for i, n in enumerate(layout.backend_names)}
+        self._enabled = {n: layout.config.backends[n].enabled for n in layout.backend_names}
+
+    def update(self, name: str, state: BackendState) -> None:
+        i = self._index.get(name)
+        if i is not None:
+            self.codes[i] = STATE_CODE[state] if self._enabled[name] else diff.ST_DISABLED
+
+    def evaluate(self, overrides: Mapping[tuple[str, str], int]) -> Evaluation:
+        lay = self.layout
+        desired = diff.compute_desired(lay.topology, self.codes, encode_overrides(lay, overrides))
+        return Evaluation(lay, desired)
 
 
 _NAMED: list[tuple[Config, frozenset[VipKey]]] = []
@@ -82,21 +109,21 @@ def rows(
 
 def plan_for(
     config: Config,
-    layout: Layout,
+    states: EncodedStates,
     names: set[str],
-    states: Mapping[str, BackendState],
     overrides: Mapping[tuple[str, str], int],
     actual: Mapping[VipKey, ActualVip],
     owned: set[VipKey],
     full: bool,
 ) -> tuple[Plan, dict[str, ViewRef]]:
-    """The plan for the named frontends, with the whole config's `layout`, and their views.
+    """The plan for the named frontends, with the whole config's layout, and their views.
 
     Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
     them. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
     else reported unmanaged); a targeted one reads only the named frontends' VIPs.
     """
-    ev = evaluate(layout, states, overrides)
+    layout = states.layout
+    ev = states.evaluate(overrides)
     everyone = len(names) == len(config.frontends)
     if full:
         table = prepare_actual_map(layout, actual)

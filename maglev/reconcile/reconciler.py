@@ -27,7 +27,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -50,15 +49,13 @@ from maglev.reconcile.dataplane import (
     frontend_vip_key,
     op_call,
 )
-from maglev.reconcile.desired import Layout, build_layout
+from maglev.reconcile.desired import build_layout
 from maglev.reconcile.plan import Plan
 from maglev.reconcile.snapshot import (
-    PROBE_BUCKETS,
     BackendStatus,
-    Counters,
-    Histogram,
     LazyViews,
     Snapshot,
+    Tally,
     ViewRef,
 )
 from maglev.reconcile.startup import StartupGate
@@ -130,10 +127,10 @@ class Reconciler:
         self.first_sync_done = False
         self.unmanaged: tuple[VipKey, ...] = ()
         self._logged_unmanaged: set[VipKey] = set()
-        self.counters = Counters()
+        self.tally = Tally()
         self.views: dict[str, ViewRef] = {}
         self._stopped = False
-        self._layout: Layout | None = None
+        self._states: planner.EncodedStates | None = None
         self._by_target: dict[ProbeTarget, tuple[str, ...]] = {}
         self._fe_of: dict[str, tuple[str, ...]] = {}
         self._bstatus: dict[str, BackendStatus] = {}
@@ -193,14 +190,10 @@ class Reconciler:
         if not results:
             return
         by_target = self._by_target
-        durations = dict(self.counters.probe_durations)
         for target, res in results.items():
             self.last_probe[target] = res
             hc = self.config.healthchecks.get(target.healthcheck)
-            kind = hc.type.value if hc else "unknown"
-            durations[kind] = durations.get(kind, Histogram.empty(PROBE_BUCKETS)).observe(
-                res.duration
-            )
+            self.tally.probe(hc.type.value if hc else "unknown", res.duration)
             for name in by_target.get(target, ()):
                 self._touched.add(name)
                 h = self.health[name]
@@ -208,7 +201,6 @@ class Reconciler:
                 if t is not None:
                     self._transition(t)
             self._update_phase(target, by_target.get(target, ()))
-        self.counters = replace(self.counters, probe_durations=durations)
 
     def _index(self) -> None:
         """Per-config lookups: probe target -> backends, backend -> frontends."""
@@ -234,6 +226,8 @@ class Reconciler:
     def _transition(self, t: Transition) -> None:
         frontends = list(self._fe_of.get(t.backend, ()))
         self._touched.add(t.backend)
+        if self._states is not None and self._states.layout.config is self.config:
+            self._states.update(t.backend, t.new)
         reason = t.reason.value if t.reason is not None else "-"
         log.info(
             "backend %s: %s -> %s (%s: %s) frontends: %s",
@@ -243,9 +237,7 @@ class Reconciler:
                               "detail": t.detail}},
         )  # fmt: skip
         self.dirty.update(frontends)
-        tr = dict(self.counters.transitions)
-        tr[(t.old.value, t.new.value)] = tr.get((t.old.value, t.new.value), 0) + 1
-        self.counters = replace(self.counters, transitions=tr)
+        self.tally.transition(t.old.value, t.new.value)
         self.publish(
             {
                 "type": "backend",
@@ -278,9 +270,7 @@ class Reconciler:
                 self._stopped = True
             else:
                 log.error("reconciler got an unknown message %r; dropped", msg)
-                self.counters = replace(
-                    self.counters, dropped_messages=self.counters.dropped_messages + 1
-                )
+                self.tally.dropped += 1
         except Exception as e:
             reply = getattr(msg, "reply", None)
             if reply is not None and not reply.done():
@@ -457,7 +447,7 @@ class Reconciler:
         ok = self._pass(None, now)
         self.last_sync = self.clock.wall()
         self.last_sync_ok = ok
-        self.counters = replace(self.counters, full_syncs=self.counters.full_syncs + 1)
+        self.tally.full_syncs += 1
         if ok and not self.first_sync_done and self.gate.all_released:
             self.first_sync_done = True
             if self.on_first_sync is not None:
@@ -481,12 +471,12 @@ class Reconciler:
     def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, ViewRef]]:
         """The plan for the named frontends against our view of VPP (nothing is sent)."""
         assert self.actual is not None
-        if self._layout is None or self._layout.config is not self.config:
-            self._layout = build_layout(self.config)
-        states = planner.StateView(self.health)
+        if self._states is None or self._states.layout.config is not self.config:
+            layout = build_layout(self.config)
+            self._states = planner.EncodedStates(layout, planner.StateView(self.health))
         owned = self._owned() if full else set()
         return planner.plan_for(
-            self.config, self._layout, names, states, self.overrides, self.actual, owned, full
+            self.config, self._states, names, self.overrides, self.actual, owned, full
         )
 
     def _pass(self, only: set[str] | None, now: float) -> bool:
@@ -506,13 +496,7 @@ class Reconciler:
         if ok and only is None:
             self.removed_vips = {k for k in self.removed_vips if k in self.actual}
         dt = time.perf_counter() - t0
-        recent = (*self.counters.pass_seconds[-255:], dt)
-        self.counters = replace(
-            self.counters,
-            passes=self.counters.passes + 1,
-            last_pass_seconds=dt,
-            pass_seconds=recent,
-        )
+        self.tally.pass_done(dt)
         self._frontend_events(before, views)
         return ok
 
@@ -556,11 +540,8 @@ class Reconciler:
         for op, r in zip(plan.ops, results, strict=False):
             if r.ok:
                 apply_to_actual(self.actual, op)
-        self.counters = replace(
-            self.counters,
-            ops_ok=self.counters.ops_ok + len(results) - len(failed),
-            ops_failed=self.counters.ops_failed + len(failed) + (len(plan.ops) - len(results)),
-        )
+        self.tally.ops_ok += len(results) - len(failed)
+        self.tally.ops_failed += len(failed) + len(plan.ops) - len(results)
         if failed or len(results) < len(plan.ops):
             # Our view may be wrong now: re-read VPP soon and retry what is still missing.
             self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)
@@ -628,5 +609,5 @@ class Reconciler:
             last_sync=self.last_sync,
             last_sync_ok=self.last_sync_ok,
             unmanaged=self.unmanaged,
-            counters=self.counters,
+            counters=self.tally.freeze(),
         )

@@ -6,6 +6,7 @@ control API and the metrics collector read the latest one without locks.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -78,6 +79,62 @@ class Snapshot:
     last_sync_ok: bool
     unmanaged: tuple[VipKey, ...]
     counters: Counters = field(default_factory=Counters)
+
+
+def _bucket(bounds: tuple[float, ...], v: float) -> int:
+    return next((k for k, b in enumerate(bounds) if v <= b), len(bounds))
+
+
+class Tally:
+    """The reconciler's counters while it works (mutable, its thread only); `freeze()` copies.
+
+    Counting must cost next to nothing per probe result: a burst can bring thousands.
+    """
+
+    def __init__(self) -> None:
+        self.passes = self.full_syncs = self.ops_ok = self.ops_failed = self.dropped = 0
+        self.last_pass = 0.0
+        self.recent: deque[float] = deque(maxlen=256)
+        self.pass_counts = [0] * (len(PASS_BUCKETS) + 1)
+        self.pass_total = 0.0
+        self.transitions: dict[tuple[str, str], int] = {}
+        self.probes: dict[str, tuple[list[int], list[float]]] = {}  # kind -> (counts, [sum])
+
+    def probe(self, kind: str, seconds: float) -> None:
+        entry = self.probes.get(kind)
+        if entry is None:
+            entry = self.probes[kind] = ([0] * (len(PROBE_BUCKETS) + 1), [0.0])
+        entry[0][_bucket(PROBE_BUCKETS, seconds)] += 1
+        entry[1][0] += seconds
+
+    def transition(self, old: str, new: str) -> None:
+        self.transitions[(old, new)] = self.transitions.get((old, new), 0) + 1
+
+    def pass_done(self, seconds: float) -> None:
+        self.passes += 1
+        self.last_pass = seconds
+        self.recent.append(seconds)
+        self.pass_counts[_bucket(PASS_BUCKETS, seconds)] += 1
+        self.pass_total += seconds
+
+    def freeze(self) -> Counters:
+        return Counters(
+            passes=self.passes,
+            full_syncs=self.full_syncs,
+            ops_ok=self.ops_ok,
+            ops_failed=self.ops_failed,
+            dropped_messages=self.dropped,
+            last_pass_seconds=self.last_pass,
+            pass_seconds=tuple(self.recent),
+            pass_hist=Histogram(
+                PASS_BUCKETS, tuple(self.pass_counts), self.pass_total, self.passes
+            ),
+            transitions=dict(self.transitions),
+            probe_durations={
+                k: Histogram(PROBE_BUCKETS, tuple(c), t[0], sum(c))
+                for k, (c, t) in self.probes.items()
+            },
+        )
 
 
 @dataclass(frozen=True, slots=True)
