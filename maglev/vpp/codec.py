@@ -100,6 +100,26 @@ def pack_add_del_vip_v2(
     )  # fmt: skip
 
 
+_PEEK = struct.Struct(">HI")
+
+
+def peek(body: bytes) -> tuple[int, int]:
+    """(msg_id, context) of a reply or details message (0, 0 when too short)."""
+    if len(body) < 6:
+        return 0, 0
+    mid, ctx = _PEEK.unpack_from(body, 0)
+    return int(mid), int(ctx)
+
+
+# Details rows the dumper decodes itself (see maglev.vpp.dumper).
+VIP_DETAILS = struct.Struct(
+    ">HI" + _PFX + "BH" + "IBIHH"
+)  # ... encap, dscp, srv_type, target_port, flow_table_length
+AS_V2_DETAILS = struct.Struct(
+    ">HI" + _PFX + "BH" + _ADDR + "BIBI"
+)  # ... app_srv, flags, in_use_since, weight, num_buckets
+
+
 def frame(body: bytes) -> bytes:
     return FRAME.pack(0, len(body), 0) + body
 

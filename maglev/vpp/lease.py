@@ -84,8 +84,8 @@ class FrameReader:
         self.buf += data
         return True
 
-    def read_reply(self) -> tuple[int, int, int] | None:
-        """(msg_id, context, retval) of the next message; None on timeout or a closed socket."""
+    def read_body(self) -> bytes | None:
+        """The next message body; None on timeout or a closed socket."""
         deadline = time.monotonic() + self.timeout
         while len(self.buf) < 16:
             if not self._fill(deadline):
@@ -98,6 +98,13 @@ class FrameReader:
                 return None
         body = bytes(self.buf[16 : 16 + length])
         del self.buf[: 16 + length]
+        return body
+
+    def read_reply(self) -> tuple[int, int, int] | None:
+        """(msg_id, context, retval) of the next message; None on timeout or a closed socket."""
+        body = self.read_body()
+        if body is None:
+            return None
         if len(body) < _REPLY.size:
             return (0, 0, 0) if len(body) < 2 else (struct.unpack_from(">H", body)[0], 0, 0)
         mid, ctx, rv = _REPLY.unpack_from(body, 0)

@@ -176,3 +176,36 @@ def test_parse_sticky_and_counters_text() -> None:
         "untracked": 0,
         "no-server": 2,
     }
+
+
+def test_raw_dump_decoding_matches_vpp_papi(conn: VppConnection) -> None:
+    from maglev.vpp.dumper import _raw_ases, _raw_vips
+
+    v6 = ipaddress.ip_network("2001:db8:5::/64")
+    _vip(conn, dscp=0)
+    _vip(conn, pfx=v6, protocol=17, port=53, encap=1, new_flows_table_length=65536)
+    _vip(conn, pfx=ipaddress.ip_network("192.0.2.90/32"), protocol=6, port=443, encap=2, dscp=12)
+    conn.call("lb_add_del_as_v2", pfx=VIP, protocol=6, port=80, as_address="10.0.0.1", weight=7)
+    conn.call("lb_add_del_as_v2", pfx=VIP, protocol=6, port=80, as_address="10.0.0.2", weight=9)
+    conn.call("lb_add_del_as_v2", pfx=VIP, protocol=6, port=80, as_address="10.0.0.2", is_del=True)
+    conn.call(
+        "lb_add_del_as_v2", pfx=v6, protocol=17, port=53, as_address="2001:db8::7", weight=100
+    )
+    raw_v = _raw_vips(conn)
+    raw_a = _raw_ases(conn)
+    assert raw_v is not None and raw_a is not None
+    papi_v = [
+        (r.vip.pfx.network, int(r.vip.protocol), int(r.vip.port), int(r.encap), int(r.dscp),
+         int(r.flow_table_length))
+        for r in conn.dump("lb_vip_dump")
+    ]  # fmt: skip
+    assert raw_v == papi_v and len(raw_v) == 3
+    papi_a = [
+        (str(r.app_srv), int(r.flags), int(r.in_use_since), int(r.weight), int(r.num_buckets))
+        for r in conn.dump("lb_as_v2_dump")
+    ]
+    assert [(str(a), f, s, w, b) for _, a, f, s, w, b in raw_a] == papi_a
+    assert {(str(k[0]), k[1], k[2]) for k, *_ in raw_a} == {
+        ("192.0.2.80/32", 6, 80),
+        ("2001:db8:5::/64", 17, 53),
+    }
