@@ -222,7 +222,7 @@ def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -
     consumer.start()
     sched = Scheduler(
         q,
-        workers=int(os.environ.get("BENCH_WORKERS", "2")),
+        workers=WORKERS,
         rng=random.Random(1),
         lateness_samples=n * int(window + 5),
     )

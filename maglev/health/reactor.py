@@ -14,6 +14,11 @@ probe cost several times HAProxy's CPU. This reactor keeps only what probes need
   its sockets on the way out.
 - Timers are a heap with lazy cancellation; other threads hand work in through `call_threadsafe`
   (a deque and an eventfd).
+- `after_pass`, when set, runs at the end of every loop pass (a worker flushes its results).
+- Besides coroutines, a descriptor can have a plain callback (`watch`): the probes of `fast`
+  drive their sockets that way, with no coroutine, job or timer object per probe. Their
+  deadlines go into a `Lane`: a FIFO of (when, fn, arg) for one fixed delay, so its entries come
+  in time order and need no heap.
 
 Everything except `call_threadsafe` and `stop` must be called on the reactor's own thread.
 """
@@ -119,6 +124,27 @@ class _Timer:
         self.cancelled = True
 
 
+class Lane:
+    """Calls due `delay` after they were queued; FIFO, so their times never decrease.
+
+    Cancellation is up to the callee (it ignores a stale `arg`): entries are never removed early.
+    """
+
+    __slots__ = ("delay", "items")
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.items: collections.deque[tuple[float, Callable[[Any], object], Any]] = (
+            collections.deque()
+        )
+
+    def push(self, now: float, fn: Callable[[Any], object], arg: Any) -> float:
+        """Queue `fn(arg)` for `now + delay` (`now` must not go back); returns that time."""
+        when = now + self.delay
+        self.items.append((when, fn, arg))
+        return when
+
+
 class Job:
     """One running probe coroutine."""
 
@@ -149,9 +175,12 @@ class Reactor:
         self._timers: list[tuple[float, int, _Timer]] = []
         self._seq = itertools.count()
         self._owner: dict[int, Job] = {}
+        self._handlers: dict[int, Callable[[int], object]] = {}
+        self._lanes: dict[float, Lane] = {}
         self._jobs: set[Job] = set()
         self._stopping = False
         self.closed = False
+        self.after_pass: Callable[[], object] | None = None  # called at the end of each pass
 
     time = staticmethod(time.monotonic)
 
@@ -176,6 +205,24 @@ class Reactor:
         t = _Timer(when, fn, args)
         heapq.heappush(self._timers, (when, next(self._seq), t))
         return t
+
+    def lane(self, delay: float) -> Lane:
+        """The lane of calls due `delay` after they are queued (shared by every caller)."""
+        lane = self._lanes.get(delay)
+        if lane is None:
+            lane = self._lanes[delay] = Lane(delay)
+        return lane
+
+    def watch(self, fd: int, events: int, handler: Callable[[int], object]) -> None:
+        """Call `handler(events)` when `fd` (a descriptor new to epoll) gets `events`.
+
+        The caller must `unwatch` before it closes `fd` (closing drops it from epoll).
+        """
+        self._ep.register(fd, events)
+        self._handlers[fd] = handler
+
+    def unwatch(self, fd: int) -> None:
+        self._handlers.pop(fd, None)
 
     def spawn(
         self,
@@ -257,17 +304,25 @@ class Reactor:
     def run(self) -> None:
         """Serve until `stop()`; then end every job (they see `Deadline`) and close."""
         ep, timers, owner, calls = self._ep, self._timers, self._owner, self._calls
+        handlers, lanes = self._handlers, self._lanes
         wake = self._wake
+        now = time.monotonic
         try:
             while not self._stopping:
                 self.iterations += 1
                 if calls:
                     timeout = 0.0
-                elif timers:
-                    timeout = max(0.0, timers[0][0] - time.monotonic())
                 else:
-                    timeout = 1.0
-                for fd, _ev in ep.poll(timeout):
+                    nxt = timers[0][0] if timers else -1.0
+                    for lane in lanes.values():
+                        if lane.items and (nxt < 0 or lane.items[0][0] < nxt):
+                            nxt = lane.items[0][0]
+                    timeout = 1.0 if nxt < 0 else max(0.0, nxt - now())
+                for fd, ev in ep.poll(timeout):
+                    handler = handlers.get(fd)
+                    if handler is not None:
+                        handler(ev)
+                        continue
                     if fd == wake:
                         with contextlib.suppress(BlockingIOError):
                             os.eventfd_read(wake)
@@ -278,14 +333,20 @@ class Reactor:
                 while calls:
                     fn, args = calls.popleft()
                     fn(*args)
-                if timers:
-                    # Timers due within `slack` run now too: fewer wake-ups under load, each
-                    # one a syscall pair and a context switch, for at most `slack` early.
-                    horizon = time.monotonic() + self.slack
-                    while timers and timers[0][0] <= horizon:
-                        t = heapq.heappop(timers)[2]
-                        if not t.cancelled:
-                            t.fn(*t.args)
+                # Timers due within `slack` run now too: fewer wake-ups under load, each one a
+                # syscall pair and a context switch, for at most `slack` early.
+                horizon = now() + self.slack
+                while timers and timers[0][0] <= horizon:
+                    t = heapq.heappop(timers)[2]
+                    if not t.cancelled:
+                        t.fn(*t.args)
+                for lane in lanes.values():
+                    items = lane.items
+                    while items and items[0][0] <= horizon:
+                        _when, lfn, arg = items.popleft()
+                        lfn(arg)
+                if self.after_pass is not None:
+                    self.after_pass()
         finally:
             for job in list(self._jobs):
                 self.cancel(job)

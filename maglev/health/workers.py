@@ -1,8 +1,10 @@
 """One check worker: a thread `maglev-check-<n>` running a reactor of probe streams.
 
 A worker owns its streams (one per `ProbeTarget`), their timers and sockets, and its counters.
-Every probe is a coroutine on the worker's `reactor.Reactor`, so a blackholed backend costs a
-socket and a timer, never a thread: hundreds of probes can be in flight on one worker. Other
+Every probe runs on the worker's `reactor.Reactor`, so a blackholed backend costs a socket and a
+deadline entry, never a thread: hundreds of probes can be in flight on one worker. Plain TCP
+connects and plain HTTP checks run as `fast.FastProbe` callbacks (the busy path, kept lean);
+every other check is a coroutine from `checks`. Other
 threads talk to a worker only through `call()` (which hands the call to the reactor thread) and
 read its counters (`stats`) under their lock.
 
@@ -13,6 +15,7 @@ dropped and counted (`dropped`): the stream probes again at its next interval, w
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import queue
 import random
@@ -21,8 +24,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol
 
-from maglev.health import checks, reactor
-from maglev.health.checks.base import Progress
+from maglev.health import checks, fast, reactor
+from maglev.health.checks.base import Outcome, Progress
 from maglev.health.state import Phase
 from maglev.model import CheckType, HealthCheck, ProbeResult, ProbeTarget, Reason
 
@@ -67,6 +70,7 @@ class _Stream:
     __slots__ = (
         "check",
         "due",
+        "fast",
         "func",
         "gen",
         "handle",
@@ -83,8 +87,9 @@ class _Stream:
         self.func = checks.PROBES[check.type]
         self.phase = phase
         self.paused = False
+        self.fast: fast.FastProbe | None = None
         self.handle: reactor._Timer | None = None
-        self.job: reactor.Job | None = None
+        self.job: reactor.Job | fast.FastProbe | None = None
         self.gen = 0  # bumped whenever the in-flight probe's result stops being wanted
         self.due = 0.0
         self.last_start: float | None = None
@@ -118,7 +123,10 @@ class Worker:
         self.stats = WorkerStats(samples)
         self.in_flight = 0
         self.error: BaseException | None = None
-        self._reactor = reactor.Reactor()
+        # A little slack: probes due within a millisecond start in the same loop pass.
+        self._reactor = reactor.Reactor(slack=0.001)
+        self._reactor.after_pass = self._flush
+        self._pending: list[tuple[HealthCheck, ProbeResult, float]] = []
         self._streams: dict[ProbeTarget, _Stream] = {}
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
 
@@ -169,6 +177,9 @@ class Worker:
         if old is not None:
             self._halt(old)
         s = _Stream(target, check, phase)
+        if fast.eligible(check):
+            done = functools.partial(self._fast_done, s)
+            s.fast = fast.FastProbe(self._reactor, target.address, check, done)
         self._streams[target] = s
         self._schedule(s, self._reactor.time() + first_delay(check, phase, self.rng))
 
@@ -206,7 +217,9 @@ class Worker:
             s.handle.cancel()
             s.handle = None
         job, s.job = s.job, None
-        if job is not None:
+        if isinstance(job, fast.FastProbe):
+            job.cancel()  # ends now; its result is discarded (no longer the stream's job)
+        elif job is not None:
             self._reactor.cancel(job)  # ends now; its result is discarded (gen moved on)
 
     def _schedule(self, s: _Stream, due: float) -> None:
@@ -217,6 +230,12 @@ class Worker:
 
     def _fire(self, s: _Stream) -> None:
         s.handle = None
+        fp = s.fast
+        if fp is not None:
+            self.in_flight += 1
+            s.job = fp
+            fp.begin(self._reactor.time())
+            return
         r = self._reactor
         start = r.time()
         late = start - s.due
@@ -241,31 +260,57 @@ class Worker:
         if not job.finished:  # (a probe may end at once, e.g. a local error)
             s.job = job
 
+    def _fast_done(self, s: _Stream, fp: fast.FastProbe, out: Outcome, end: float) -> None:
+        self.in_flight -= 1
+        if s.job is not fp:
+            return  # removed, replaced or paused while in flight: nobody wants it
+        s.job = None
+        start = fp.start
+        s.last_start = start
+        result = ProbeResult(s.target, out.ok, out.reason, end - start, out.detail, end)
+        self._emit(s, result, start - s.due)
+        check = s.check
+        iv = jittered(interval_for(check, s.phase), check.jitter, self.rng)
+        self._schedule(s, max(start + iv, end))
+
     def _emit(self, s: _Stream, result: ProbeResult, late: float) -> None:
-        try:
-            self.results.put_nowait(result)
-            dropped = 0
-        except queue.Full:
-            dropped = 1
-        late = max(late, 0.0)
-        bucket = bisect.bisect_left(LATENESS_BUCKETS, late)
+        # Queued until the end of the reactor's pass (`_flush`): one stats lock per pass, and the
+        # consumer is woken once for the batch instead of once per result.
+        self._pending.append((s.check, result, late))
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        put = self.results.put_nowait
+        dropped = 0
+        for _check, result, _late in pending:
+            try:
+                put(result)
+            except queue.Full:
+                dropped += 1
         stats = self.stats
+        probes, lateness, buckets = stats.probes, stats.lateness, stats.buckets
         with stats.lock:
-            stats.probes[(s.check.type, result.ok, result.reason)] += 1
             stats.dropped += dropped
-            stats.lateness.append(late)
-            stats.buckets[bucket] += 1
-            stats.lateness_sum += late
+            for check, result, late in pending:
+                late = max(late, 0.0)
+                probes[(check.type, result.ok, result.reason)] += 1
+                lateness.append(late)
+                buckets[bisect.bisect_left(LATENESS_BUCKETS, late)] += 1
+                stats.lateness_sum += late
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "probe %s %s: %s %s (%.1f ms, %.1f ms late)",
-                s.check.name,
-                s.target.address,
-                result.reason.value,
-                result.detail,
-                result.duration * 1e3,
-                late * 1e3,
-            )
+            for check, result, late in pending:
+                log.debug(
+                    "probe %s %s: %s %s (%.1f ms, %.1f ms late)",
+                    check.name,
+                    result.target.address,
+                    result.reason.value,
+                    result.detail,
+                    result.duration * 1e3,
+                    max(late, 0.0) * 1e3,
+                )
 
     def stream_count(self) -> int:
         return len(self._streams)

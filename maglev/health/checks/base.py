@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import socket
 import struct
 import time
@@ -118,6 +119,17 @@ def connect_failure(e: OSError) -> Outcome:
     return known if known is not None else Outcome(False, Reason.SOCKERR, _short(e))
 
 
+def errno_failure(err: int) -> Outcome:
+    """`connect_failure` for a bare errno (SO_ERROR, connect_ex), without making an OSError."""
+    known = _PEER_OUTCOMES.get(err)
+    return known if known is not None else Outcome(False, Reason.SOCKERR, os.strerror(err)[:200])
+
+
+def timed_out(progress: Progress, check: HealthCheck) -> Outcome:
+    """What a probe that hit its deadline at `progress` reports."""
+    return Outcome(False, progress.reason, f"{progress.detail} after {check.timeout:g}s")
+
+
 def _short(e: object) -> str:
     text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
     return text[:200]
@@ -136,7 +148,7 @@ def result(
     if error is None and isinstance(value, Outcome):
         out = value
     elif isinstance(error, reactor.Deadline):
-        out = Outcome(False, progress.reason, f"{progress.detail} after {check.timeout:g}s")
+        out = timed_out(progress, check)
     elif isinstance(error, OSError):
         out = Outcome(False, Reason.SOCKERR, _short(error))
     elif isinstance(error, netns.NetnsEscapeError) or (

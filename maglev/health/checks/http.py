@@ -181,19 +181,8 @@ def _status_ok(status: int) -> Outcome:
     return Outcome(True, Reason.L7OK, f"HTTP {status}")
 
 
-async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
-    buf = b""
-    head_end = -1
-    while head_end < 0:
-        if len(buf) >= READ_CAP:
-            return Outcome(False, Reason.L7RSP, "headers too large")
-        chunk = await conn.recv(READ_CAP - len(buf))
-        if not chunk:
-            if not buf:
-                return Outcome(False, Reason.L7RSP, "empty response")
-            return Outcome(False, Reason.L7RSP, "truncated headers")
-        buf += chunk
-        head_end = buf.find(b"\r\n\r\n")
+def judge_head(buf: bytes, check: HealthCheck) -> Outcome | None:
+    """The outcome of a response whose head is complete in `buf`; None when the body decides."""
     m = _STATUS.match(buf)
     if m is None:
         return Outcome(False, Reason.L7RSP, f"malformed status line: {buf[:40]!r}")
@@ -202,6 +191,34 @@ async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
         return Outcome(False, Reason.L7STS, f"HTTP {status}")
     if check.expect_body is None:
         return _status_ok(status)
+    return None
+
+
+def head_missing(buf: bytes) -> Outcome:
+    """The outcome when the peer closed before the end of the response head."""
+    if not buf:
+        return Outcome(False, Reason.L7RSP, "empty response")
+    return Outcome(False, Reason.L7RSP, "truncated headers")
+
+
+HEAD_TOO_LARGE = Outcome(False, Reason.L7RSP, "headers too large")
+
+
+async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
+    buf = b""
+    head_end = -1
+    while head_end < 0:
+        if len(buf) >= READ_CAP:
+            return HEAD_TOO_LARGE
+        chunk = await conn.recv(READ_CAP - len(buf))
+        if not chunk:
+            return head_missing(buf)
+        buf += chunk
+        head_end = buf.find(b"\r\n\r\n")
+    judged = judge_head(buf, check)
+    if judged is not None:
+        return judged
+    status = int(buf[9:12])  # judge_head matched the status line
     head = buf[: head_end + 2]
     body = buf[head_end + 4 :]
     cl = _CONTENT_LENGTH.search(head)
@@ -211,6 +228,7 @@ async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
         if not chunk:
             break
         body += chunk
+    assert check.expect_body is not None  # judge_head decides alone without one
     if re.search(check.expect_body.encode(), body[:want]):
         return Outcome(True, Reason.L7OK, f"HTTP {status}, body matched")
     return Outcome(False, Reason.L7RSP, f"HTTP {status}, body did not match")
