@@ -77,6 +77,25 @@ def wait_writes(emu: Emulator, target: int, timeout: float, proc: subprocess.Pop
     return time.monotonic() - t0
 
 
+def status(ctl: str) -> dict[str, Any]:
+    r = subprocess.run(
+        [str(BIN / "maglevc"), "--socket", ctl, "--json", "--timeout", "600", "show", "status"],
+        capture_output=True, text=True, timeout=660,
+    )  # fmt: skip
+    return dict(json.loads(r.stdout)) if r.returncode == 0 else {}
+
+
+def wait_reload(ctl: str, since: float | None, timeout: float) -> dict[str, Any]:
+    """The daemon's last reload result once it is newer than `since`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = status(ctl).get("config", {}).get("last_reload", {})
+        if last.get("at") and last["at"] != since:
+            return dict(last)
+        time.sleep(0.2)
+    raise RuntimeError("the daemon did not finish the reload")
+
+
 def settle(emu: Emulator, quiet: float = 2.0) -> int:
     """Wait until no write arrived for `quiet` seconds; returns the write count."""
     last, since = emu.write_count, time.monotonic()
@@ -108,16 +127,19 @@ def run(smoke: bool = False) -> dict[str, Any]:
         t_initial = wait_writes(emu, initial_writes, 600, proc)
         settle(emu)
         w0 = emu.write_count
-        # No-op reloads: comment only (rename), SIGHUP, then an explicit full sync.
+        # No-op reloads: comment only (rename), SIGHUP, then an explicit full sync; each waits
+        # for the previous one to finish, so they do not overlap.
+        since = status(ctl).get("config", {}).get("last_reload", {}).get("at")
         replace(cfg, "# touched\n" + base)
-        time.sleep(2.0)
+        first = wait_reload(ctl, since, 600)
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        second = wait_reload(ctl, first["at"], 600)
         subprocess.run(
-            [str(BIN / "maglevc"), "--socket", ctl, "sync", "vpp", "lb", "state"],
-            check=True, capture_output=True, timeout=300,
+            [str(BIN / "maglevc"), "--socket", ctl, "--timeout", "600", "sync", "vpp", "lb", "state"],
+            check=True, capture_output=True, timeout=660,
         )  # fmt: skip
         noop_writes = settle(emu) - w0
+        load_s = [float(first.get("load_seconds", 0.0)), float(second.get("load_seconds", 0.0))]
         # A changing reload: weights of 10% of the frontends, 1% more frontends.
         w1 = emu.write_count
         expected = changed * PER + extra * (PER + 1)
@@ -125,6 +147,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         replace(cfg, config_text(sock, ctl, frontends, changed, extra))
         t_reload = time.monotonic() - t0 + wait_writes(emu, w1 + expected, 600, proc)
         extra_writes = settle(emu) - w1 - expected
+        changed_reload = wait_reload(ctl, second["at"], 600)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -137,6 +160,16 @@ def run(smoke: bool = False) -> dict[str, Any]:
         figures={
             f"initial programming ({initial_writes} writes)": stat([t_initial], "s"),
             f"reload, file replaced -> VPP converged ({expected} writes)": stat([t_reload], "s"),
+            "of which: read + validate the YAML file": stat(
+                [*load_s, float(changed_reload.get("load_seconds", 0.0))], "s"
+            ),
+            "reload applied by the reconciler after loading": stat(
+                [
+                    float(changed_reload.get("applied_seconds", 0.0))
+                    - float(changed_reload.get("load_seconds", 0.0))
+                ],
+                "s",
+            ),
             "VPP writes on no-op reloads + full sync (must be 0)": stat(
                 [float(noop_writes)], "writes"
             ),

@@ -199,6 +199,7 @@ class Runtime:
         """Load, validate and apply the config file; on any problem keep the running config."""
         with self._reload_lock:
             at = time.time()
+            t0 = time.perf_counter()
             try:
                 new = load_file(self.config_path)
             except (ConfigError, ConfigInvalid) as e:
@@ -218,22 +219,24 @@ class Runtime:
                     {"type": "reload", "ok": False, "source": why, "problems": problems}
                 )
                 return dict(self.last_reload)
+            load_s = round(time.perf_counter() - t0, 3)
             changes = diff_configs(self.config, new)
             if changes.empty:
-                log.info("config reload (%s): nothing changed", why)
+                log.info("config reload (%s): nothing changed (read in %.2fs)", why, load_s)
                 self.last_reload = {
                     "ok": True,
                     "at": at,
                     "why": why,
                     "problems": [],
                     "changes": "none",
+                    "load_seconds": load_s,
                 }
                 return dict(self.last_reload)
-            log.info("config reload (%s): %s", why, changes.summary())
+            log.info("config reload (%s, read in %.2fs): %s", why, load_s, changes.summary())
             msg = events.ApplyConfig(new, why)
             self.inbox.put(msg)
             try:
-                res = msg.reply.result(timeout=60)
+                res = msg.reply.result(timeout=600)
             except Exception as e:
                 log.error("config reload (%s) failed in the reconciler: %s", why, e)
                 self.last_reload = {"ok": False, "at": at, "why": why, "problems": [str(e)]}
@@ -247,6 +250,8 @@ class Runtime:
                 "why": why,
                 "problems": [],
                 "changes": res.get("summary"),
+                "load_seconds": load_s,
+                "applied_seconds": round(time.perf_counter() - t0, 3),
             }
             return dict(self.last_reload)
 
