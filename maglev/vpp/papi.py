@@ -135,19 +135,23 @@ class VppConnection:
 
     # --- synchronous calls ----------------------------------------------------------------
 
-    def call(self, message: str, **args: Any) -> Any:
-        """Send one request and return its reply; raises VppApiError on a non-zero retval."""
+    def _invoke(self, kind: str, message: str, sent: int, args: dict[str, Any]) -> Any:
+        """One vpp-papi request/reply (or dump); transport trouble becomes VppError."""
         vpp = self._api()
-        log.debug("VPP call %s", LbCall(message, args).describe())
+        log.debug("VPP %s %s", kind, LbCall(message, args).describe())
         try:
-            reply = getattr(vpp.api, message)(**args)
+            return getattr(vpp.api, message)(**args)
         except AttributeError as e:
             raise VppError(f"VPP does not offer {message}") from e
-        except (OSError, Exception) as e:
+        except Exception as e:  # vpp-papi raises OSError, VPPIOError, ValueError ...
             self._drop_if_dead()
             raise VppError(f"{message} failed: {e}") from e
         finally:
-            self.calls += 1
+            self.calls += sent
+
+    def call(self, message: str, **args: Any) -> Any:
+        """Send one request and return its reply; raises VppApiError on a non-zero retval."""
+        reply = self._invoke("call", message, 1, args)
         retval = getattr(reply, "retval", 0)
         self._count(message, retval)
         if retval != 0:
@@ -162,17 +166,7 @@ class VppConnection:
         self.results[key] = self.results.get(key, 0) + 1
 
     def dump(self, message: str, **args: Any) -> list[Any]:
-        vpp = self._api()
-        log.debug("VPP dump %s", LbCall(message, args).describe())
-        try:
-            rows = getattr(vpp.api, message)(**args)
-        except AttributeError as e:
-            raise VppError(f"VPP does not offer {message}") from e
-        except (OSError, Exception) as e:
-            self._drop_if_dead()
-            raise VppError(f"{message} failed: {e}") from e
-        finally:
-            self.calls += 2  # the dump and its control_ping
+        rows = self._invoke("dump", message, 2, args)  # the dump and its control_ping
         self._count(message, 0)
         return list(rows)
 
