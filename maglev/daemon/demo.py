@@ -20,7 +20,14 @@ from maglev.model import CheckType, Config
 log = logging.getLogger(__name__)
 
 
-class _Http(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class _Quiet:
+    """Health checks hang up early (a reset after the status line): not worth a traceback."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.debug("demo backend: client %s went away", client_address)
+
+
+class _Http(_Quiet, socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -39,7 +46,7 @@ class _Ok(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Tcp(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class _Tcp(_Quiet, socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
