@@ -228,27 +228,25 @@ class Reconciler:
         self._touched.add(t.backend)
         if self._states is not None and self._states.layout.config is self.config:
             self._states.update(t.backend, t.new)
-        reason = t.reason.value if t.reason is not None else "-"
-        log.info(
-            "backend %s: %s -> %s (%s: %s) frontends: %s",
-            t.backend, t.old.value, t.new.value, reason, t.detail or "-", ",".join(frontends) or "-",
-            extra={"fields": {"event": "transition", "backend": t.backend, "frontends": frontends,
-                              "from": t.old.value, "to": t.new.value, "reason": reason,
-                              "detail": t.detail}},
-        )  # fmt: skip
         self.dirty.update(frontends)
         self.tally.transition(t.old.value, t.new.value)
-        self.publish(
-            {
-                "type": "backend",
-                "backend": t.backend,
-                "frontends": frontends,
-                "from": t.old.value,
-                "to": t.new.value,
-                "reason": reason,
-                "detail": t.detail,
-            }
-        )
+        event = {
+            "type": "backend",
+            "backend": t.backend,
+            "frontends": frontends,
+            "from": t.old.value,
+            "to": t.new.value,
+            "reason": t.reason.value if t.reason is not None else "-",
+            "detail": t.detail,
+        }
+        if log.isEnabledFor(logging.INFO):  # a burst brings thousands: format only when logged
+            log.info(
+                "backend %s: %s -> %s (%s: %s) frontends: %s",
+                t.backend, t.old.value, t.new.value, event["reason"], t.detail or "-",
+                ",".join(frontends) or "-",
+                extra={"fields": {"event": "transition", **event}},
+            )  # fmt: skip
+        self.publish(event)
 
     def _handle(self, msg: Any, now: float) -> None:
         try:
