@@ -386,3 +386,24 @@ def test_sigterm_leaves_vpp_tables_untouched(daemon: Daemon) -> None:
         "all backends up and every frontend released",
     )
     assert daemon.vpp() == before
+
+
+def test_systemd_readiness_after_first_sync(tmp_path: pathlib.Path) -> None:
+    """Type=notify: READY=1 reaches $NOTIFY_SOCKET once the first full sync is done."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = str(tmp_path / "notify.sock")
+    notify.bind(path)
+    notify.settimeout(30)
+    d = Daemon(tmp_path)
+    os.environ["NOTIFY_SOCKET"] = path
+    try:
+        d.start()
+        got = notify.recv(4096).decode()
+        assert got == "READY=1"
+        assert d.status()["vpp"]["last_sync_ok"] is True
+        assert d.stop() == 0
+        assert notify.recv(4096).decode() == "STOPPING=1"
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+        notify.close()
+        d.close()
