@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import time
@@ -155,3 +156,29 @@ def test_calls_after_close_are_dropped_safely() -> None:
             os.eventfd_read(other)  # nothing was written into someone else's descriptor
     finally:
         os.close(other)
+
+
+def test_lanes_watch_and_after_pass() -> None:
+    r = Reactor()
+    seen: list[object] = []
+    passes: list[int] = []
+    r.after_pass = lambda: passes.append(r.iterations)
+    lane = r.lane(0.05)
+    assert r.lane(0.05) is lane  # one lane per delay
+    t0 = time.monotonic()
+    lane.push(t0, seen.append, "first")
+    lane.push(t0 + 0.01, seen.append, "second")
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    r.watch(
+        a.fileno(), select.EPOLLIN | select.EPOLLONESHOT, lambda ev: seen.append(("readable", ev))
+    )
+    b.send(b"x")
+    r.call_at(t0 + 0.2, r.stop)
+    r.run()
+    assert seen[0] == ("readable", select.EPOLLIN)  # before the lane's entries were due
+    assert seen[1:] == ["first", "second"]
+    assert passes and passes[-1] == r.iterations  # once at the end of every pass
+    r.unwatch(a.fileno())
+    a.close()
+    b.close()
