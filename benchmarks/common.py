@@ -8,9 +8,21 @@ ratios measured side by side in the same run: these machines are noisy, absolute
 from __future__ import annotations
 
 import statistics
+import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], label: str) -> AbstractContextManager[Iterable[T]]:
+    """A progress bar on stderr for long work (click's; plain label when not a terminal)."""
+    import click
+
+    seq = list(items)
+    return click.progressbar(seq, label=label, file=sys.stderr, show_pos=True)  # type: ignore[return-value]
 
 
 def stat(samples: list[float], unit: str) -> dict[str, Any]:

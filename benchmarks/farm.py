@@ -2,7 +2,8 @@
 
 `python -m benchmarks.farm PORT ADDR...` listens on every ADDR:PORT (loopback only), prints
 `ready` once all listen, then reads commands on stdin: `kill ADDR ...` closes those listeners
-(new connects are refused from then on) and prints `killed N`; `quit` (or EOF) exits.
+(new connects are refused from then on) and prints `killed N`; `revive ADDR ...` listens again
+and prints `revived N`; `quit` (or EOF) exits.
 A separate process keeps the benchmark's own timing free of the farm's work.
 """
 
@@ -24,7 +25,9 @@ def main(argv: list[str]) -> int:
             return 2
     sel = selectors.DefaultSelector()
     listeners: dict[str, socket.socket] = {}
-    for a in addrs:
+    lock = threading.Lock()
+
+    def listen(a: str) -> None:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((a, port))
@@ -32,7 +35,9 @@ def main(argv: list[str]) -> int:
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ)
         listeners[a] = s
-    lock = threading.Lock()
+
+    for a in addrs:
+        listen(a)
 
     def serve() -> None:
         while True:
@@ -61,6 +66,14 @@ def main(argv: list[str]) -> int:
                         s.close()
                         n += 1
             print(f"killed {n}", flush=True)
+        if parts[0] == "revive":
+            n = 0
+            with lock:
+                for a in parts[1:]:
+                    if a in addrs and a not in listeners:
+                        listen(a)
+                        n += 1
+            print(f"revived {n}", flush=True)
     return 0
 
 
