@@ -36,6 +36,9 @@ LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, f
 
 ProbeKey = tuple[CheckType, bool, Reason]
 
+SLACK = 0.005
+"""Seconds a probe may start before it is due, to share a loop pass with others."""
+
 
 class ResultSink(Protocol):
     def put_nowait(self, item: ProbeResult, /) -> None: ...
@@ -123,8 +126,11 @@ class Worker:
         self.stats = WorkerStats(samples)
         self.in_flight = 0
         self.error: BaseException | None = None
-        # A little slack: probes due within a millisecond start in the same loop pass.
-        self._reactor = reactor.Reactor(slack=0.001)
+        # Probes due within 5 ms start in the same loop pass, up to 5 ms early: far fewer passes
+        # (each an epoll_wait, a wake-up and a results flush) for an error that intervals of a
+        # second or so do not notice. Measured at 1,000 and 5,000 probes/s: 13-15% less CPU
+        # per probe than with 1 ms.
+        self._reactor = reactor.Reactor(slack=SLACK)
         self._reactor.after_pass = self._flush
         self._pending: list[tuple[HealthCheck, ProbeResult, float]] = []
         self._streams: dict[ProbeTarget, _Stream] = {}
