@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
+_READABLE = select.EPOLLIN
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 _SOL_SOCKET, _SO_LINGER, _SO_ERROR = socket.SOL_SOCKET, socket.SO_LINGER, socket.SO_ERROR
 _EINPROGRESS = errno.EINPROGRESS
@@ -175,6 +176,10 @@ class FastProbe:
             elif state == _SENDING:
                 self._send()
             elif state == _READING:
+                self._read()
+                return
+            # A peer may have spoken first: edge-triggered, that data brings no new event.
+            if self._state == _READING and events & _READABLE:
                 self._read()
         except OSError as e:
             self._end(Outcome(False, Reason.SOCKERR, (e.strerror or str(e))[:200]))

@@ -80,21 +80,38 @@ def test_one_probe_object_serves_many_probes_and_cancel(tcp_server: int, blackho
 
 
 @contextlib.contextmanager
-def _raw_server(reply: list[bytes], gap: float = 0.05) -> Iterator[int]:
-    """Accepts one connection, reads the request, writes `reply` piece by piece, closes."""
+def _raw_server(
+    reply: list[bytes],
+    gap: float = 0.05,
+    first: bool = False,
+    linger: float = 0.0,
+    sent: threading.Event | None = None,
+) -> Iterator[int]:
+    """Accepts connections; reads the request, writes `reply` piece by piece, closes.
+
+    `first`: writes the reply before reading the request. `linger`: waits before closing.
+    `sent` is set once the reply is written.
+    """
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(8)
+
+    def answer(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            if not first:
+                conn.recv(4096)
+            for piece in reply:
+                conn.sendall(piece)
+                threading.Event().wait(gap)
+            if sent is not None:
+                sent.set()
+            threading.Event().wait(linger)
 
     def serve() -> None:
         with contextlib.suppress(OSError):
             while True:
                 conn, _ = lsock.accept()
-                with conn:
-                    conn.recv(4096)
-                    for piece in reply:
-                        conn.sendall(piece)
-                        threading.Event().wait(gap)
+                threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -122,3 +139,24 @@ def test_http_truncated_and_oversized_heads() -> None:
     with _raw_server(big, gap=0.0) as port:
         r = run_probe(check(CheckType.HTTP, port=port))
     assert (r.ok, r.reason, r.detail) == (False, Reason.L7RSP, "headers too large")
+
+
+def test_http_reply_before_the_request_is_read() -> None:
+    # The whole reply is there when the probe first hears of its connect, and the peer keeps the
+    # connection open: edge-triggered, no further event comes, so the probe must read what is
+    # already there when it has sent its request.
+    sent = threading.Event()
+    with _raw_server([b"HTTP/1.1 200 OK\r\n\r\n"], gap=0, first=True, linger=1, sent=sent) as port:
+        r = reactor.Reactor()
+        ends: list[Outcome] = []
+
+        def done(_p: fast.FastProbe, outcome: Outcome, _end: float) -> None:
+            ends.append(outcome)
+            r.stop()
+
+        fast.FastProbe(r, LO, check(CheckType.HTTP, port=port, timeout=0.5), done).begin(
+            time.monotonic()
+        )
+        assert sent.wait(2.0)  # before the reactor looks at the connect
+        r.run()
+    assert [(o.ok, o.reason, o.detail) for o in ends] == [(True, Reason.L7OK, "HTTP 200")]
