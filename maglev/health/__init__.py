@@ -5,6 +5,8 @@ Pieces and the threads that use them:
 - `checks/` — one module per check type (tcp, http/https, icmp, dns, exec), each a coroutine
   returning an `Outcome` (ok, `Reason`, detail); `checks.base.result` makes the `ProbeResult`.
 - `reactor` — the minimal epoll loop each worker thread runs to drive many probes at once.
+- `fast` — plain TCP connect and plain HTTP probes as reusable per-stream callbacks (the busy
+  path: no coroutine, job or timer object per probe); the workers use them where eligible.
 - `workers` — a worker thread `maglev-check-<n>`: its probe streams, timers and counters.
 - `scheduler` — `Scheduler`: one stream per unique `ProbeTarget`, spread over the workers;
   `set_targets`, `set_phase`, `pause`, `resume`, `stop`, `snapshot` (called from the reconciler

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from maglev.health import netns, reactor
 from maglev.health.checks import http
 from maglev.health.checks.base import (
-    _NO_LINGER,
+    NO_LINGER,
     Outcome,
     Progress,
     errno_failure,
@@ -144,7 +144,7 @@ class FastProbe:
             return
         self._sock = sock
         try:
-            sock.setsockopt(_SOL_SOCKET, _SO_LINGER, _NO_LINGER)
+            sock.setsockopt(_SOL_SOCKET, _SO_LINGER, NO_LINGER)
             if self._source is not None:
                 sock.bind(self._source)
             err = sock.connect_ex(self.addr)

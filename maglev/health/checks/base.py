@@ -73,7 +73,7 @@ def sockaddr(address: IPAddress, port: int) -> tuple[str, int] | tuple[str, int,
     return (str(address), port)
 
 
-_NO_LINGER = struct.pack("ii", 1, 0)
+NO_LINGER = struct.pack("ii", 1, 0)
 
 
 def open_socket(check: HealthCheck, address: IPAddress, kind: int, proto: int = 0) -> socket.socket:
@@ -89,7 +89,7 @@ def open_socket(check: HealthCheck, address: IPAddress, kind: int, proto: int = 
     sock = netns.socket_in(check.netns, family, kind | socket.SOCK_NONBLOCK, proto)
     try:
         if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, NO_LINGER)
         source = check.source_ip6 if address.version == 6 else check.source_ip4
         if source is not None:
             sock.bind(sockaddr(source, 0))
