@@ -64,7 +64,8 @@ def print_result(res: dict[str, Any]) -> None:
             if target
             else ""
         )
-        click.echo(f"  ratio {name:<34} {r['value']:>10.2f}x{tgt}{mark}")
+        unit = "%" if name.endswith("pct") else "x"  # shares are percentages, not ratios
+        click.echo(f"  ratio {name:<34} {r['value']:>10.2f}{unit}{tgt}{mark}")
     for n in res.get("notes", []):
         click.echo(f"  note: {n}")
 
