@@ -15,7 +15,8 @@ import pytest
 
 from benchmarks.runner import SUITES
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# The checker suite installs nginx and haproxy with apt-get when missing: allow for it.
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 BIN = pathlib.Path(sys.executable).parent
 
 
