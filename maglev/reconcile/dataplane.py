@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from maglev.errors import VppError
@@ -162,17 +162,34 @@ def op_call(op: Op) -> LbCall:
 
 def apply_to_actual(actual: dict[VipKey, ActualVip], op: Op) -> None:
     """Record a successful operation in the reconciler's view of VPP."""
+    apply_all_to_actual(actual, (op,))
+
+
+def apply_all_to_actual(actual: dict[VipKey, ActualVip], ops: Iterable[Op]) -> None:
+    """`apply_to_actual` for each of `ops`, in order (a VIP's ops usually come together)."""
+    pfx: object = None
+    proto = port = -1
+    vip: ActualVip | None = None
+    for op in ops:
+        if isinstance(op, CreateVip | DeleteVip):
+            _apply_vip_op(actual, op)
+            pfx = None
+            continue
+        if op.prefix is not pfx or op.protocol != proto or op.port != port:
+            pfx, proto, port = op.prefix, op.protocol, op.port
+            vip = actual.get((op.prefix, proto, port))
+        if vip is None:
+            continue
+        if isinstance(op, DeleteAs):
+            vip.weights.pop(op.address, None)
+        else:
+            vip.weights[op.address] = op.weight
+
+
+def _apply_vip_op(actual: dict[VipKey, ActualVip], op: CreateVip | DeleteVip) -> None:
     if isinstance(op, CreateVip):
         dscp = op.dscp if op.encap is Encap.L3DSR else 0
         attrs = VipAttrs(ENCAP_CODE[op.encap], dscp, op.src_ip_sticky, op.flow_table_length)
         actual[op.vip] = ActualVip(attrs)
-    elif isinstance(op, DeleteVip):
+    else:
         actual.pop(op.vip, None)
-    elif isinstance(op, AddAs | SetWeight):
-        vip = actual.get(op.vip)
-        if vip is not None:
-            vip.weights[op.address] = op.weight
-    elif isinstance(op, DeleteAs):
-        vip = actual.get(op.vip)
-        if vip is not None:
-            vip.weights.pop(op.address, None)

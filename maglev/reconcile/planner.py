@@ -27,6 +27,7 @@ from maglev.reconcile.desired import (
     select,
 )
 from maglev.reconcile.plan import Plan
+from maglev.reconcile.ranked import RankedActual
 from maglev.reconcile.snapshot import ViewRef
 from maglev.vpp.dumper import AsInfo, VipInfo, VipKey
 
@@ -115,21 +116,24 @@ def plan_for(
     actual: Mapping[VipKey, ActualVip],
     owned: set[VipKey],
     full: bool,
+    ranked: RankedActual | None = None,
 ) -> tuple[Plan, dict[str, ViewRef]]:
     """The plan for the named frontends, with the whole config's layout, and their views.
 
     Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
-    them. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
+    them. `ranked` (of the same layout) ranks the view incrementally. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
     else reported unmanaged); a targeted one reads only the named frontends' VIPs.
     """
     layout = states.layout
     ev = states.evaluate(overrides)
     everyone = len(names) == len(config.frontends)
-    if full:
-        table = prepare_actual_map(layout, actual)
-    else:
+    if not full:
         keys = {frontend_vip_key(config.frontends[n]) for n in names}
-        table = prepare_actual_map(layout, {k: actual[k] for k in keys if k in actual})
+        actual = {k: actual[k] for k in keys if k in actual}
+    if ranked is not None and ranked.layout is layout:
+        table = ranked.table(actual)
+    else:
+        table = prepare_actual_map(layout, actual)
     selected = None if everyone else select(layout, names)
     plan = make_plan(ev, table, owned if full else (), selected)
     index = frontend_index(layout)

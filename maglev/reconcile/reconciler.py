@@ -26,7 +26,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -45,12 +45,13 @@ from maglev.reconcile import events, planner
 from maglev.reconcile.dataplane import (
     ActualVip,
     Dataplane,
-    apply_to_actual,
+    apply_all_to_actual,
     frontend_vip_key,
     op_call,
 )
 from maglev.reconcile.desired import build_layout
-from maglev.reconcile.plan import Plan
+from maglev.reconcile.plan import Op, Plan
+from maglev.reconcile.ranked import RankedActual
 from maglev.reconcile.snapshot import (
     BackendStatus,
     LazyViews,
@@ -131,7 +132,10 @@ class Reconciler:
         self.views: dict[str, ViewRef] = {}
         self._stopped = False
         self._states: planner.EncodedStates | None = None
+        self._ranked: RankedActual | None = None  # the view of VPP ranked for _states' layout
         self._by_target: dict[ProbeTarget, tuple[str, ...]] = {}
+        self._target_of: dict[str, ProbeTarget] = {}  # backend -> its probe target
+        self._check_kind: dict[str, str] = {}  # healthcheck name -> its type's value
         self._fe_of: dict[str, tuple[str, ...]] = {}
         self._bstatus: dict[str, BackendStatus] = {}
         self._touched: set[str] = set()
@@ -189,18 +193,18 @@ class Reconciler:
     def _apply_results(self, results: dict[ProbeTarget, ProbeResult], now: float) -> None:
         if not results:
             return
-        by_target = self._by_target
+        by_target, health, touched = self._by_target, self.health, self._touched
+        last_probe, probe, kinds = self.last_probe, self.tally.probe, self._check_kind
         for target, res in results.items():
-            self.last_probe[target] = res
-            hc = self.config.healthchecks.get(target.healthcheck)
-            self.tally.probe(hc.type.value if hc else "unknown", res.duration)
-            for name in by_target.get(target, ()):
-                self._touched.add(name)
-                h = self.health[name]
-                t = h.apply(res, now)
+            last_probe[target] = res
+            probe(kinds.get(target.healthcheck, "unknown"), res.duration)
+            names = by_target.get(target, ())
+            for name in names:
+                touched.add(name)
+                t = health[name].apply(res, now)
                 if t is not None:
                     self._transition(t)
-            self._update_phase(target, by_target.get(target, ()))
+            self._update_phase(target, names)
 
     def _index(self) -> None:
         """Per-config lookups: probe target -> backends, backend -> frontends."""
@@ -214,14 +218,22 @@ class Reconciler:
             for bname in fe.backend_names():
                 fe_of.setdefault(bname, []).append(fname)
         self._fe_of = {b: tuple(f) for b, f in fe_of.items()}
+        self._target_of = {n: t for t, names in self._by_target.items() for n in names}
+        self._check_kind = {n: hc.type.value for n, hc in self.config.healthchecks.items()}
 
     def _update_phase(self, target: ProbeTarget, names: list[str] | tuple[str, ...]) -> None:
-        phases = [p for n in names if (p := self.health[n].phase) is not None]
-        if phases:
+        if len(names) == 1:  # the usual case: one backend per target
+            phase = self.health[names[0]].phase
+            if phase is None:
+                return
+        else:
+            phases = [p for n in names if (p := self.health[n].phase) is not None]
+            if not phases:
+                return
             phase = min(phases, key=phase_rank)
-            if self._phase.get(target) is not phase:  # tell the scheduler on changes only
-                self._phase[target] = phase
-                self.scheduler.set_phase(target, phase)
+        if self._phase.get(target) is not phase:  # tell the scheduler on changes only
+            self._phase[target] = phase
+            self.scheduler.set_phase(target, phase)
 
     def _transition(self, t: Transition) -> None:
         frontends = list(self._fe_of.get(t.backend, ()))
@@ -472,10 +484,12 @@ class Reconciler:
         if self._states is None or self._states.layout.config is not self.config:
             layout = build_layout(self.config)
             self._states = planner.EncodedStates(layout, planner.StateView(self.health))
+            self._ranked = RankedActual(layout)
         owned = self._owned() if full else set()
         return planner.plan_for(
-            self.config, self._states, names, self.overrides, self.actual, owned, full
-        )
+            self.config, self._states, names, self.overrides, self.actual, owned, full,
+            self._ranked,
+        )  # fmt: skip
 
     def _pass(self, only: set[str] | None, now: float) -> bool:
         """Diff released frontends (all, or `only`) against the view of VPP and apply. True if clean."""
@@ -524,20 +538,21 @@ class Reconciler:
         if not plan.ops:
             return True
         log.info("%s", plan.summary())
-        for line in plan.lines():
-            log.debug("plan: %s", line)
+        if log.isEnabledFor(logging.DEBUG):  # thousands of lines in a burst
+            for line in plan.lines():
+                log.debug("plan: %s", line)
         if self.dry_run:
             log.info("dry run: not applying %d operation(s)", len(plan.ops))
             for line in plan.lines():
                 log.info("dry run: would %s", line)
-            for op in plan.ops:  # pretend, so the same plan is not logged on every pass
-                apply_to_actual(self.actual, op)
+            self._record(plan.ops)  # pretend, so the same plan is not logged on every pass
             return True
         results = self.dp.send([op_call(op) for op in plan.ops])
         failed = check_results(results)
-        for op, r in zip(plan.ops, results, strict=False):
-            if r.ok:
-                apply_to_actual(self.actual, op)
+        if failed:
+            self._record([op for op, r in zip(plan.ops, results, strict=False) if r.ok])
+        else:
+            self._record(plan.ops[: len(results)])
         self.tally.ops_ok += len(results) - len(failed)
         self.tally.ops_failed += len(failed) + len(plan.ops) - len(results)
         if failed or len(results) < len(plan.ops):
@@ -545,6 +560,13 @@ class Reconciler:
             self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)
             return False
         return True
+
+    def _record(self, ops: Sequence[Op]) -> None:
+        """Record successful (or, in a dry run, pretended) operations in the view of VPP."""
+        assert self.actual is not None
+        apply_all_to_actual(self.actual, ops)
+        if self._ranked is not None:
+            self._ranked.record_all(ops)
 
     def _frontend_events(
         self,
@@ -579,10 +601,8 @@ class Reconciler:
     # --- publishing -------------------------------------------------------------------------
 
     def _status(self, name: str, h: BackendHealth) -> BackendStatus:
-        b = self.config.backends[name]
-        probe = (
-            self.last_probe.get(ProbeTarget(b.address, b.healthcheck)) if b.healthcheck else None
-        )
+        target = self._target_of.get(name)
+        probe = self.last_probe.get(target) if target is not None else None
         return BackendStatus(name, h.state, h.counter, h.history, probe)
 
     def _make_snapshot(self) -> Snapshot:
