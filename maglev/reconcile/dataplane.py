@@ -126,17 +126,20 @@ class Dataplane:
 
 def op_call(op: Op) -> LbCall:
     """The lb API request that carries out one plan operation."""
-    vip = {"pfx": op.prefix, "protocol": op.protocol, "port": op.port}
-    if isinstance(op, SetWeight):
+    pfx, proto, port = op.prefix, op.protocol, op.port
+    if isinstance(op, SetWeight):  # thousands per burst: one dict each
         return LbCall(
             "lb_as_set_weight",
-            {**vip, "as_address": op.address, "weight": op.weight, "is_flush": op.flush},
-        )
+            {"pfx": pfx, "protocol": proto, "port": port, "as_address": op.address,
+             "weight": op.weight, "is_flush": op.flush},
+        )  # fmt: skip
     if isinstance(op, AddAs):
         return LbCall(
             "lb_add_del_as_v2",
-            {**vip, "as_address": op.address, "weight": op.weight, "is_del": False},
-        )
+            {"pfx": pfx, "protocol": proto, "port": port, "as_address": op.address,
+             "weight": op.weight, "is_del": False},
+        )  # fmt: skip
+    vip = {"pfx": pfx, "protocol": proto, "port": port}
     if isinstance(op, DeleteAs):
         return LbCall(
             "lb_add_del_as_v2",

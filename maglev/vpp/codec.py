@@ -33,9 +33,18 @@ def _addr(a: IPAddress | str) -> tuple[int, bytes]:
     return 1, a.packed
 
 
+_VIPS: dict[IPNetwork, tuple[int, bytes, int]] = {}  # a burst writes each VIP many times
+
+
 def pack_vip(net: IPNetwork) -> tuple[int, bytes, int]:
-    af, raw = _addr(net.network_address)
-    return af, raw, net.prefixlen
+    got = _VIPS.get(net)
+    if got is None:
+        af, raw = _addr(net.network_address)
+        got = (af, raw, net.prefixlen)
+        if len(_VIPS) >= 65536:
+            _VIPS.clear()
+        _VIPS[net] = got
+    return got
 
 
 def pack_as_set_weight(
