@@ -80,3 +80,17 @@ def suite_result(
         "samples": samples or {},
         "notes": notes or [],
     }
+
+
+def frontend_yaml(index: int, members: str) -> list[str]:
+    """Config lines of benchmark frontend f<index>: a gre4 TCP VIP in 198.18.0.0/15 (the
+    benchmarking range), one pool `p` with the given backends mapping (YAML flow text)."""
+    vip = ".".join(str(b) for b in (0xC6120000 + index).to_bytes(4, "big"))
+    return [
+        f"  f{index}:",
+        f"    address: {vip}",
+        "    protocol: tcp",
+        "    port: 80",
+        "    encap: gre4",
+        f"    pools: [{{name: p, backends: {{{members}}}}}]",
+    ]

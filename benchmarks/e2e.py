@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.common import percentile, progress, stat, suite_result
+from benchmarks.common import frontend_yaml, percentile, progress, stat, suite_result
 from maglev.vpp import apidefs
 from maglev.vpp.dumper import read_lb_state
 from maglev.vpp.papi import VppConnection
@@ -61,16 +61,7 @@ def config_text(sock: str, port: int, addrs: list[str], ctl: str) -> str:
     lines += [f"  b{i}: {{address: {a}, healthcheck: tcp}}" for i, a in enumerate(addrs)]
     lines.append("frontends:")
     for f in range(len(addrs) // 10):
-        members = ", ".join(f"b{f * 10 + j}: {{}}" for j in range(10))
-        vip = ipaddress.IPv4Address(0xC6120000 + f)  # 198.18.x.y: benchmark range
-        lines += [
-            f"  f{f}:",
-            f"    address: {vip}",
-            "    protocol: tcp",
-            "    port: 80",
-            "    encap: gre4",
-            f"    pools: [{{name: p, backends: {{{members}}}}}]",
-        ]
+        lines += frontend_yaml(f, ", ".join(f"b{f * 10 + j}: {{}}" for j in range(10)))
     lines += ["control:", f"  socket: {ctl}", "health: {workers: 2, queue-size: 100000}"]
     return "\n".join(lines) + "\n"
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import progress, stat, suite_result
+from benchmarks.common import frontend_yaml, progress, stat, suite_result
 from maglev.vppsim import Emulator
 
 BIN = pathlib.Path(sys.executable).parent
@@ -47,16 +47,7 @@ def config_text(sock: str, ctl: str, frontends: int, changed: int = 0, extra: in
     lines.append("frontends:")
     for f in range(total):
         w = 60 if f < changed else 100
-        members = ", ".join(f"b{f * PER + j}: {{weight: {w}}}" for j in range(PER))
-        vip = ipaddress.IPv4Address(0xC6120000 + f)  # 198.18.x.y: benchmark range
-        lines += [
-            f"  f{f}:",
-            f"    address: {vip}",
-            "    protocol: tcp",
-            "    port: 80",
-            "    encap: gre4",
-            f"    pools: [{{name: p, backends: {{{members}}}}}]",
-        ]
+        lines += frontend_yaml(f, ", ".join(f"b{f * PER + j}: {{weight: {w}}}" for j in range(PER)))
     lines += ["control:", f"  socket: {ctl}"]
     return "\n".join(lines) + "\n"
 
