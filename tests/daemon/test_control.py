@@ -192,58 +192,14 @@ def test_maglevc_commands(served: tuple[Recorder, ControlServer, str], tmp_path:
     r = run(cli, ["--socket", path, "--json", "sh", "fronte", "www"])  # unique prefixes
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["name"] == "www"
+    set_weight = ["set", "frontend", "www", "pool", "primary", "backend", "web1", "weight"]
     r = run(cli, ["--socket", path, "set", "backend", "web1", "pause"])
     assert r.exit_code == 0 and rec.calls[-1] == ("action", "web1", "pause")
-    r = run(
-        cli,
-        [
-            "--socket",
-            path,
-            "set",
-            "frontend",
-            "www",
-            "pool",
-            "primary",
-            "backend",
-            "web1",
-            "weight",
-            "30",
-        ],
-    )
+    r = run(cli, ["--socket", path, *set_weight, "30"])
     assert r.exit_code == 0 and rec.calls[-1] == ("weight", "www", "primary", "web1", 30)
-    r = run(
-        cli,
-        [
-            "--socket",
-            path,
-            "set",
-            "frontend",
-            "www",
-            "pool",
-            "primary",
-            "backend",
-            "web1",
-            "weight",
-            "default",
-        ],
-    )
+    r = run(cli, ["--socket", path, *set_weight, "default"])
     assert r.exit_code == 0 and rec.calls[-1] == ("weight", "www", "primary", "web1", None)
-    r = run(
-        cli,
-        [
-            "--socket",
-            path,
-            "set",
-            "frontend",
-            "www",
-            "pool",
-            "primary",
-            "backend",
-            "web1",
-            "weight",
-            "300",
-        ],
-    )
+    r = run(cli, ["--socket", path, *set_weight, "300"])
     assert r.exit_code == 1 and "300 is not in 0..100" in r.output
     r = run(cli, ["--socket", path, "sync", "vpp", "lb", "state"])
     assert r.exit_code == 0 and rec.calls[-1] == ("sync",)
