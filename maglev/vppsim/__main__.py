@@ -27,13 +27,19 @@ log = logging.getLogger("maglev.vppsim")
     help="Unix socket to serve the binary API on (like VPP's socksvr socket-name).",
 )
 @click.option(
+    "--stats-socket",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also serve a VPP stats segment (lb node error counters) on this Unix socket.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
     help="debug logs every API call.",
 )
-def main(socket_path: str, log_level: str) -> None:
+def main(socket_path: str, stats_socket: str | None, log_level: str) -> None:
     """Emulate VPP 26.10's lb plugin behind its binary-API socket (for vpp-papi clients)."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
@@ -46,7 +52,7 @@ def main(socket_path: str, log_level: str) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    emulator = Emulator(socket_path)
+    emulator = Emulator(socket_path, stats_socket=stats_socket)
     emulator.start()
     click.echo(f"maglev-vppsim: serving on {socket_path}", err=True)
     try:

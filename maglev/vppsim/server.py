@@ -27,6 +27,7 @@ from maglev.clock import Clock, SystemClock
 from maglev.vppsim import lb
 from maglev.vppsim.codec import LAYOUTS
 from maglev.vppsim.handlers import Api, MessageTable, Operation
+from maglev.vppsim.stats import StatsSegment
 from maglev.vppsim.table import maglev_table
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,12 @@ class Emulator:
     request handled.
     """
 
-    def __init__(self, socket_path: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self, socket_path: str, clock: Clock | None = None, stats_socket: str | None = None
+    ) -> None:
         self.socket_path = socket_path
+        # The optional stats segment (lb node error counters) on its own SOCK_SEQPACKET socket.
+        self.stats = StatsSegment(stats_socket) if stats_socket is not None else None
         self.clock = clock or SystemClock()
         self._t0 = self.clock.monotonic()
         self.lock = threading.RLock()
@@ -165,6 +170,8 @@ class Emulator:
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._run, name="maglev-vppsim", daemon=True)
         self._thread.start()
+        if self.stats is not None:
+            self.stats.start()
         log.info(
             "VPP lb emulator listening on %s (lb messages from ID %d)",
             self.socket_path,
@@ -174,6 +181,8 @@ class Emulator:
     def stop(self, timeout: float = 5.0) -> None:
         """Close every client and the socket; the lb state is kept (start() serves it again)."""
         self._stopping.set()
+        if self.stats is not None:
+            self.stats.stop(timeout)
         if self._wake_w is not None:
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
