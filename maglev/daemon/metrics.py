@@ -31,6 +31,7 @@ from maglev.reconcile.snapshot import Histogram
 
 if TYPE_CHECKING:
     from maglev.daemon.runtime import Runtime
+    from maglev.vpp.stats import LbErrorReader
 
 log = logging.getLogger(__name__)
 STATES = [s.value for s in BackendState]
@@ -51,6 +52,7 @@ def _buckets(h: Histogram) -> list[tuple[str, float]]:
 class MaglevCollector:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self._errors: LbErrorReader | None = None
 
     def collect(self) -> Iterator[Any]:
         rt = self.rt
@@ -174,6 +176,22 @@ class MaglevCollector:
         )  # fmt: skip
         yield GaugeMetricFamily("maglev_probe_streams", "probe streams", value=float(stats.streams))
         yield from self._vip_counters()
+        yield from self._lb_errors()
+
+    def _lb_errors(self) -> Iterator[Any]:
+        from maglev.vpp.stats import LbErrorReader
+
+        path: str | None = getattr(self.rt, "stats_socket", None)
+        if path is None:
+            return
+        if self._errors is None or self._errors.socket_path != path:
+            self._errors = LbErrorReader(path)
+        fam = CounterMetricFamily(
+            "maglev_vpp_lb_errors", "VPP lb node error counters", labels=["node", "counter"]
+        )
+        for (node, counter), n in sorted(self._errors.read().items()):
+            fam.add_metric([node, counter], float(n))
+        yield fam
 
     def _vip_counters(self) -> Iterator[Any]:
         from maglev.vpp.counters import read_vip_counters

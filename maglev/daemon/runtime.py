@@ -73,6 +73,7 @@ class Runtime:
         self._tmpdir: str | None = None
         self.emulator: Any = None
         self.vpp_socket = config.vpp.api_socket
+        self.stats_socket = config.vpp.stats_socket
         self.exit_code = 0
         self._sigterms = 0
 
@@ -93,7 +94,8 @@ class Runtime:
 
             self._tmpdir = tempfile.mkdtemp(prefix="maglev-vpp-")
             self.vpp_socket = os.path.join(self._tmpdir, "api.sock")
-            self.emulator = Emulator(self.vpp_socket)
+            self.stats_socket = os.path.join(self._tmpdir, "stats.sock")
+            self.emulator = Emulator(self.vpp_socket, stats_socket=self.stats_socket)
             self.emulator.start()
             log.info("embedded VPP lb emulator serving on %s", self.vpp_socket)
         files = apidefs.api_files(cfg.vpp.api_dir)
