@@ -118,3 +118,32 @@ def test_metrics_scrape_has_lb_errors(tmp_path: pathlib.Path) -> None:
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
+
+
+EMBEDDED = """
+vpp: {{api-socket: embedded, lb: {{ip4-src-address: 198.51.100.1, startup-min-delay: 0s}}}}
+backends: {{s1: {{address: 127.0.0.41}}}}
+frontends:
+  f: {{address: 192.0.2.41, protocol: tcp, port: 80, encap: gre4, pools: [{{name: p, backends: {{s1: {{}}}}}}]}}
+control: {{socket: {ctl}}}
+"""
+
+
+@pytest.mark.integration
+def test_embedded_emulator_serves_lb_errors(tmp_path: pathlib.Path) -> None:
+    from maglev.config import load_text
+    from maglev.daemon.metrics import MaglevCollector
+    from maglev.daemon.runtime import Runtime, Settings
+
+    cfg = tmp_path / "maglev.yaml"
+    cfg.write_text(EMBEDDED.format(ctl=tmp_path / "ctl.sock"))
+    rt = Runtime(Settings(str(cfg)), load_text(cfg.read_text()))
+    rt.start()
+    try:
+        rt.emulator.stats.set_error("lb4-gre4", "new connection (ok)", 5)
+        fams = [f for f in MaglevCollector(rt)._lb_errors()]
+        assert len(fams) == 1
+        samples = {(s.labels["node"], s.labels["counter"]): s.value for s in fams[0].samples}
+        assert samples[("lb4-gre4", "new connection (ok)")] == 5.0
+    finally:
+        rt.stop()
