@@ -21,7 +21,6 @@ import json
 import random
 import time
 from array import array
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -33,40 +32,21 @@ from maglev.model import (
     Config,
     Encap,
     Frontend,
-    IPAddress,
-    IPNetwork,
     Pool,
     PoolMember,
     Protocol,
     VppSettings,
 )
 from maglev.reconcile import desired as des
-from maglev.reconcile.plan import ENCAP_CODE, VipId
+from maglev.reconcile.plan import ENCAP_CODE
+from maglev.vpp.dumper import AsInfo, VipInfo
 
 TARGET_RATIO = 20.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Vip:
-    prefix: IPNetwork
-    protocol: int
-    port: int
-    encap: int
-    dscp: int
-    src_ip_sticky: bool
-    flow_table_length: int
-
-
-@dataclass(frozen=True, slots=True)
-class _As:
-    vip: VipId
-    address: IPAddress
-    weight: int
-
-
 def build_case(
     n_frontends: int, n_backends: int, seed: int = 1
-) -> tuple[Config, dict[str, BackendState], list[_Vip], list[_As]]:
+) -> tuple[Config, dict[str, BackendState], list[VipInfo], list[AsInfo]]:
     """A config, backend states (~5% down) and VPP rows where ~10% of the weights differ."""
     rnd = random.Random(seed)
     backends: dict[str, Backend] = {}
@@ -96,17 +76,17 @@ def build_case(
     config = Config(VppSettings(), {}, backends, frontends)
     layout = des.build_layout(config)
     ev = des.evaluate(layout, states)
-    vips: list[_Vip] = []
-    ases: list[_As] = []
+    vips: list[VipInfo] = []
+    ases: list[AsInfo] = []
     for i, fe in enumerate(layout.frontends):
         key = des.vip_id(fe)
-        vips.append(_Vip(*key, ENCAP_CODE[fe.encap], fe.dscp, fe.src_ip_sticky, 1024))
+        vips.append(VipInfo(*key, ENCAP_CODE[fe.encap], fe.dscp, 1024, fe.src_ip_sticky))
         start, end = layout.topology.fe_slot_start[i], layout.topology.fe_slot_start[i + 1]
         for s in range(start, end):
             w = ev.desired.slot_weight[s]
             if rnd.random() < 0.10:
                 w = 0 if w else 100
-            ases.append(_As(key, layout.slot_address[s], w))
+            ases.append(AsInfo(key, layout.slot_address[s], w, 0, 1, 0))
     return config, states, vips, ases
 
 

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 
 import pytest
 
 from maglev import diff
-from maglev.model import Backend, BackendState, Encap, FrontendState, IPAddress, IPNetwork, Protocol
+from maglev.model import Backend, BackendState, Encap, FrontendState, Protocol
 from maglev.reconcile import desired as des
 from maglev.reconcile.plan import CreateVip, VipId
+from maglev.vpp.dumper import AsInfo, VipInfo
 from tests.test_diff import Attrs, Vip, all_up, backends, config, frontend, ip
 
 UP, DOWN, PAUSED = BackendState.UP, BackendState.DOWN, BackendState.PAUSED
-
-
-@dataclass(frozen=True, slots=True)
-class VipRow:
-    prefix: IPNetwork
-    protocol: int
-    port: int
-    encap: int
-    dscp: int
-    src_ip_sticky: bool
-    flow_table_length: int
-
-
-@dataclass(frozen=True, slots=True)
-class AsRow:
-    vip: VipId
-    address: IPAddress
-    weight: int
 
 
 def test_vip_id_turns_port_zero_into_protocol_any() -> None:
@@ -133,9 +115,11 @@ def test_rows_and_map_give_the_same_table() -> None:
     by_map = des.prepare_actual_map(
         layout, {stray: Vip(Attrs(1, 0, True, 0)), key: Vip(Attrs(), weights)}
     )
-    rows = [VipRow(*key, 0, 0, False, 1024), VipRow(*stray, 1, 0, True, 0)]
-    ases = [AsRow(key, a, w) for a, w in weights.items()] + [AsRow(stray, ip("::9"), 3)]
-    ases.append(AsRow((ipaddress.ip_network("203.0.113.0/24"), 6, 80), ip("10.0.0.1"), 1))
+    rows = [VipInfo(*key, 0, 0, 1024, False), VipInfo(*stray, 1, 0, 0, True)]
+    ases = [AsInfo(key, a, w, 0, 1, 0) for a, w in weights.items()] + [
+        AsInfo(stray, ip("::9"), 3, 0, 1, 0)
+    ]
+    ases.append(AsInfo((ipaddress.ip_network("203.0.113.0/24"), 6, 80), ip("10.0.0.1"), 1, 0, 1, 0))
     by_rows = des.prepare_actual(layout, rows, ases[:3])
     assert by_rows == by_map
     assert by_map.vip_ids == (key, stray)
