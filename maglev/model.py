@@ -46,7 +46,10 @@ class Protocol(enum.Enum):
     @property
     def number(self) -> int:
         """IP protocol number as VPP's API carries it (255 = any)."""
-        return {Protocol.TCP: 6, Protocol.UDP: 17, Protocol.ANY: 255}[self]
+        return _PROTOCOL_NUMBER[self.value]
+
+
+_PROTOCOL_NUMBER = {"tcp": 6, "udp": 17, "any": 255}
 
 
 class CheckType(enum.Enum):
@@ -246,10 +249,36 @@ class Reason(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ProbeTarget:
-    """One probe stream: a unique (address, healthcheck) pair."""
+    """One probe stream: a unique (address, healthcheck) pair.
+
+    Its hash is computed once: targets key the reconciler's and the scheduler's dicts, and
+    hashing an `ipaddress` object runs Python code on every lookup.
+    """
 
     address: IPAddress
     healthcheck: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.address, self.healthcheck)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if other.__class__ is not ProbeTarget:
+            return NotImplemented
+        assert isinstance(other, ProbeTarget)
+        return (
+            self._hash == other._hash
+            and self.healthcheck == other.healthcheck
+            and self.address == other.address
+        )
+
+    def __reduce__(self) -> tuple[type[ProbeTarget], tuple[IPAddress, str]]:
+        return (ProbeTarget, (self.address, self.healthcheck))  # the hash is per process
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from typing import Any
 from maglev import __version__, diff
 from maglev.config import diff_configs, load_file
 from maglev.config.watcher import ConfigWatcher
+from maglev.daemon import memory
 from maglev.daemon.bus import BusLogHandler, EventBus
 from maglev.daemon.notify import sd_notify
 from maglev.errors import ConfigError, ConfigInvalid
@@ -112,6 +113,8 @@ class Runtime:
             dry_run=self.dry_run,
             stopping=self.stopping,
             on_first_sync=self._first_sync,
+            on_config=memory.settle,
+            on_idle=memory.tidy,
         )
         self.scheduler.start()
         self._reconciler_thread = threading.Thread(

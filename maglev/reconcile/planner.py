@@ -78,6 +78,17 @@ class EncodedStates:
 
 
 _NAMED: list[tuple[Config, frozenset[VipKey]]] = []
+_KEYS: list[tuple[Config, dict[str, VipKey]]] = []
+
+
+def vip_keys(config: Config) -> dict[str, VipKey]:
+    """Frontend name -> its VIP key, for a config (cached by identity: configs are immutable)."""
+    for c, keys in _KEYS:
+        if c is config:
+            return keys
+    keys = {n: frontend_vip_key(fe) for n, fe in config.frontends.items()}
+    _KEYS[:] = [*_KEYS[-3:], (config, keys)]
+    return keys
 
 
 def named_vips(config: Config) -> frozenset[VipKey]:
@@ -128,8 +139,8 @@ def plan_for(
     ev = states.evaluate(overrides)
     everyone = len(names) == len(config.frontends)
     if not full:
-        keys = {frontend_vip_key(config.frontends[n]) for n in names}
-        actual = {k: actual[k] for k in keys if k in actual}
+        key_of = vip_keys(config)
+        actual = {k: v for n in names if (v := actual.get(k := key_of[n])) is not None}
     if ranked is not None and ranked.layout is layout:
         table = ranked.table(actual)
     else:

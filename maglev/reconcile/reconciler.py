@@ -99,6 +99,8 @@ class Reconciler:
         dry_run: bool = False,
         stopping: threading.Event | None = None,
         on_first_sync: Callable[[], None] | None = None,
+        on_config: Callable[[], None] | None = None,
+        on_idle: Callable[[], object] | None = None,
     ) -> None:
         self.config = config
         self.inbox = inbox
@@ -109,6 +111,8 @@ class Reconciler:
         self.dry_run = dry_run
         self.stopping = stopping or threading.Event()
         self.on_first_sync = on_first_sync
+        self.on_config = on_config  # after each config is installed (the daemon settles memory)
+        self.on_idle = on_idle  # after a turn that left the queue empty (the daemon tidies)
         now = self.clock.monotonic()
         self.started = now
         self.health: dict[str, BackendHealth] = {}
@@ -154,6 +158,8 @@ class Reconciler:
             except queue.Empty:
                 first = None
             self.turn(first)
+            if self.on_idle is not None and self.inbox.empty():
+                self.on_idle()
         log.info("reconciler stopped; VPP's lb tables are left as they are")
 
     def turn(self, first: Any = None) -> None:
@@ -208,10 +214,14 @@ class Reconciler:
 
     def _index(self) -> None:
         """Per-config lookups: probe target -> backends, backend -> frontends."""
+        # The same target objects as before a reload, and the ones the scheduler is given: a
+        # result then finds its target by identity, without comparing addresses.
+        known = {t: t for t in self._by_target}
         by_target: dict[ProbeTarget, list[str]] = {}
         for name, b in self.config.backends.items():
             if b.healthcheck is not None:
-                by_target.setdefault(ProbeTarget(b.address, b.healthcheck), []).append(name)
+                t = ProbeTarget(b.address, b.healthcheck)
+                by_target.setdefault(known.get(t, t), []).append(name)
         self._by_target = {t: tuple(n) for t, n in by_target.items()}
         fe_of: dict[str, list[str]] = {}
         for fname, fe in self.config.frontends.items():
@@ -362,15 +372,16 @@ class Reconciler:
             if f in config.frontends and b in config.frontends[f].backend_names()
         }
         self._sync_streams()
+        if self.on_config is not None:
+            self.on_config()
 
     def _sync_streams(self) -> None:
         targets: dict[ProbeTarget, HealthCheck] = {}
         phases: dict[ProbeTarget, Phase] = {}
         for name, h in self.health.items():
-            b = self.config.backends[name]
-            if not h.probing or h.check is None or b.healthcheck is None:
+            t = self._target_of.get(name)
+            if not h.probing or h.check is None or t is None:
                 continue
-            t = ProbeTarget(b.address, b.healthcheck)
             targets[t] = h.check
             p = h.phase
             if p is not None and (t not in phases or phase_rank(p) < phase_rank(phases[t])):

@@ -6,6 +6,7 @@ control API and the metrics collector read the latest one without locks.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class Histogram:
         return cls(bounds, (0,) * (len(bounds) + 1))
 
     def observe(self, v: float) -> Histogram:
-        i = next((k for k, b in enumerate(self.bounds) if v <= b), len(self.bounds))
+        i = _bucket(self.bounds, v)
         counts = list(self.counts)
         counts[i] += 1
         return Histogram(self.bounds, tuple(counts), self.total + v, self.count + 1)
@@ -82,7 +83,8 @@ class Snapshot:
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:
-    return next((k for k, b in enumerate(bounds) if v <= b), len(bounds))
+    """Index of the first bound >= v (len(bounds) past the last): a Prometheus `le` bucket."""
+    return bisect_left(bounds, v)
 
 
 class Tally:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">QII")
 _REPLY = struct.Struct(">HIi")
+_MSG_ID = struct.Struct(">H")
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
@@ -100,12 +101,35 @@ class FrameReader:
         del self.buf[: 16 + length]
         return body
 
-    def read_reply(self) -> tuple[int, int, int] | None:
-        """(msg_id, context, retval) of the next message; None on timeout or a closed socket."""
-        body = self.read_body()
-        if body is None:
-            return None
-        if len(body) < _REPLY.size:
-            return (0, 0, 0) if len(body) < 2 else (struct.unpack_from(">H", body)[0], 0, 0)
-        mid, ctx, rv = _REPLY.unpack_from(body, 0)
-        return int(mid), int(ctx), int(rv)
+    def read_replies(self) -> list[tuple[int, int, int]] | None:
+        """(msg_id, context, retval) of every complete message now buffered, waiting for at
+        least one; None on timeout, a closed socket or an oversized frame.
+
+        A burst's replies arrive many per `recv`: they are parsed in place and the buffer is
+        compacted once, not once per message. A body too short for a retval reads as retval 0
+        with context 0 (no request of ours uses context 0, so it is skipped by the caller).
+        """
+        deadline = time.monotonic() + self.timeout
+        buf = self.buf
+        out: list[tuple[int, int, int]] = []
+        header, reply, short = _HEADER.unpack_from, _REPLY.unpack_from, _MSG_ID.unpack_from
+        while True:
+            off, end_of_data = 0, len(buf)
+            while end_of_data - off >= 16:
+                length = header(buf, off)[1]
+                if length > MAX_MESSAGE:
+                    return None
+                end = off + 16 + length
+                if end > end_of_data:
+                    break
+                if length >= _REPLY.size:
+                    out.append(reply(buf, off + 16))
+                else:
+                    out.append((short(buf, off + 16)[0] if length >= 2 else 0, 0, 0))
+                off = end
+            if off:
+                del buf[:off]
+            if out:
+                return out
+            if not self._fill(deadline):
+                return None

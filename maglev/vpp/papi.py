@@ -12,7 +12,7 @@ import logging
 import multiprocessing.queues
 import queue
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,7 @@ class VppConnection:
         self._vpp: Any = None
         self._ids: dict[str, int] = {}
         self.calls = 0  # API requests sent
+        self.last_reply_at = 0.0  # time.perf_counter() when a batch's last reply was read
         # (message, "ok" | "error" | retval name) -> count, for metrics; read by other threads
         # only as a copy (dict(...)), written by the owning thread.
         self.results: dict[tuple[str, str], int] = {}
@@ -158,12 +159,12 @@ class VppConnection:
             raise VppApiError(message, retval, args)
         return reply
 
-    def _count(self, message: str, retval: int | None) -> None:
+    def _count(self, message: str, retval: int | None, n: int = 1) -> None:
         key = (
             message,
             "error" if retval is None else ("ok" if retval == 0 else retval_name(retval)),
         )
-        self.results[key] = self.results.get(key, 0) + 1
+        self.results[key] = self.results.get(key, 0) + n
 
     def dump(self, message: str, **args: Any) -> list[Any]:
         rows = self._invoke("dump", message, 2, args)  # the dump and its control_ping
@@ -257,18 +258,32 @@ class VppConnection:
                 a["port"], a["as_address"], a.get("weight", 100), a.get("is_del", False),
                 a.get("is_flush", False),
             )  # fmt: skip
-        vpp = self._api()
+        vpp = self._vpp  # not _api(): its reader is paused while a batch is being sent
+        assert vpp is not None
         kw = dict(a)
         kw.update(_vl_msg_id=mid, client_index=client_index, context=context)
         return bytes(vpp.messages[call.message].pack(kw))
 
+    def _contexts(self, vpp: Any, n: int) -> list[int]:
+        """n fresh request contexts from vpp-papi's process-wide counter, taken in one step."""
+        counter = vpp.get_context
+        lock, value = getattr(counter, "lock", None), getattr(counter, "context", None)
+        if lock is not None and value is not None:
+            with lock:
+                first = int(value.value) + 1
+                if first + n < 0xFFFFFFFF:
+                    value.value = first + n - 1
+                    return list(range(first, first + n))
+        return [int(vpp.get_context()) for _ in range(n)]
+
     def pipeline(self, calls: Sequence[LbCall]) -> list[CallResult]:
         """Send every call without waiting for replies, then match the replies by context.
 
-        Returns one result per call, in order. Up to two windows of requests are in flight: the
-        next window is written before the previous one's replies are read, so neither side
-        waits and neither buffers without bound. A transport failure marks the unanswered calls
-        with an error (the next sync retries them) and drops the connection.
+        Returns one result per call, in order. Requests go out in windows, each encoded just
+        before it is sent: while VPP works through one window the next is encoded and written,
+        and the replies of the one before are read, so neither side waits and neither buffers
+        without bound. A transport failure marks the unanswered calls with an error (the next
+        sync retries them) and drops the connection.
         """
         if not calls:
             return []
@@ -276,91 +291,72 @@ class VppConnection:
         transport = vpp.transport
         client_index = int(transport.socket_index)
         t0 = time.perf_counter()
-        windows: list[list[tuple[LbCall, int, bytes]]] = []
-        for start in range(0, len(calls), WINDOW):
-            w = []
-            for c in calls[start : start + WINDOW]:
-                ctx = int(vpp.get_context())  # process-wide, shared with vpp-papi's own calls
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("VPP call %s [ctx %d]", c.describe(), ctx)
-                w.append((c, ctx, codec.frame(self._encode(c, client_index, ctx))))
-            windows.append(w)
+        contexts = self._contexts(vpp, len(calls))
+        for c in calls:  # every message is known before anything is sent
+            self._msg_id(c.message)
+        if log.isEnabledFor(logging.DEBUG):
+            for c, ctx in zip(calls, contexts, strict=True):
+                log.debug("VPP call %s [ctx %d]", c.describe(), ctx)
+        batch = _Batch(calls, contexts, client_index, self._encode)
         try:
             with borrow_socket(transport, self.read_timeout) as sock:
-                results = self._exchange(sock, windows)
+                results = self._exchange(sock, batch)
         except LeaseError as e:
             log.debug("pipelining through vpp-papi's queue: %s", e)
-            results = self._exchange_queued(transport, windows)
+            results = self._exchange_queued(transport, batch)
+        self.last_reply_at = time.perf_counter()
+        counts: dict[tuple[str, int | None], int] = {}
+        for r in results:
+            k = (r.call.message, None if r.error else r.retval)
+            counts[k] = counts.get(k, 0) + 1
+        for (message, retval), n in counts.items():
+            self._count(message, retval, n)
         if any(r.error for r in results):  # the transport failed: this connection is done
             self.disconnect()
         log.debug("pipelined %d calls in %.1f ms", len(calls), (time.perf_counter() - t0) * 1e3)
         return results
 
-    def _exchange(
-        self, sock: Any, windows: list[list[tuple[LbCall, int, bytes]]]
-    ) -> list[CallResult]:
+    def _exchange(self, sock: Any, batch: _Batch) -> list[CallResult]:
         reader = FrameReader(sock, self.read_timeout)
+        calls, contexts = batch.calls, batch.contexts
         results: list[CallResult] = []
-
-        def fail(i: int, why: str) -> list[CallResult]:
-            rest = [c for w in windows[i:] for c, _, _ in w]
-            return results + [CallResult(c, -1, why) for c in rest]
-
-        def send(i: int) -> bool:
-            try:
-                sock.sendall(b"".join(f for _, _, f in windows[i]))
-            except OSError:
-                return False
-            self.calls += len(windows[i])
-            return True
-
-        if not send(0):
-            return fail(0, "send failed")
-        for i, w in enumerate(windows):
-            if i + 1 < len(windows) and not send(i + 1):
-                return fail(i, "send failed")
-            for k, (c, ctx, _) in enumerate(w):
-                while True:
-                    got = reader.read_reply()
-                    if got is None:
-                        done = results + [
-                            CallResult(x, -1, "no reply from VPP") for x, _, _ in w[k:]
-                        ]
-                        rest = [x for ww in windows[i + 1 :] for x, _, _ in ww]
-                        return done + [CallResult(x, -1, "no reply from VPP") for x in rest]
-                    if got[1] == ctx:
-                        break
-                    log.debug(
-                        "skipping VPP message id %d context %d (waiting for %d)",
-                        got[0],
-                        got[1],
-                        ctx,
-                    )
-                results.append(CallResult(c, got[2]))
-                self._count(c.message, got[2])
+        windows = batch.windows()
+        if not batch.send(sock, 0):
+            return batch.fail(results, "send failed")
+        self.calls += windows[0][1] - windows[0][0]
+        for i, (_lo, hi) in enumerate(windows):
+            if i + 1 < len(windows):
+                if not batch.send(sock, i + 1):
+                    return batch.fail(results, "send failed")
+                self.calls += windows[i + 1][1] - windows[i + 1][0]
+            while len(results) < hi:
+                got = reader.read_replies()
+                if got is None:
+                    return batch.fail(results, "no reply from VPP")
+                for mid, ctx, rv in got:  # may run into the next window's replies
+                    k = len(results)
+                    if k < len(calls) and ctx == contexts[k]:
+                        results.append(CallResult(calls[k], rv))
+                    else:  # a late reply to an earlier, timed-out request, or an event
+                        log.debug("skipping VPP message id %d context %d", mid, ctx)
         return results
 
-    def _exchange_queued(
-        self, transport: Any, windows: list[list[tuple[LbCall, int, bytes]]]
-    ) -> list[CallResult]:
+    def _exchange_queued(self, transport: Any, batch: _Batch) -> list[CallResult]:
         """The same exchange through vpp-papi's reader thread (slower; the fallback)."""
         results: list[CallResult] = []
-        for i, w in enumerate(windows):
+        for i, (lo, hi) in enumerate(batch.windows()):
             try:
-                transport.socket.sendall(b"".join(f for _, _, f in w))
-            except (OSError, AttributeError) as e:
-                rest = [c for ww in windows[i:] for c, _, _ in ww]
-                return results + [CallResult(c, -1, f"send failed: {e}") for c in rest]
-            self.calls += len(w)
-            for k, (c, ctx, _) in enumerate(w):
-                r = self._read_reply(transport, ctx)
+                ok = batch.send(transport.socket, i)
+            except AttributeError:
+                ok = False
+            if not ok:
+                return batch.fail(results, "send failed")
+            self.calls += hi - lo
+            for k in range(lo, hi):
+                r = self._read_reply(transport, batch.contexts[k])
                 if r is None:
-                    rest = [x for x, _, _ in w[k:]] + [
-                        x for ww in windows[i + 1 :] for x, _, _ in ww
-                    ]
-                    return results + [CallResult(x, -1, "no reply from VPP") for x in rest]
-                results.append(CallResult(c, r))
-                self._count(c.message, r)
+                    return batch.fail(results, "no reply from VPP")
+                results.append(CallResult(batch.calls[k], r))
         return results
 
     def _read_reply(self, transport: Any, context: int) -> int | None:
@@ -400,6 +396,48 @@ def _in_process_queue(transport: Any) -> None:
         transport.q = queue.Queue()
     else:
         log.debug("vpp-papi transport left with its own message queue")
+
+
+class _Batch:
+    """One pipelined batch: its calls, their contexts, and its windows encoded on demand."""
+
+    def __init__(
+        self,
+        calls: Sequence[LbCall],
+        contexts: list[int],
+        client_index: int,
+        encode: Callable[[LbCall, int, int], bytes],
+    ) -> None:
+        self.calls = calls
+        self.contexts = contexts
+        self.client_index = client_index
+        self.encode = encode
+
+    def windows(self) -> list[tuple[int, int]]:
+        n = len(self.calls)
+        return [(lo, min(lo + WINDOW, n)) for lo in range(0, n, WINDOW)]
+
+    def send(self, sock: Any, i: int) -> bool:
+        """Encode window i and write it; False if the socket failed."""
+        lo = i * WINDOW
+        hi = min(lo + WINDOW, len(self.calls))
+        frame, encode, ci, calls, ctxs = (
+            codec.frame,
+            self.encode,
+            self.client_index,
+            self.calls,
+            self.contexts,
+        )
+        data = b"".join([frame(encode(calls[k], ci, ctxs[k])) for k in range(lo, hi)])
+        try:
+            sock.sendall(data)
+        except OSError:
+            return False
+        return True
+
+    def fail(self, done: list[CallResult], why: str) -> list[CallResult]:
+        """`done` plus an error result for every call after them."""
+        return done + [CallResult(c, -1, why) for c in self.calls[len(done) :]]
 
 
 def check_results(results: Sequence[CallResult]) -> list[CallResult]:

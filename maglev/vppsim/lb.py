@@ -136,10 +136,14 @@ class Vip:
     slots: list[int | None] = field(default_factory=list)
     free_slots: list[int] = field(default_factory=list)
     by_address: dict[bytes, int] = field(default_factory=dict)  # live or lingering AS indices
-    # Live ASes in address order (the table's sort order) with their weights and buckets.
+    # Live ASes in address order (the table's sort order) with their weights.
     order: list[bytes] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
-    buckets: list[int] = field(default_factory=list)
+    # The table as of the last update: its inputs (order, weights, length) are captured at
+    # each update and the buckets per AS computed from them when first read, so a burst of
+    # weight changes does not pay for tables nobody looks at.
+    table_inputs: tuple[tuple[bytes, ...], tuple[int, ...], int] = ((), (), 0)
+    buckets: list[int] | None = None
 
     @property
     def key(self) -> tuple[bytes, int, int, int]:
@@ -207,12 +211,16 @@ class LbState:
 
     def update_table(self, vip: Vip) -> None:
         """lb_vip_update_new_flow_table, reduced to what the API shows: buckets per AS."""
-        vip.buckets = counts_in_order(vip.weights, vip.new_length)
+        vip.table_inputs = (tuple(vip.order), tuple(vip.weights), vip.new_length)
+        vip.buckets = None
 
     def num_buckets(self, vip: Vip, a: As) -> int:
         if not a.used:
             return 0
-        return vip.buckets[bisect_left(vip.order, a.address)]
+        order, weights, length = vip.table_inputs
+        if vip.buckets is None:
+            vip.buckets = counts_in_order(weights, length)
+        return vip.buckets[bisect_left(order, a.address)]
 
     @staticmethod
     def _set_live(vip: Vip, address: bytes, weight: int) -> None:

@@ -279,3 +279,20 @@ def test_null_values_mean_defaults() -> None:
     assert cfg.healthchecks["h"].interval == 2.0
     assert cfg.frontends["www"].flow_table_length == 1024
     assert cfg.health.workers == 2
+
+
+def test_probe_target_hash_equality_and_pickling() -> None:
+    import pickle
+
+    from maglev.model import ProbeTarget
+
+    a = ProbeTarget(ipaddress.ip_address("10.0.0.1"), "web")
+    b = ProbeTarget(ipaddress.ip_address("10.0.0.1"), "web")
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+    assert a != ProbeTarget(ipaddress.ip_address("10.0.0.2"), "web")
+    assert a != ProbeTarget(ipaddress.ip_address("10.0.0.1"), "dns")
+    assert a != ProbeTarget(ipaddress.ip_address("::1"), "web")
+    assert a != ("10.0.0.1", "web")
+    c = pickle.loads(pickle.dumps(a))
+    assert c == a and hash(c) == hash(a)
+    assert repr(a) == "ProbeTarget(address=IPv4Address('10.0.0.1'), healthcheck='web')"

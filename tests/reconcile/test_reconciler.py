@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import pathlib
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -453,3 +454,40 @@ def test_nat_frontend_target_port(make: Callable[..., Harness], emu: Emulator) -
     vip = [o for o in ops(h.emu, "lb_add_del_vip_v2") if o["port"] == 80][-1]
     assert vip["encap"] == 3 and vip["target_port"] == 8080
     assert h.weights() == {"10.0.0.1": 100, "10.0.0.2": 50, "10.0.0.3": 0}
+
+
+def test_memory_hooks_and_shared_probe_targets(emu: Emulator, files: list[str]) -> None:
+    """`on_config` runs after each config is installed, `on_idle` when a turn of the running
+    thread left the queue empty; the scheduler gets the reconciler's own target objects, kept
+    across a reload, so results find their backends by identity."""
+    inbox: queue.Queue[Any] = queue.Queue()
+    streams = Streams()
+    installed: list[int] = []
+    idle = threading.Event()
+    conn = VppConnection(emu.socket_path, files, read_timeout=3)
+    rec = Reconciler(
+        cfg(emu), inbox, Dataplane(conn), streams,
+        on_config=lambda: installed.append(1), on_idle=idle.set,
+    )  # fmt: skip
+    try:
+        assert installed == [1]
+        keys = {id(t) for t in rec._by_target}
+        assert {id(t) for t in streams.targets} == keys
+        reload = events.ApplyConfig(cfg(emu, flush=False), "test")
+        inbox.put(reload)
+        rec.turn()
+        assert reload.reply.result(1)["ok"] and installed == [1, 1]
+        assert {id(t) for t in rec._by_target} == keys  # same objects after the reload
+        assert {id(t) for t in streams.targets} == keys
+        thread = threading.Thread(target=rec.run, daemon=True)
+        thread.start()
+        b = rec.config.backends["a1"]
+        assert b.healthcheck is not None
+        inbox.put(ProbeResult(ProbeTarget(b.address, b.healthcheck), True, Reason.L4OK, 0.0, "", 0))
+        assert idle.wait(5)
+        inbox.put(events.Stop())
+        thread.join(5)
+        assert not thread.is_alive()
+        assert rec.health["a1"].state.value == "up"
+    finally:
+        conn.disconnect()

@@ -209,3 +209,22 @@ def test_raw_dump_decoding_matches_vpp_papi(conn: VppConnection) -> None:
         ("192.0.2.80/32", 6, 80),
         ("2001:db8:5::/64", 17, 53),
     }
+
+
+def test_pipeline_takes_contexts_from_vpp_papis_counter(conn: VppConnection, emu: Emulator) -> None:
+    """A batch reserves its contexts in one step: unique, and never reused by later calls."""
+    _vip(conn)
+    api = conn._api()
+    before = int(api.get_context())
+    calls = [
+        LbCall("lb_add_del_as_v2", {"pfx": VIP, "protocol": 6, "port": 80,
+                                    "as_address": f"10.0.1.{i}", "weight": 1})
+        for i in range(1, 41)
+    ]  # fmt: skip
+    start = len(emu.operations())
+    assert all(r.ok for r in conn.pipeline(calls))
+    sent = [o.fields()["context"] for o in emu.operations()[start:]]
+    assert len(sent) == 40 and len(set(sent)) == 40
+    assert min(sent) > before
+    assert int(api.get_context()) > max(sent)
+    assert conn.last_reply_at > 0

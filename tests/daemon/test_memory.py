@@ -1,0 +1,64 @@
+"""The daemon's garbage-collector policy: settle after a config, tidy when idle."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from maglev.daemon import memory
+
+
+class Node:
+    def __init__(self) -> None:
+        self.peer: Node | None = None
+
+
+def cycle() -> weakref.ref[Node]:
+    a, b = Node(), Node()
+    a.peer, b.peer = b, a  # only the cycle collector frees these
+    return weakref.ref(a)
+
+
+@pytest.fixture(autouse=True)
+def restore_gc() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+def test_settle_collects_then_freezes_and_makes_full_collections_rare() -> None:
+    dead = cycle()
+    memory.settle()
+    assert dead() is None  # the cycle was collected before freezing
+    assert gc.get_freeze_count() > 0  # what is alive is exempt from later collections
+    assert gc.get_threshold() == memory.THRESHOLDS
+    assert memory.THRESHOLDS[2] > 10  # rarer full collections than CPython's default
+
+
+def test_settle_reexamines_what_an_earlier_settle_froze() -> None:
+    memory.settle()
+    holder = [Node()]
+    holder[0].peer = holder[0]
+    ref = weakref.ref(holder[0])
+    memory.settle()  # frozen now, like a config
+    holder.clear()  # the next reload drops it
+    gc.collect()
+    assert ref() is not None  # a frozen cycle is not collected by a normal collection...
+    memory.settle()
+    assert ref() is None  # ...but the next settle unfreezes first and frees it
+
+
+def test_tidy_runs_at_most_every_interval_and_frees_new_cycles() -> None:
+    memory.settle()  # resets the interval
+    start = memory._last_tidy
+    dead = cycle()
+    assert not memory.tidy(start + memory.TIDY_INTERVAL / 2)  # too soon: not run
+    frozen = gc.get_freeze_count()
+    assert memory.tidy(start + memory.TIDY_INTERVAL + 1)
+    assert dead() is None
+    assert gc.get_freeze_count() >= frozen  # survivors frozen again
+    assert not memory.tidy(start + memory.TIDY_INTERVAL + 2)
