@@ -82,6 +82,25 @@ class ProbeControl(Protocol):
     def set_phase(self, target: ProbeTarget, phase: Phase) -> None: ...
 
 
+def drain(inbox: queue.Queue[Any], limit: int) -> list[Any]:
+    """Up to `limit` queued messages, oldest first, without waiting.
+
+    One lock round for the lot instead of one `get_nowait()` per message (a burst brings
+    thousands); producers blocked on a full queue are woken as `get()` would wake them.
+    """
+    with inbox.mutex:
+        q = inbox.queue
+        n = min(len(q), limit)
+        if n == len(q):
+            items = list(q)
+            q.clear()
+        else:
+            items = [q.popleft() for _ in range(n)]
+        if n:
+            inbox.not_full.notify(n)
+    return items
+
+
 def phase_rank(p: Phase) -> int:
     return {Phase.CHANGING: 0, Phase.DOWN: 1, Phase.UP: 2}[p]
 
@@ -165,11 +184,7 @@ class Reconciler:
     def turn(self, first: Any = None) -> None:
         """One turn: apply `first` and everything queued behind it, then write to VPP."""
         batch = [] if first is None else [first]
-        while len(batch) < DRAIN_MAX:
-            try:
-                batch.append(self.inbox.get_nowait())
-            except queue.Empty:
-                break
+        batch.extend(drain(self.inbox, DRAIN_MAX - len(batch)))
         now = self.clock.monotonic()
         results: dict[ProbeTarget, ProbeResult] = {}
         for msg in batch:
@@ -251,20 +266,23 @@ class Reconciler:
         if self._states is not None and self._states.layout.config is self.config:
             self._states.update(t.backend, t.new)
         self.dirty.update(frontends)
-        self.tally.transition(t.old.value, t.new.value)
+        # `_value_`: the member's value without the descriptor `.value` goes through (a burst
+        # brings thousands of transitions).
+        old, new = t.old._value_, t.new._value_
+        self.tally.transition(old, new)
         event = {
             "type": "backend",
             "backend": t.backend,
             "frontends": frontends,
-            "from": t.old.value,
-            "to": t.new.value,
-            "reason": t.reason.value if t.reason is not None else "-",
+            "from": old,
+            "to": new,
+            "reason": t.reason._value_ if t.reason is not None else "-",
             "detail": t.detail,
         }
-        if log.isEnabledFor(logging.INFO):  # a burst brings thousands: format only when logged
+        if log.isEnabledFor(logging.INFO):  # format only when logged
             log.info(
                 "backend %s: %s -> %s (%s: %s) frontends: %s",
-                t.backend, t.old.value, t.new.value, event["reason"], t.detail or "-",
+                t.backend, old, new, event["reason"], t.detail or "-",
                 ",".join(frontends) or "-",
                 extra={"fields": {"event": "transition", **event}},
             )  # fmt: skip

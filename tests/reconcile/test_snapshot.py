@@ -1,4 +1,4 @@
-"""The reconciler's counters: histogram buckets follow Prometheus' `le` (upper bound inclusive)."""
+"""The reconciler's counters and queue draining."""
 
 from __future__ import annotations
 
@@ -22,3 +22,28 @@ def test_probe_and_pass_histograms_bucket_by_inclusive_upper_bound() -> None:
     assert list(h.counts) == want
     assert h.count == 6 and abs(h.total - 20.5046) < 1e-9
     assert c.pass_hist.counts[0] == 1 and c.pass_hist.counts[len(PASS_BUCKETS)] == 1
+
+
+def test_drain_takes_oldest_first_up_to_a_limit_and_wakes_producers() -> None:
+    import queue
+    import threading
+
+    from maglev.reconcile.reconciler import drain
+
+    q: queue.Queue[int] = queue.Queue(maxsize=3)
+    for i in range(3):
+        q.put(i)
+    done = threading.Event()
+
+    def producer() -> None:
+        q.put(3)  # blocks: the queue is full
+        q.put(4)
+        done.set()
+
+    t = threading.Thread(target=producer, daemon=True)
+    t.start()
+    assert drain(q, 2) == [0, 1]
+    assert done.wait(5)  # both waiting puts went through once room was made
+    assert drain(q, 100) == [2, 3, 4]
+    assert drain(q, 100) == [] and q.empty()
+    t.join(5)
