@@ -18,6 +18,12 @@ Stopping leaves VPP as it is.
 
 Ownership: VIPs in VPP that the config does not name are left alone and logged, unless
 `vpp.unmanaged-vips: delete`; a frontend removed by a reload is deleted (maglev made it).
+
+This module holds the loop, the per-message hot path (probe results, transitions), config
+install/reload and the writing to VPP. The rest is called from here, on this thread, over the
+state passed in: `backends` (per-config lookups, health machines across a reload, probe
+streams), `actions` (operator actions), `link` (connecting with backoff), `startup` (the gate),
+`planner` (plans), `publish` (events and the snapshot readers see).
 """
 
 from __future__ import annotations
@@ -26,22 +32,21 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from maglev.clock import Clock, SystemClock
 from maglev.errors import VppError
 from maglev.health.state import BackendHealth, Phase, Transition
-from maglev.model import (
-    Config,
-    FrontendState,
-    HealthCheck,
-    ProbeResult,
-    ProbeTarget,
-    UnmanagedPolicy,
+from maglev.model import Config, ProbeResult, ProbeTarget, UnmanagedPolicy
+from maglev.reconcile import actions, events, planner
+from maglev.reconcile.backends import (
+    ProbeControl,
+    carry_health,
+    index_config,
+    phase_rank,
+    probe_streams,
 )
-from maglev.reconcile import events, planner
 from maglev.reconcile.dataplane import (
     ActualVip,
     Dataplane,
@@ -50,36 +55,26 @@ from maglev.reconcile.dataplane import (
     op_call,
 )
 from maglev.reconcile.desired import build_layout
+from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import Op, Plan
-from maglev.reconcile.ranked import RankedActual
-from maglev.reconcile.snapshot import (
-    BackendStatus,
-    LazyViews,
-    Snapshot,
-    Tally,
-    ViewRef,
+from maglev.reconcile.publish import (
+    frontend_events,
+    make_snapshot,
+    note_unmanaged,
+    refresh_statuses,
 )
+from maglev.reconcile.ranked import RankedActual
+from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally, ViewRef
 from maglev.reconcile.startup import StartupGate
 from maglev.vpp.dumper import LbState, VipKey
 from maglev.vpp.papi import check_results
 
+__all__ = ["DRAIN_MAX", "ProbeControl", "Reconciler", "drain", "phase_rank"]
+
 log = logging.getLogger(__name__)
 
 DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's latency)
-RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 RETRY_AFTER_FAILURE = 2.0
-
-
-class ProbeControl(Protocol):
-    """What the reconciler needs of the check scheduler."""
-
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]: ...
-
-    def set_phase(self, target: ProbeTarget, phase: Phase) -> None: ...
 
 
 def drain(inbox: queue.Queue[Any], limit: int) -> list[Any]:
@@ -99,10 +94,6 @@ def drain(inbox: queue.Queue[Any], limit: int) -> list[Any]:
         if n:
             inbox.not_full.notify(n)
     return items
-
-
-def phase_rank(p: Phase) -> int:
-    return {Phase.CHANGING: 0, Phase.DOWN: 1, Phase.UP: 2}[p]
 
 
 class Reconciler:
@@ -143,9 +134,7 @@ class Reconciler:
         self.dirty: set[str] = set()
         self.full_due = True
         self.next_sync = now
-        self.reconnect_at = now
-        self.backoff = RECONNECT_MIN
-        self.vpp_since: float | None = None
+        self.link = VppLink(dataplane, self.clock, publish, now)
         self.last_sync: float | None = None
         self.last_sync_ok = False
         self.first_sync_done = False
@@ -203,7 +192,7 @@ class Reconciler:
     def _next_deadline(self) -> float:
         deadlines = [self.next_sync]
         if not self.dp.connected:
-            deadlines.append(self.reconnect_at)
+            deadlines.append(self.link.reconnect_at)
         deadlines.extend(self.gate.deadlines(self.config))
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
@@ -229,22 +218,9 @@ class Reconciler:
 
     def _index(self) -> None:
         """Per-config lookups: probe target -> backends, backend -> frontends."""
-        # The same target objects as before a reload, and the ones the scheduler is given: a
-        # result then finds its target by identity, without comparing addresses.
-        known = {t: t for t in self._by_target}
-        by_target: dict[ProbeTarget, list[str]] = {}
-        for name, b in self.config.backends.items():
-            if b.healthcheck is not None:
-                t = ProbeTarget(b.address, b.healthcheck)
-                by_target.setdefault(known.get(t, t), []).append(name)
-        self._by_target = {t: tuple(n) for t, n in by_target.items()}
-        fe_of: dict[str, list[str]] = {}
-        for fname, fe in self.config.frontends.items():
-            for bname in fe.backend_names():
-                fe_of.setdefault(bname, []).append(fname)
-        self._fe_of = {b: tuple(f) for b, f in fe_of.items()}
-        self._target_of = {n: t for t, names in self._by_target.items() for n in names}
-        self._check_kind = {n: hc.type.value for n, hc in self.config.healthchecks.items()}
+        self._by_target, self._target_of, self._fe_of, self._check_kind = index_config(
+            self.config, self._by_target
+        )
 
     def _update_phase(self, target: ProbeTarget, names: list[str] | tuple[str, ...]) -> None:
         if len(names) == 1:  # the usual case: one backend per target
@@ -293,9 +269,15 @@ class Reconciler:
             if isinstance(msg, events.ApplyConfig):
                 msg.reply.set_result(self._reload(msg.config, msg.source, now))
             elif isinstance(msg, events.BackendAction):
-                msg.reply.set_result(self._backend_action(msg.backend, msg.action, now))
+                t, answer = actions.backend_action(self.health, msg.backend, msg.action, now)
+                if t is not None:
+                    self._transition(t)
+                    self._sync_streams()
+                msg.reply.set_result(answer)
             elif isinstance(msg, events.WeightOverride):
-                msg.reply.set_result(self._override(msg, now))
+                answer = actions.set_override(self.config, self.overrides, msg)
+                self.dirty.add(msg.frontend)
+                msg.reply.set_result(answer)
             elif isinstance(msg, events.SyncRequest):
                 self.full_due = True
                 self._write(now)
@@ -316,94 +298,24 @@ class Reconciler:
             if not isinstance(e, (KeyError, ValueError, VppError)):
                 raise
 
-    def _backend_action(self, name: str, action: str, now: float) -> dict[str, Any]:
-        h = self.health.get(name)
-        if h is None:
-            raise KeyError(f"no backend named {name!r}")
-        fn = {"pause": h.pause, "resume": h.resume, "enable": h.enable, "disable": h.disable}.get(
-            action
-        )
-        if fn is None:
-            raise ValueError(f"action: {action!r} is not one of pause, resume, enable, disable")
-        t = fn(now)
-        if t is not None:
-            self._transition(t)
-            self._sync_streams()
-        return {"backend": name, "state": h.state.value, "changed": t is not None}
-
-    def _override(self, msg: events.WeightOverride, now: float) -> dict[str, Any]:
-        fe = self.config.frontends.get(msg.frontend)
-        if fe is None:
-            raise KeyError(f"no frontend named {msg.frontend!r}")
-        pool = next((p for p in fe.pools if p.name == msg.pool), None)
-        if pool is None:
-            raise KeyError(f"frontend {msg.frontend!r} has no pool named {msg.pool!r}")
-        if not any(m.backend == msg.backend for m in pool.members):
-            raise KeyError(
-                f"pool {msg.pool!r} of frontend {msg.frontend!r} has no backend {msg.backend!r}"
-            )
-        key = (msg.frontend, msg.backend)
-        if msg.weight is None:
-            self.overrides.pop(key, None)
-        else:
-            if not 0 <= msg.weight <= 100:
-                raise ValueError(f"weight: {msg.weight} is not in 0..100")
-            self.overrides[key] = msg.weight
-        log.info(
-            "weight override %s/%s/%s: %s",
-            msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
-        )  # fmt: skip
-        self.dirty.add(msg.frontend)
-        return {
-            "frontend": msg.frontend,
-            "pool": msg.pool,
-            "backend": msg.backend,
-            "override": msg.weight,
-        }
-
     # --- config -----------------------------------------------------------------------------
 
     def _install_config(self, config: Config, now: float) -> None:
-        old = self.health
-        new: dict[str, BackendHealth] = {}
-        for name, b in config.backends.items():
-            check = config.healthchecks.get(b.healthcheck) if b.healthcheck else None
-            prev = old.get(name)
-            if prev is None:
-                new[name] = BackendHealth(name, b.address, check, b.enabled)
-            else:
-                new[name] = prev.reconfigure(b.address, check, b.enabled, now)
-        for name, h in old.items():
-            if name not in new:
-                t = h.remove(now)
-                if t is not None:
-                    self._transition(t)
+        new, removed = carry_health(self.health, config, now)
+        for t in removed:
+            self._transition(t)
         self.health = new
         self.config = config
         self._index()
         self._bstatus = {}
         self._touched = set(new)
-        # Overrides of pools/backends that no longer exist go away with them.
-        self.overrides = {
-            (f, b): w
-            for (f, b), w in self.overrides.items()
-            if f in config.frontends and b in config.frontends[f].backend_names()
-        }
+        self.overrides = actions.kept_overrides(self.overrides, config)
         self._sync_streams()
         if self.on_config is not None:
             self.on_config()
 
     def _sync_streams(self) -> None:
-        targets: dict[ProbeTarget, HealthCheck] = {}
-        phases: dict[ProbeTarget, Phase] = {}
-        for name, h in self.health.items():
-            t = self._target_of.get(name)
-            if not h.probing or h.check is None or t is None:
-                continue
-            targets[t] = h.check
-            p = h.phase
-            if p is not None and (t not in phases or phase_rank(p) < phase_rank(phases[t])):
-                phases[t] = p
+        targets, phases = probe_streams(self.health, self._target_of)
         self._phase = dict(phases)
         self.scheduler.set_targets(targets, phases)
 
@@ -434,34 +346,19 @@ class Reconciler:
     def _connect(self, now: float) -> bool:
         if self.dp.connected:
             return True
-        if now < self.reconnect_at:
+        if not self.link.connect(now):
             return False
-        try:
-            v = self.dp.connect()
-        except VppError as e:
-            self.reconnect_at = now + self.backoff
-            log.warning("VPP not reachable (%s); retrying in %.1fs", e, self.backoff)
-            self.backoff = min(self.backoff * 2, RECONNECT_MAX)
-            return False
-        self.backoff = RECONNECT_MIN
-        self.vpp_since = self.clock.wall()
-        self.actual = None
+        self.actual = None  # whatever we knew may be stale: read VPP again
         self.full_due = True
-        log.info("connected to VPP %s (%s)", v.version, v.build_date or "build date unknown")
-        self.publish({"type": "vpp", "connected": True, "version": v.version})
         return True
 
     def _lost(self, why: str, now: float) -> None:
-        log.warning("lost VPP: %s", why)
-        self.dp.disconnect()
+        self.link.lost(why, now)
         self.actual = None
         self.full_due = True
-        self.vpp_since = None
-        self.reconnect_at = now + self.backoff
-        self.publish({"type": "vpp", "connected": False, "reason": why})
 
     def _write(self, now: float) -> None:
-        if self.vpp_since is not None and not self.dp.connected:
+        if self.link.dropped:
             self._lost("connection closed", now)
         if not self._connect(now):
             return
@@ -532,13 +429,13 @@ class Reconciler:
         before = {n: planner.brief(self.views[n]) if n in self.views else None for n in views}
         self.views.update(views)
         if only is None:
-            self._note_unmanaged(plan)
+            self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
         ok = self._apply(plan, now)
         if ok and only is None:
             self.removed_vips = {k for k in self.removed_vips if k in self.actual}
         dt = time.perf_counter() - t0
         self.tally.pass_done(dt)
-        self._frontend_events(before, views)
+        frontend_events(self.publish, before, views, self.first_sync_done)
         return ok
 
     def preview(self, config: Config) -> dict[str, Any]:
@@ -550,17 +447,6 @@ class Reconciler:
             self.config, config, states, self.overrides, self.actual, self.removed_vips
         )
         return {"summary": plan.summary(), "plan": plan.lines()}
-
-    def _note_unmanaged(self, plan: Plan) -> None:
-        self.unmanaged = tuple(plan.unmanaged)
-        for k in plan.unmanaged:
-            if k not in self._logged_unmanaged:
-                log.warning(
-                    "VPP has lb VIP %s protocol %d port %d that the config does not name; left "
-                    "alone (set vpp.unmanaged-vips: delete to remove such VIPs)",
-                    *k,
-                )
-                self._logged_unmanaged.add(k)
 
     def _apply(self, plan: Plan, now: float) -> bool:
         assert self.actual is not None
@@ -597,64 +483,9 @@ class Reconciler:
         if self._ranked is not None:
             self._ranked.record_all(ops)
 
-    def _frontend_events(
-        self,
-        prev: dict[str, tuple[FrontendState, str | None] | None],
-        views: dict[str, ViewRef],
-    ) -> None:
-        for name, ref in views.items():
-            before = prev.get(name)
-            now = planner.brief(ref)
-            if before == now:
-                continue
-            if before is None and not self.first_sync_done and now[0] is FrontendState.UNKNOWN:
-                continue
-            old = before[0].value if before else None
-            log.info(
-                "frontend %s: %s -> %s (active pool %s)",
-                name,
-                old or "-",
-                now[0].value,
-                now[1] or "-",
-            )
-            self.publish(
-                {
-                    "type": "frontend",
-                    "frontend": name,
-                    "from": old,
-                    "to": now[0].value,
-                    "active_pool": now[1],
-                }
-            )
-
     # --- publishing -------------------------------------------------------------------------
 
-    def _status(self, name: str, h: BackendHealth) -> BackendStatus:
-        target = self._target_of.get(name)
-        probe = self.last_probe.get(target) if target is not None else None
-        return BackendStatus(name, h.state, h.counter, h.history, probe)
-
     def _make_snapshot(self) -> Snapshot:
-        # Only backends touched since the last snapshot are rebuilt (thousands may exist).
-        for name in self._touched:
-            h = self.health.get(name)
-            if h is not None:
-                self._bstatus[name] = self._status(name, h)
-        self._touched = set()
-        backends = dict(self._bstatus)
-        return Snapshot(
-            config=self.config,
-            backends=MappingProxyType(backends),
-            frontends=LazyViews(
-                {n: v for n, v in self.views.items() if n in self.config.frontends}
-            ),
-            overrides=MappingProxyType(dict(self.overrides)),
-            vpp_connected=self.dp.connected,
-            vpp_version=self.dp.version.version if self.dp.version else None,
-            vpp_since=self.vpp_since,
-            released=frozenset(self.gate.released),
-            last_sync=self.last_sync,
-            last_sync_ok=self.last_sync_ok,
-            unmanaged=self.unmanaged,
-            counters=self.tally.freeze(),
-        )
+        touched, self._touched = self._touched, set()
+        refresh_statuses(self._bstatus, touched, self.health, self._target_of, self.last_probe)
+        return make_snapshot(self, self._bstatus)

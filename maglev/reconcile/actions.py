@@ -1,0 +1,83 @@
+"""Operator actions: pause, resume, enable or disable a backend; set or clear a weight override.
+
+Plain functions over state the reconciler owns and passes in (its health machines, its override
+table). Each checks the request, changes that state and returns the answer for the caller; a
+request naming nothing known, or an out-of-range value, raises KeyError or ValueError, which the
+reconciler hands back to the caller instead of failing. Called on the reconciler thread only,
+from its message handling.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from maglev.health.state import BackendHealth, Transition
+from maglev.model import Config
+from maglev.reconcile import events
+
+log = logging.getLogger(__name__)
+
+
+def backend_action(
+    health: Mapping[str, BackendHealth], name: str, action: str, now: float
+) -> tuple[Transition | None, dict[str, Any]]:
+    """Apply `action` to backend `name`: (its transition if the state changed, the answer)."""
+    h = health.get(name)
+    if h is None:
+        raise KeyError(f"no backend named {name!r}")
+    fn = {"pause": h.pause, "resume": h.resume, "enable": h.enable, "disable": h.disable}.get(
+        action
+    )
+    if fn is None:
+        raise ValueError(f"action: {action!r} is not one of pause, resume, enable, disable")
+    t = fn(now)
+    return t, {"backend": name, "state": h.state.value, "changed": t is not None}
+
+
+def set_override(
+    config: Config, overrides: dict[tuple[str, str], int], msg: events.WeightOverride
+) -> dict[str, Any]:
+    """Set or clear (weight None) the override `msg` names in `overrides`; the answer.
+
+    The caller marks the frontend dirty: the new weight reaches VPP on the next pass.
+    """
+    fe = config.frontends.get(msg.frontend)
+    if fe is None:
+        raise KeyError(f"no frontend named {msg.frontend!r}")
+    pool = next((p for p in fe.pools if p.name == msg.pool), None)
+    if pool is None:
+        raise KeyError(f"frontend {msg.frontend!r} has no pool named {msg.pool!r}")
+    if not any(m.backend == msg.backend for m in pool.members):
+        raise KeyError(
+            f"pool {msg.pool!r} of frontend {msg.frontend!r} has no backend {msg.backend!r}"
+        )
+    key = (msg.frontend, msg.backend)
+    if msg.weight is None:
+        overrides.pop(key, None)
+    else:
+        if not 0 <= msg.weight <= 100:
+            raise ValueError(f"weight: {msg.weight} is not in 0..100")
+        overrides[key] = msg.weight
+    log.info(
+        "weight override %s/%s/%s: %s",
+        msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
+    )  # fmt: skip
+    return {
+        "frontend": msg.frontend,
+        "pool": msg.pool,
+        "backend": msg.backend,
+        "override": msg.weight,
+    }
+
+
+def kept_overrides(
+    overrides: Mapping[tuple[str, str], int], config: Config
+) -> dict[tuple[str, str], int]:
+    """The overrides still naming a backend of a frontend in `config` (the rest go with them)."""
+    return {
+        (f, b): w
+        for (f, b), w in overrides.items()
+        if f in config.frontends and b in config.frontends[f].backend_names()
+    }

@@ -1,0 +1,135 @@
+"""The reconciler's publishing side: backend statuses, frontend events, unmanaged-VIP warnings and
+the `Snapshot` readers see.
+
+Plain functions over state the reconciler owns and passes in (or, for the snapshot, reads
+through `SnapshotSource`); nothing here keeps state of its own. Called on the reconciler thread,
+after each pass (events) and at the end of each turn (snapshot); the snapshot it returns is
+immutable, so any thread may read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from maglev.health.state import BackendHealth
+from maglev.model import Config, FrontendState, ProbeResult, ProbeTarget
+from maglev.reconcile import planner
+from maglev.reconcile.link import VppLink
+from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally, ViewRef
+from maglev.reconcile.startup import StartupGate
+from maglev.vpp.dumper import VipKey
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotSource(Protocol):
+    """What a snapshot is made of, as the reconciler holds it (read only here)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def views(self) -> Mapping[str, ViewRef]: ...
+    @property
+    def overrides(self) -> Mapping[tuple[str, str], int]: ...
+    @property
+    def link(self) -> VppLink: ...
+    @property
+    def gate(self) -> StartupGate: ...
+    @property
+    def last_sync(self) -> float | None: ...
+    @property
+    def last_sync_ok(self) -> bool: ...
+    @property
+    def unmanaged(self) -> tuple[VipKey, ...]: ...
+    @property
+    def tally(self) -> Tally: ...
+
+
+def refresh_statuses(
+    statuses: dict[str, BackendStatus],
+    names: Iterable[str],
+    health: Mapping[str, BackendHealth],
+    target_of: Mapping[str, ProbeTarget],
+    last_probe: Mapping[ProbeTarget, ProbeResult],
+) -> None:
+    """Rebuild the statuses of the backends `names` (those touched since the last snapshot:
+    thousands may exist, few change); names no longer configured are skipped."""
+    for name in names:
+        h = health.get(name)
+        if h is not None:
+            target = target_of.get(name)
+            probe = last_probe.get(target) if target is not None else None
+            statuses[name] = BackendStatus(name, h.state, h.counter, h.history, probe)
+
+
+def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) -> Snapshot:
+    """An immutable copy of what readers see (the mutable parts are copied)."""
+    config, link = src.config, src.link
+    return Snapshot(
+        config=config,
+        backends=MappingProxyType(dict(statuses)),
+        frontends=LazyViews({n: v for n, v in src.views.items() if n in config.frontends}),
+        overrides=MappingProxyType(dict(src.overrides)),
+        vpp_connected=link.dp.connected,
+        vpp_version=link.dp.version.version if link.dp.version else None,
+        vpp_since=link.since,
+        released=frozenset(src.gate.released),
+        last_sync=src.last_sync,
+        last_sync_ok=src.last_sync_ok,
+        unmanaged=src.unmanaged,
+        counters=src.tally.freeze(),
+    )
+
+
+def frontend_events(
+    publish: Callable[[dict[str, Any]], None],
+    prev: Mapping[str, tuple[FrontendState, str | None] | None],
+    views: Mapping[str, ViewRef],
+    first_sync_done: bool,
+) -> None:
+    """Log and publish each frontend whose state or active pool a pass changed.
+
+    `prev` holds each one's (state, active pool) before the pass, None if it had no view yet;
+    before the first full sync a frontend still unknown is not news.
+    """
+    for name, ref in views.items():
+        before = prev.get(name)
+        now = planner.brief(ref)
+        if before == now:
+            continue
+        if before is None and not first_sync_done and now[0] is FrontendState.UNKNOWN:
+            continue
+        old = before[0].value if before else None
+        log.info(
+            "frontend %s: %s -> %s (active pool %s)",
+            name,
+            old or "-",
+            now[0].value,
+            now[1] or "-",
+        )
+        publish(
+            {
+                "type": "frontend",
+                "frontend": name,
+                "from": old,
+                "to": now[0].value,
+                "active_pool": now[1],
+            }
+        )
+
+
+def note_unmanaged(unmanaged: Iterable[VipKey], logged: set[VipKey]) -> tuple[VipKey, ...]:
+    """The VIPs a full pass left alone; each is warned about once (`logged` remembers)."""
+    out = tuple(unmanaged)
+    for k in out:
+        if k not in logged:
+            log.warning(
+                "VPP has lb VIP %s protocol %d port %d that the config does not name; left "
+                "alone (set vpp.unmanaged-vips: delete to remove such VIPs)",
+                *k,
+            )
+            logged.add(k)
+    return out
