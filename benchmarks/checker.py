@@ -16,6 +16,9 @@ keep other loopback traffic on the machine out of the way, the benchmark runs it
 network namespace of its own when it can (root and `ip netns`; otherwise in place, counting
 HAProxy's probes the same way but with whatever else connects meanwhile). maglev's probes are
 counted by its own scheduler and the kernel figure is shown beside it as a cross-check.
+maglev's check workers run at the nice value maglevd gives them (`health.priority`, default -5;
+it changes when they run, not what a probe costs); the stand-in for the reconciler drains the
+result queue the way the reconciler does.
 
 `python -m benchmarks.checker [--smoke]`; needs root for apt-get when nginx/haproxy are missing.
 """
@@ -44,10 +47,12 @@ from typing import Any
 
 from benchmarks.common import percentile, ratio, stat, suite_result
 from maglev.health.scheduler import Scheduler
-from maglev.model import CheckType, HealthCheck, ProbeResult, ProbeTarget
+from maglev.model import CheckType, HealthCheck, HealthSettings, ProbeResult, ProbeTarget
+from maglev.reconcile.reconciler import drain as take
 
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS = int(os.environ.get("MAGLEV_BENCH_WORKERS", "2"))
+PRIORITY = HealthSettings().priority  # the check workers' nice value, as maglevd sets it
 
 
 def _ensure(binary: str, package: str) -> str:
@@ -213,10 +218,11 @@ def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -
     q: queue.Queue[ProbeResult] = queue.Queue(maxsize=1_000_000)
     stop = threading.Event()
 
-    def drain() -> None:  # stands in for the reconciler: takes results off the queue
+    def drain() -> None:  # stands in for the reconciler: takes results off the queue as it does
         while not stop.is_set():
             with contextlib.suppress(queue.Empty):
                 q.get(timeout=0.1)
+                take(q, 100_000)
 
     consumer = threading.Thread(target=drain, name="bench-drain", daemon=True)
     consumer.start()
@@ -225,6 +231,7 @@ def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -
         workers=WORKERS,
         rng=random.Random(1),
         lateness_samples=n * int(window + 5),
+        priority=PRIORITY,
     )
     targets = {}
     for addr, port in backends(f, n):
@@ -394,7 +401,8 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
     return suite_result(
         "checker",
         f"{'/'.join(map(str, sizes))} backends at 1 s, tcp+http, 10% refused, 10% blackholed;"
-        f" maglev Scheduler ({WORKERS} workers) vs HAProxy (nbthread 1)"
+        f" maglev Scheduler ({WORKERS} workers at nice {PRIORITY}, as maglevd runs them) vs"
+        " HAProxy (nbthread 1)"
         + ("; in a private network namespace" if isolated else "; in the host namespace"),
         figures,
         ratios,

@@ -210,6 +210,7 @@ class MetricsSettings:
 class HealthSettings:
     workers: int = 2
     queue_size: int = 10000
+    priority: int = -5  # nice value of the check worker threads (-20..19)
 
 
 @dataclass(frozen=True, slots=True)

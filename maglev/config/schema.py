@@ -87,7 +87,7 @@ CONTROL = ("socket", "socket-group", "socket-mode", "tcp-listen", "token-file")
 
 METRICS = ("listen",)
 
-HEALTH = ("workers", "queue-size")
+HEALTH = ("workers", "queue-size", "priority")
 
 
 def healthcheck_keys(check_type: CheckType) -> tuple[str, ...]:

@@ -158,6 +158,7 @@ def health_settings(node: Node) -> HealthSettings:
     return HealthSettings(
         workers=node.integer("workers", d.workers, 1, 64),
         queue_size=node.integer("queue-size", d.queue_size, 1, 10_000_000),
+        priority=node.integer("priority", d.priority, -20, 19),
     )
 
 

@@ -102,7 +102,10 @@ class Runtime:
         files = apidefs.api_files(cfg.vpp.api_dir)
         conn = VppConnection(self.vpp_socket, files, name=f"maglevd-{self.pid}")
         self.scheduler = Scheduler(
-            self.inbox, workers=cfg.health.workers, on_fatal=self._worker_died
+            self.inbox,
+            workers=cfg.health.workers,
+            on_fatal=self._worker_died,
+            priority=cfg.health.priority,
         )
         self.reconciler = Reconciler(
             cfg,
@@ -246,6 +249,9 @@ class Runtime:
                 log.error("config reload (%s) failed in the reconciler: %s", why, e)
                 self.last_reload = {"ok": False, "at": at, "why": why, "problems": [str(e)]}
                 return dict(self.last_reload)
+            if new.health.priority != self.config.health.priority:
+                log.info("check workers: nice %d", new.health.priority)
+                self.scheduler.set_priority(new.health.priority)
             self.config = new
             self.config_loaded_at = at
             self.reload_counts["ok"] += 1

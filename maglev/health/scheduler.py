@@ -56,13 +56,14 @@ class Scheduler:
         rng: random.Random | None = None,
         lateness_samples: int = 10_000,
         on_fatal: Callable[[BaseException], None] | None = None,
+        priority: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         base = rng or random.Random()
         # One generator per worker: random.Random is not meant to be shared across threads.
         self._workers = [
-            Worker(i, results, random.Random(base.random()), lateness_samples, on_fatal)
+            Worker(i, results, random.Random(base.random()), lateness_samples, on_fatal, priority)
             for i in range(workers)
         ]
         self._lock = threading.Lock()
@@ -145,6 +146,15 @@ class Scheduler:
         w = self._worker(target)
         if w is not None:
             w.call(w.resume, target)
+
+    def set_priority(self, nice: int) -> None:
+        """Every worker thread's nice value (takes effect at once on running workers)."""
+        for w in self._workers:
+            w.set_priority(nice)
+
+    def priorities(self) -> tuple[int | None, ...]:
+        """Each worker thread's nice value (None before it started)."""
+        return tuple(w.nice for w in self._workers)
 
     def targets(self) -> frozenset[ProbeTarget]:
         with self._lock:

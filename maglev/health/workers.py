@@ -10,6 +10,11 @@ read its counters (`stats`) under their lock.
 
 Results are put on the reconciler's queue without blocking; when it is full the result is
 dropped and counted (`dropped`): the stream probes again at its next interval, which heals it.
+
+Priority: a worker sets its own thread's nice value (`health.priority`, -5 by default) so that
+probes start on time when other work competes for the CPU; probes are short and cheap, so a
+higher priority costs others little. Raising priority needs CAP_SYS_NICE (root has it); without
+it the worker says so once and runs at the priority it has. Exec probes' children inherit it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
+import os
 import queue
 import random
 import threading
@@ -118,8 +124,11 @@ class Worker:
         rng: random.Random,
         samples: int = 10_000,
         on_fatal: Callable[[BaseException], None] | None = None,
+        priority: int | None = None,
     ) -> None:
         self.name = f"maglev-check-{index}"
+        self.priority = priority  # the nice value asked for (None: leave the thread's own)
+        self.nice: int | None = None  # the thread's nice value once running
         self.results = results
         self.rng = rng
         self.on_fatal = on_fatal
@@ -159,13 +168,34 @@ class Worker:
 
     # --- worker thread ------------------------------------------------------------------
 
+    def set_priority(self, nice: int) -> None:
+        """Ask for a new nice value (applied on the worker's thread)."""
+        self.priority = nice
+        if self._thread.is_alive():
+            self.call(self._apply_priority)
+
     def _main(self) -> None:
         try:
+            self._apply_priority()
             self._reactor.run()
         except BaseException as e:
             self._fatal(e)
         finally:
             self._streams.clear()
+
+    def _apply_priority(self) -> None:
+        tid = threading.get_native_id()
+        want = self.priority
+        if want is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, want)  # Linux: a thread id sets one thread
+            except OSError as e:
+                log.warning(
+                    "check worker %s: cannot set nice %d (%s; raising priority needs "
+                    "CAP_SYS_NICE); it runs at nice %d",
+                    self.name, want, e.strerror or e, os.getpriority(os.PRIO_PROCESS, tid),
+                )  # fmt: skip
+        self.nice = os.getpriority(os.PRIO_PROCESS, tid)
 
     def _fatal(self, e: BaseException) -> None:
         log.critical("check worker %s died: %r", self.name, e, exc_info=e)

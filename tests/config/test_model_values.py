@@ -46,7 +46,7 @@ def test_base_config_builds_the_expected_model() -> None:
     assert cfg.control.socket == "/tmp/maglev-test.sock"
     assert cfg.control.socket_mode == 0o660
     assert cfg.metrics.listen is None
-    assert (cfg.health.workers, cfg.health.queue_size) == (2, 10000)
+    assert (cfg.health.workers, cfg.health.queue_size, cfg.health.priority) == (2, 10000, -5)
 
 
 def test_healthcheck_defaults_and_default_ports() -> None:
@@ -227,7 +227,7 @@ def test_settings_sections() -> None:
         },
     )
     data = mutate(data, "metrics.listen", "127.0.0.1:0")
-    data = mutate(data, "health", {"workers": 64, "queue-size": 1})
+    data = mutate(data, "health", {"workers": 64, "queue-size": 1, "priority": 19})
     cfg = load(data)
     assert cfg.vpp.api_socket == "/run/vpp/api.sock" and not cfg.vpp.embedded
     assert (cfg.vpp.api_dir, cfg.vpp.stats_socket) == ("/usr/share/vpp/api", "/run/vpp/stats.sock")
@@ -238,7 +238,7 @@ def test_settings_sections() -> None:
     assert cfg.control.socket_mode == 0o600 and cfg.control.socket_group == "maglev"
     assert (cfg.control.tcp_listen, cfg.control.token_file) == ("[::1]:9901", "/etc/maglev/token")
     assert cfg.metrics.listen == "127.0.0.1:0"
-    assert (cfg.health.workers, cfg.health.queue_size) == (64, 1)
+    assert (cfg.health.workers, cfg.health.queue_size, cfg.health.priority) == (64, 1, 19)
 
 
 def test_unquoted_octal_mode_is_read_as_octal() -> None:

@@ -118,6 +118,8 @@ CASES: list[tuple[str, object, str | None, str]] = [
     ("metrics.listen", "h:²00", None, "'h:²00'"),
     ("health.workers", 100, None, "100 is not in 1..64"),
     ("health.queue-size", 0, None, "0 is not in 1..10000000"),
+    ("health.priority", -21, None, "-21 is not in -20..19"),
+    ("health.priority", "high", None, "expected an integer, got 'high'"),
     ("frontend", {}, None, "did you mean 'frontends'?"),
     ("health", 3, None, "expected a mapping, got 3"),
 ]

@@ -70,3 +70,30 @@ def test_json_log_lines_carry_transition_fields() -> None:
         "up",
         "down",
     )
+
+
+def test_check_worker_priority_from_config_and_reload(tmp_path: pathlib.Path) -> None:
+    """health.priority sets the check workers' nice value at start, and a reload changes it."""
+    import os
+    import time
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    first, second = min(mine + 2, 19), min(mine + 4, 19)  # lowering needs no privilege
+    cfg = tmp_path / "maglev.yaml"
+    text = CONFIG.format(ctl=tmp_path / "ctl.sock")
+    cfg.write_text(text + f"health: {{priority: {first}}}\n")
+    rt = Runtime(Settings(str(cfg)), load_text(cfg.read_text()))
+    try:
+        rt.start()
+        end = time.monotonic() + 5
+        while rt.scheduler.priorities() != (first, first) and time.monotonic() < end:
+            time.sleep(0.01)
+        assert rt.scheduler.priorities() == (first, first)
+        cfg.write_text(text + f"health: {{priority: {second}}}\n")
+        assert rt.reload("test")["ok"]
+        end = time.monotonic() + 5
+        while rt.scheduler.priorities() != (second, second) and time.monotonic() < end:
+            time.sleep(0.01)
+        assert rt.scheduler.priorities() == (second, second)
+    finally:
+        rt.stop()

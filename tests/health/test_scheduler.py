@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import os
 import pathlib
 import queue
 import random
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -130,6 +131,45 @@ def test_intervals_follow_phase(
     fast = _collect(results, 6, 2.0)
     assert len(fast) == 6
     assert statistics.median(_gaps(fast)) < 0.1, _gaps(fast)
+
+
+def _thread_nice(name: str) -> int:
+    t = next(t for t in threading.enumerate() if t.name == name)
+    assert t.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, t.native_id)
+
+
+def _wait_for(cond: Callable[[], bool], deadline: float = 5.0) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+@pytest.mark.integration
+def test_worker_threads_take_their_priority_and_change_it_live(
+    results: queue.Queue[ProbeResult],
+) -> None:
+    """Each worker sets its own thread's nice value (this test's thread is left alone)."""
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    low = min(mine + 3, 19)  # lowering one's priority needs no privilege
+    s = Scheduler(results, workers=2, rng=random.Random(1), priority=low)
+    s.start()
+    try:
+        assert _wait_for(lambda: s.priorities() == (low, low))
+        assert _thread_nice("maglev-check-0") == low and _thread_nice("maglev-check-1") == low
+        lower = min(low + 2, 19)
+        s.set_priority(lower)
+        assert _wait_for(lambda: s.priorities() == (lower, lower))
+        assert _thread_nice("maglev-check-1") == lower
+        if os.geteuid() == 0:  # raising priority needs CAP_SYS_NICE
+            s.set_priority(mine - 2)
+            assert _wait_for(lambda: s.priorities() == (mine - 2, mine - 2))
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    finally:
+        assert s.stop(5.0)
 
 
 @pytest.mark.integration
