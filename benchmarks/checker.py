@@ -16,6 +16,9 @@ keep other loopback traffic on the machine out of the way, the benchmark runs it
 network namespace of its own when it can (root and `ip netns`; otherwise in place, counting
 HAProxy's probes the same way but with whatever else connects meanwhile). maglev's probes are
 counted by its own scheduler and the kernel figure is shown beside it as a cross-check.
+At the largest size both run once more with every core kept busy by a busy-looping process
+(`contended`): whether probes still start on time when the box is loaded (HAProxy's achieved
+probes/s beside it; it reports no lateness).
 maglev's check workers run at the nice value maglevd gives them (`health.priority`, default -5;
 it changes when they run, not what a probe costs); the stand-in for the reconciler drains the
 result queue the way the reconciler does.
@@ -267,6 +270,19 @@ def run_maglev(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -
     return Measured(p1 - p0, t1 - t0, c1 - c0, w1 - w0, late, a1 - a0, o1 - o0 - 1)
 
 
+@contextlib.contextmanager
+def cpu_hogs(n: int) -> Iterator[None]:
+    """n busy-looping processes at normal priority for the duration: other work on the box."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(n, 1))]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
 def _self_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -384,6 +400,29 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                     higher_is_better=False,
                 )
                 samples[f"{key} lateness ms"] = [x * 1e3 for x in ours.lateness[:20000]]
+                if n == max(sizes) and not smoke:
+                    # The same again with every core kept busy by other processes.
+                    with cpu_hogs(os.cpu_count() or 1):
+                        busy = run_maglev(f, kind, n, warmup, window)
+                        busy_theirs = run_haproxy(f, kind, n, warmup, window)
+                    busy_within = sum(1 for x in busy.lateness if x <= 0.1) / max(
+                        len(busy.lateness), 1
+                    )
+                    figures[f"{key}.contended.probes_per_s"] = stat([busy.per_second], "probes/s")
+                    figures[f"{key}.contended.lateness_p99"] = stat(
+                        [percentile(busy.lateness, 99)], "s"
+                    )
+                    figures[f"{key}.contended.haproxy_probes_per_s"] = stat(
+                        [busy_theirs.per_second], "probes/s"
+                    )
+                    ratios[f"{key}.contended.within_100ms_pct"] = ratio(busy_within * 100, None)
+                    print(
+                        f"{key} with {os.cpu_count()} busy processes: maglev"
+                        f" {busy.per_second:.0f}/s p99 {percentile(busy.lateness, 99) * 1e3:.1f}ms"
+                        f" within100 {busy_within:.2%}; haproxy {busy_theirs.per_second:.0f}/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 notes.append(
                     f"{key}: maglev {ours.probes} probes ({ours.opens} connects,"
                     f" {ours.accepts} reached nginx), haproxy {theirs.opens} connects"

@@ -1,4 +1,4 @@
-"""The reconciler's side of VPP: connect with backoff, read the lb tables, write a plan.
+"""The reconciler's side of VPP: connect, read the lb tables, write a plan (backoff: `link`).
 
 Wraps one `VppConnection` (owned by the reconciler thread). Reading turns the dumped rows into
 `ActualVip`s keyed like desired state; writing turns plan operations into lb API calls, sends

@@ -16,7 +16,7 @@ from vpp_papi.vpp_stats import VPPStats
 
 log = logging.getLogger(__name__)
 
-PATTERN = "^/err/lb[46]-"
+PATTERN = "^/err/lb[46]?-"  # lb4-*, lb6-* and lb-nat4-in2out, lb-nat6-in2out
 
 
 class LbErrorReader:

@@ -46,11 +46,15 @@ LB_NODES = (
     "lb4-l3dsr",
     "lb4-nat4-port",
     "lb6-nat6-port",
+    "lb4-nodeport",
+    "lb6-nodeport",
+    "lb-nat4-in2out",
+    "lb-nat6-in2out",
 )
+# Every lb node registers the same legacy error strings (src/plugins/lb/node.c); VPP names each
+# counter /err/<node>/<string>, spaces kept.
 LB_ERRORS = (
     "no error",
-    "new connection (ok)",
-    "new connection (untracked)",
     "protocol not supported",
 )
 

@@ -35,7 +35,9 @@ def test_reader_follows_counters_and_restarts(tmp_path: pathlib.Path) -> None:
     assert first.stats is not None
     got = reader.read()
     assert got[("lb4-gre4", "no error")] == 0
-    assert all(node.startswith(("lb4-", "lb6-")) for node, _ in got)
+    assert all(node.startswith(("lb4-", "lb6-", "lb-nat")) for node, _ in got)
+    assert ("lb-nat6-in2out", "protocol not supported") in got  # every lb node is read
+    assert {c for _, c in got} == {"no error", "protocol not supported"}
     first.stats.set_error("lb6-gre6", "protocol not supported", 7)
     assert reader.read()[("lb6-gre6", "protocol not supported")] == 7
     first.stop()
@@ -140,10 +142,10 @@ def test_embedded_emulator_serves_lb_errors(tmp_path: pathlib.Path) -> None:
     rt = Runtime(Settings(str(cfg)), load_text(cfg.read_text()))
     rt.start()
     try:
-        rt.emulator.stats.set_error("lb4-gre4", "new connection (ok)", 5)
+        rt.emulator.stats.set_error("lb4-gre4", "protocol not supported", 5)
         fams = [f for f in MaglevCollector(rt)._lb_errors()]
         assert len(fams) == 1
         samples = {(s.labels["node"], s.labels["counter"]): s.value for s in fams[0].samples}
-        assert samples[("lb4-gre4", "new connection (ok)")] == 5.0
+        assert samples[("lb4-gre4", "protocol not supported")] == 5.0
     finally:
         rt.stop()

@@ -45,9 +45,9 @@ def test_dump_follows_counter_changes(sim: Emulator, tmp_path: pathlib.Path) -> 
     assert sim.stats is not None
     stats = _client(tmp_path / "stats.sock")
     try:
-        name = "/err/lb6-gre6/new connection (ok)"
+        name = "/err/lb6-gre6/protocol not supported"
         assert stats.dump([name])[name] == [0]
-        sim.stats.set_error("lb6-gre6", "new connection (ok)", 42)
+        sim.stats.set_error("lb6-gre6", "protocol not supported", 42)
         assert stats.dump([name])[name] == [42]
         assert stats.get_err_counter(name) == 42
         assert stats.set_errors() == {name: 42}
