@@ -10,7 +10,7 @@ reconciler. Then, side by side in one run:
 - *latency*: one backend's transition to its VPP reply, repeated, with 1,000 frontends configured.
 
 The reconciler runs as maglevd runs it (the scheduler's probe-target objects, the daemon's
-garbage-collector policy). The clock stops at the last reply (`VppConnection.last_reply_at`);
+garbage-collector policy, INFO logging: one line per transition, written to a file). The clock stops at the last reply (`VppConnection.last_reply_at`);
 the time until the reconciler's turn is over (view of VPP updated, snapshot published) is
 reported beside it.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import os
 import pathlib
 import queue
@@ -36,6 +37,7 @@ from typing import Any
 
 from benchmarks.common import percentile, ratio, stat, suite_result
 from maglev.daemon import memory
+from maglev.daemon.logsetup import TEXT_FORMAT
 from maglev.health.state import Phase
 from maglev.model import (
     Backend,
@@ -76,7 +78,7 @@ class NoStreams:
         self.targets = {t: t for t in targets}
         return (len(targets), 0, 0)
 
-    def set_phase(self, target: ProbeTarget, phase: Phase) -> None:
+    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
         pass
 
 
@@ -134,6 +136,14 @@ def run(smoke: bool = False) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # maglevd logs at INFO: every transition is a log line (here to a file, as to a journal).
+    logger = logging.getLogger("maglev")
+    handler = logging.FileHandler(tmp / "maglev.log")
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     try:
         deadline = time.monotonic() + 20
         while not os.path.exists(sock):
@@ -142,6 +152,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
             time.sleep(0.05)
         return _measure(sock, tmp, frontends, per, reps, smoke)
     finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.level, logger.propagate = saved
         sim.terminate()
         sim.wait(10)
 

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -249,6 +250,13 @@ class Runtime:
                 log.error("config reload (%s) failed in the reconciler: %s", why, e)
                 self.last_reload = {"ok": False, "at": at, "why": why, "problems": [str(e)]}
                 return dict(self.last_reload)
+            pending = restart_only_changes(self.config, new)
+            if pending:
+                log.warning(
+                    "config reload (%s): %s changed; applied when maglevd restarts (the running "
+                    "value stays until then)",
+                    why, ", ".join(pending),
+                )  # fmt: skip
             if new.health.priority != self.config.health.priority:
                 log.info("check workers: nice %d", new.health.priority)
                 self.scheduler.set_priority(new.health.priority)
@@ -263,6 +271,7 @@ class Runtime:
                 "changes": res.get("summary"),
                 "load_seconds": load_s,
                 "applied_seconds": round(time.perf_counter() - t0, 3),
+                "restart_needed": pending,
             }
             return dict(self.last_reload)
 
@@ -326,6 +335,25 @@ class Runtime:
             except OSError:
                 pass
         log.info("maglevd stopped")
+
+
+RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
+    ("vpp.api-socket", lambda c: c.vpp.api_socket),
+    ("vpp.api-dir", lambda c: c.vpp.api_dir),
+    ("vpp.stats-socket", lambda c: c.vpp.stats_socket),
+    ("control", lambda c: c.control),
+    ("metrics.listen", lambda c: c.metrics.listen),
+    ("health.workers", lambda c: c.health.workers),
+    ("health.queue-size", lambda c: c.health.queue_size),
+)
+"""Settings a reload cannot change in a running daemon (sockets, threads, queues made at start).
+Everything else applies on reload: backends, frontends, healthchecks, `vpp.lb`,
+`vpp.unmanaged-vips`, `health.priority`."""
+
+
+def restart_only_changes(old: Config, new: Config) -> list[str]:
+    """The restart-only settings whose value differs between two configs."""
+    return [key for key, get in RESTART_ONLY if get(old) != get(new)]
 
 
 def run(settings: Settings) -> int:

@@ -137,6 +137,19 @@ class Scheduler:
         if w is not None:
             w.call(w.set_phase, target, phase)
 
+    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
+        """`set_phase` for many targets at once: one hand-off per worker, not one per target
+        (a burst of failures changes thousands)."""
+        by_worker: dict[Worker, list[tuple[ProbeTarget, Phase]]] = {}
+        with self._lock:
+            where = self._where
+            for target, phase in phases.items():
+                w = where.get(target)
+                if w is not None:
+                    by_worker.setdefault(w, []).append((target, phase))
+        for w, items in by_worker.items():
+            w.call(w.set_phases, items)
+
     def pause(self, target: ProbeTarget) -> None:
         w = self._worker(target)
         if w is not None:

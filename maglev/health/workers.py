@@ -234,6 +234,10 @@ class Worker:
         iv = jittered(interval_for(s.check, phase), s.check.jitter, self.rng)
         self._schedule(s, max(self._reactor.time(), s.last_start + iv))
 
+    def set_phases(self, items: list[tuple[ProbeTarget, Phase]]) -> None:
+        for target, phase in items:
+            self.set_phase(target, phase)
+
     def pause(self, target: ProbeTarget) -> None:
         s = self._streams.get(target)
         if s is not None and not s.paused:

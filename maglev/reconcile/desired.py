@@ -306,19 +306,28 @@ def make_plan(
         k = layout.vip_ranks.key(rank)
         return table.extra_vips[rank] if k is None else k
 
-    def addr_of(rank: int) -> IPAddress:
-        a = layout.as_ranks.key(rank)
-        return table.extra_addresses[rank] if a is None else a
-
+    # A burst brings thousands of ops, a VIP's together: its id is looked up once per run.
+    as_key, extra_addresses = layout.as_ranks.key, table.extra_addresses
+    set_weight, add_as, delete_as = diff.OP_SET_WEIGHT, diff.OP_ADD_AS, diff.OP_DELETE_AS
     out: list[Op] = []
+    if not ops:
+        return Plan(ops=(), unmanaged=tuple(vip_of(r) for r in unmanaged))
+    last_vr = ops[0][1]
+    net, proto, port = vip_of(last_vr)
     for code, vr, ar, weight, flush in ops:
-        net, proto, port = vip_of(vr)
-        if code == diff.OP_SET_WEIGHT:
-            out.append(SetWeight(net, proto, port, addr_of(ar), weight, bool(flush)))
-        elif code == diff.OP_ADD_AS:
-            out.append(AddAs(net, proto, port, addr_of(ar), weight))
-        elif code == diff.OP_DELETE_AS:
-            out.append(DeleteAs(net, proto, port, addr_of(ar), bool(flush)))
+        if vr != last_vr:
+            net, proto, port = vip_of(vr)
+            last_vr = vr
+        if code in (set_weight, add_as, delete_as):
+            a = as_key(ar)
+            if a is None:
+                a = extra_addresses[ar]
+            if code == set_weight:
+                out.append(SetWeight(net, proto, port, a, weight, bool(flush)))
+            elif code == add_as:
+                out.append(AddAs(net, proto, port, a, weight))
+            else:
+                out.append(DeleteAs(net, proto, port, a, bool(flush)))
         elif code == diff.OP_CREATE_VIP:
             fe = fe_by_rank[vr]
             _, dscp, _, _ = frontend_attrs(fe)

@@ -1,5 +1,5 @@
-"""The reconciler's publishing side: backend statuses, frontend events, unmanaged-VIP warnings and
-the `Snapshot` readers see.
+"""The reconciler's publishing side: backend transition events, backend statuses, frontend events,
+unmanaged-VIP warnings and the `Snapshot` readers see.
 
 Plain functions over state the reconciler owns and passes in (or, for the snapshot, reads
 through `SnapshotSource`); nothing here keeps state of its own. Called on the reconciler thread,
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from maglev.health.state import BackendHealth
+from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, ProbeResult, ProbeTarget
 from maglev.reconcile import planner
 from maglev.reconcile.link import VppLink
@@ -133,3 +133,36 @@ def note_unmanaged(unmanaged: Iterable[VipKey], logged: set[VipKey]) -> tuple[Vi
             )
             logged.add(k)
     return out
+
+
+def backend_events(
+    said: Iterable[Transition],
+    fe_of: Mapping[str, tuple[str, ...]],
+    tally: Tally,
+    publish: Callable[[dict[str, Any]], None],
+) -> None:
+    """Count, log and publish backend transitions (one event and one log line each)."""
+    logged = log.isEnabledFor(logging.INFO)
+    count = tally.transition
+    for t in said:
+        frontends = list(fe_of.get(t.backend, ()))
+        # `_value_`: the member's value without the descriptor `.value` goes through.
+        old, new = t.old._value_, t.new._value_
+        count(old, new)
+        event = {
+            "type": "backend",
+            "backend": t.backend,
+            "frontends": frontends,
+            "from": old,
+            "to": new,
+            "reason": t.reason._value_ if t.reason is not None else "-",
+            "detail": t.detail,
+        }
+        if logged:
+            log.info(
+                "backend %s: %s -> %s (%s: %s) frontends: %s",
+                t.backend, old, new, event["reason"], t.detail or "-",
+                ",".join(frontends) or "-",
+                extra={"fields": {"event": "transition", **event}},
+            )  # fmt: skip
+        publish(event)

@@ -58,6 +58,7 @@ from maglev.reconcile.desired import build_layout
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import Op, Plan
 from maglev.reconcile.publish import (
+    backend_events,
     frontend_events,
     make_snapshot,
     note_unmanaged,
@@ -152,6 +153,8 @@ class Reconciler:
         self._bstatus: dict[str, BackendStatus] = {}
         self._touched: set[str] = set()
         self._phase: dict[ProbeTarget, Phase] = {}
+        self._phase_news: dict[ProbeTarget, Phase] = {}  # for the scheduler, once per turn
+        self._said: list[Transition] = []  # transitions not yet logged and published
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -183,11 +186,20 @@ class Reconciler:
                 # Keep order between probe results and commands: apply what came before.
                 self._apply_results(results, now)
                 results = {}
+                self._flush_phases()
+                self._tell()
                 self._handle(msg, now)
         self._apply_results(results, now)
         self._release(now)
         self._write(now)
+        self._flush_phases()  # after writing: the next probes' intervals can wait that long
+        self._tell()
         self.snapshot = self._make_snapshot()
+
+    def _flush_phases(self) -> None:
+        if self._phase_news:
+            news, self._phase_news = self._phase_news, {}
+            self.scheduler.set_phases(news)
 
     def _next_deadline(self) -> float:
         deadlines = [self.next_sync]
@@ -234,35 +246,21 @@ class Reconciler:
             phase = min(phases, key=phase_rank)
         if self._phase.get(target) is not phase:  # tell the scheduler on changes only
             self._phase[target] = phase
-            self.scheduler.set_phase(target, phase)
+            self._phase_news[target] = phase
 
     def _transition(self, t: Transition) -> None:
-        frontends = list(self._fe_of.get(t.backend, ()))
         self._touched.add(t.backend)
         if self._states is not None and self._states.layout.config is self.config:
             self._states.update(t.backend, t.new)
-        self.dirty.update(frontends)
-        # `_value_`: the member's value without the descriptor `.value` goes through (a burst
-        # brings thousands of transitions).
-        old, new = t.old._value_, t.new._value_
-        self.tally.transition(old, new)
-        event = {
-            "type": "backend",
-            "backend": t.backend,
-            "frontends": frontends,
-            "from": old,
-            "to": new,
-            "reason": t.reason._value_ if t.reason is not None else "-",
-            "detail": t.detail,
-        }
-        if log.isEnabledFor(logging.INFO):  # format only when logged
-            log.info(
-                "backend %s: %s -> %s (%s: %s) frontends: %s",
-                t.backend, old, new, event["reason"], t.detail or "-",
-                ",".join(frontends) or "-",
-                extra={"fields": {"event": "transition", **event}},
-            )  # fmt: skip
-        self.publish(event)
+        self.dirty.update(self._fe_of.get(t.backend, ()))
+        self._said.append(t)  # logged and published once VPP has been written (`_tell`)
+
+    def _tell(self) -> None:
+        """Count, log and publish this turn's transitions so far; deferred until VPP has been
+        written (a burst's thousands of log lines should not delay the weights they call for)."""
+        if self._said:
+            said, self._said = self._said, []
+            backend_events(said, self._fe_of, self.tally, self.publish)
 
     def _handle(self, msg: Any, now: float) -> None:
         try:
@@ -435,6 +433,7 @@ class Reconciler:
             self.removed_vips = {k for k in self.removed_vips if k in self.actual}
         dt = time.perf_counter() - t0
         self.tally.pass_done(dt)
+        self._tell()  # the backends' transitions first, then what they did to frontends
         frontend_events(self.publish, before, views, self.first_sync_done)
         return ok
 

@@ -72,8 +72,11 @@ def test_json_log_lines_carry_transition_fields() -> None:
     )
 
 
-def test_check_worker_priority_from_config_and_reload(tmp_path: pathlib.Path) -> None:
-    """health.priority sets the check workers' nice value at start, and a reload changes it."""
+def test_check_worker_priority_from_config_and_reload(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """health.priority sets the check workers' nice value at start and a reload changes it; a
+    reload that changes a restart-only setting says so and keeps the running value."""
     import os
     import time
 
@@ -89,8 +92,12 @@ def test_check_worker_priority_from_config_and_reload(tmp_path: pathlib.Path) ->
         while rt.scheduler.priorities() != (first, first) and time.monotonic() < end:
             time.sleep(0.01)
         assert rt.scheduler.priorities() == (first, first)
-        cfg.write_text(text + f"health: {{priority: {second}}}\n")
-        assert rt.reload("test")["ok"]
+        cfg.write_text(text + f"health: {{priority: {second}, workers: 3}}\n")
+        with caplog.at_level(logging.WARNING):
+            res = rt.reload("test")
+        assert res["ok"] and res["restart_needed"] == ["health.workers"]
+        assert "health.workers changed; applied when maglevd restarts" in caplog.text
+        assert len(rt.scheduler.priorities()) == 2  # still the two workers it started with
         end = time.monotonic() + 5
         while rt.scheduler.priorities() != (second, second) and time.monotonic() < end:
             time.sleep(0.01)

@@ -127,7 +127,8 @@ def test_intervals_follow_phase(
     # down_interval is 5 s: nothing (beyond a probe already in flight) for a while ...
     assert len(_collect(results, 2, 0.6)) <= 1
     # ... until the phase says the state is changing: the waiting stream is rescheduled at once.
-    sched.set_phase(t, Phase.CHANGING)
+    other = ProbeTarget(ipaddress.ip_address("127.0.0.9"), "c")  # no such stream: ignored
+    sched.set_phases({t: Phase.CHANGING, other: Phase.UP})
     fast = _collect(results, 6, 2.0)
     assert len(fast) == 6
     assert statistics.median(_gaps(fast)) < 0.1, _gaps(fast)

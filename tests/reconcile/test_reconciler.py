@@ -92,8 +92,8 @@ class Streams:
         self.phases.update(phases or {})
         return (0, 0, 0)
 
-    def set_phase(self, target: ProbeTarget, phase: Phase) -> None:
-        self.phases[target] = phase
+    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
+        self.phases.update(phases)
 
 
 class Harness:
@@ -491,3 +491,24 @@ def test_memory_hooks_and_shared_probe_targets(emu: Emulator, files: list[str]) 
         assert rec.health["a1"].state.value == "up"
     finally:
         conn.disconnect()
+
+
+def test_scheduler_hears_phase_changes_once_per_turn(make: Callable[..., Harness]) -> None:
+    """Probe intervals follow the backends' phases: up (counter at the top), changing, down."""
+    h = make()
+    calls: list[dict[ProbeTarget, Phase]] = []
+    record = h.streams.set_phases
+    h.streams.set_phases = lambda p: (calls.append(dict(p)), record(p))[1]  # type: ignore[method-assign]
+    warm(h)
+    a1 = ProbeTarget(h.rec.config.backends["a1"].address, "hc")
+    assert h.streams.phases[a1] is Phase.UP and len(calls) == 1  # one hand-off for the turn
+    h.probe("a1", False)  # fall 2: one failure leaves it up, counter below the top
+    h.turn()
+    assert h.streams.phases[a1] is Phase.CHANGING
+    h.probe("a1", False)
+    h.turn()
+    assert h.streams.phases[a1] is Phase.DOWN and h.rec.health["a1"].state.value == "down"
+    n = len(calls)
+    h.probe("a1", False)  # still down: no change, nothing sent
+    h.turn()
+    assert len(calls) == n
