@@ -299,11 +299,20 @@ class VppConnection:
                 log.debug("VPP call %s [ctx %d]", c.describe(), ctx)
         batch = _Batch(calls, contexts, client_index, self._encode)
         try:
-            with borrow_socket(transport, self.read_timeout) as sock:
-                results = self._exchange(sock, batch)
-        except LeaseError as e:
-            log.debug("pipelining through vpp-papi's queue: %s", e)
-            results = self._exchange_queued(transport, batch)
+            try:
+                with borrow_socket(transport, self.read_timeout) as sock:
+                    results = self._exchange(sock, batch)
+            except LeaseError as e:
+                log.debug("pipelining through vpp-papi's queue: %s", e)
+                results = self._exchange_queued(transport, batch)
+        except (VppError, LeaseError):
+            raise
+        except Exception as e:
+            # A request that cannot be encoded, met after earlier windows went out: what VPP
+            # has done and which replies are pending is unknown, so this connection is done;
+            # the caller reconnects and a full sync finds out.
+            self.disconnect()
+            raise VppError(f"pipelined batch of {len(calls)} calls abandoned: {e!r}") from e
         self.last_reply_at = time.perf_counter()
         counts: dict[tuple[str, int | None], int] = {}
         for r in results:

@@ -228,3 +228,22 @@ def test_pipeline_takes_contexts_from_vpp_papis_counter(conn: VppConnection, emu
     assert min(sent) > before
     assert int(api.get_context()) > max(sent)
     assert conn.last_reply_at > 0
+
+
+def test_a_request_that_cannot_be_encoded_abandons_the_batch_cleanly(
+    conn: VppConnection, emu: Emulator
+) -> None:
+    """Windows are encoded as they go out: a bad request in a later window (after earlier ones
+    were sent) ends the batch with a VppError and a dropped connection, never half silently."""
+    _vip(conn)
+    vip = {"pfx": VIP, "protocol": 6, "port": 80}
+    calls = [
+        LbCall("lb_add_del_as_v2", {**vip, "as_address": f"10.0.{i // 250}.{i % 250 + 1}"})
+        for i in range(1100)
+    ]
+    calls.append(LbCall("lb_as_set_weight", {**vip, "as_address": "10.0.0.1", "weight": 300}))
+    with pytest.raises(VppError, match="abandoned"):
+        conn.pipeline(calls)
+    assert not conn.connected
+    conn.connect()  # and the next attempt starts afresh
+    assert conn.call("show_version").retval == 0
