@@ -51,7 +51,7 @@ from typing import Any
 from benchmarks.common import percentile, ratio, stat, suite_result
 from maglev.health.scheduler import Scheduler
 from maglev.model import CheckType, HealthCheck, HealthSettings, ProbeResult, ProbeTarget
-from maglev.reconcile.reconciler import drain as take
+from maglev.reconcile.events import drain as take
 
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS = int(os.environ.get("MAGLEV_BENCH_WORKERS", "2"))

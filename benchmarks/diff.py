@@ -37,9 +37,11 @@ from maglev.model import (
     Protocol,
     VppSettings,
 )
-from maglev.reconcile import desired as des
-from maglev.reconcile.plan import ENCAP_CODE
-from maglev.vpp.dumper import AsInfo, VipInfo
+from maglev.reconcile import actual as ra
+from maglev.reconcile import decide as rd
+from maglev.reconcile import layout as rl
+from maglev.vpp import lb
+from maglev.vpp.lb import ENCAP_CODE, AsInfo, VipInfo
 
 TARGET_RATIO = 20.0
 
@@ -74,12 +76,12 @@ def build_case(
             pools,
         )
     config = Config(VppSettings(), {}, backends, frontends)
-    layout = des.build_layout(config)
-    ev = des.evaluate(layout, states)
+    layout = rl.build_layout(config)
+    ev = rd.evaluate(layout, states)
     vips: list[VipInfo] = []
     ases: list[AsInfo] = []
     for i, fe in enumerate(layout.frontends):
-        key = des.vip_id(fe)
+        key = lb.frontend_key(fe)
         vips.append(VipInfo(*key, ENCAP_CODE[fe.encap], fe.dscp, 1024, fe.src_ip_sticky))
         start, end = layout.topology.fe_slot_start[i], layout.topology.fe_slot_start[i + 1]
         for s in range(start, end):
@@ -90,7 +92,7 @@ def build_case(
     return config, states, vips, ases
 
 
-def _full(engine: ModuleType, layout: des.Layout, table: des.ActualTable, st: Any, ov: Any) -> Any:
+def _full(engine: ModuleType, layout: rl.Layout, table: ra.ActualTable, st: Any, ov: Any) -> Any:
     owned = array("b", bytes(len(table.vip_ids)))
     selected = array("b", [1]) * len(layout.frontends)
     desired = engine.compute_desired(layout.topology, st, ov)
@@ -101,10 +103,10 @@ def run(smoke: bool = False) -> dict[str, Any]:
     n_fe, n_be = (20, 8) if smoke else (1000, 64)
     warmup, reps = (1, 3) if smoke else (2, 9)
     config, states, vips, ases = build_case(n_fe, n_be)
-    layout = des.build_layout(config)
-    st = des.encode_states(layout, states)
-    ov = des.encode_overrides(layout, {})
-    table = des.prepare_actual(layout, vips, ases)
+    layout = rl.build_layout(config)
+    st = rl.encode_states(layout, states)
+    ov = rl.encode_overrides(layout, {})
+    table = ra.prepare_actual(layout, vips, ases)
 
     engines: dict[str, ModuleType] = {"python": _diff_py}
     notes: list[str] = []
@@ -137,9 +139,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
         figures[f"full comparison, {name}"] = stat(samples[f"full_{name}"], "s")
     # Shared pure-Python conversions, for scale (not part of the engine ratio).
     conv = {
-        "compile config (per load)": lambda: des.build_layout(config),
-        "encode states (per sync)": lambda: des.encode_states(layout, states),
-        "rank VPP rows (per sync)": lambda: des.prepare_actual(layout, vips, ases),
+        "compile config (per load)": lambda: rl.build_layout(config),
+        "encode states (per sync)": lambda: rl.encode_states(layout, states),
+        "rank VPP rows (per sync)": lambda: ra.prepare_actual(layout, vips, ases),
     }
     for label, fn in conv.items():
         figures[label] = stat(timeit(fn, warmup=1, reps=max(3, reps // 3)), "s")

@@ -55,9 +55,9 @@ from maglev.model import (
     Reason,
     VppSettings,
 )
-from maglev.reconcile.dataplane import Dataplane
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp import apidefs
+from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import LbCall, VppConnection
 
 TARGET_RATIO = 10.0
@@ -168,7 +168,7 @@ def _measure(
     streams = NoStreams()
     conn = VppConnection(sock, files, read_timeout=60)
     # As maglevd runs it, garbage-collector policy included.
-    rec = Reconciler(cfg, inbox, Dataplane(conn), streams, on_config=memory.settle)
+    rec = Reconciler(cfg, inbox, PapiLb(conn), streams, on_config=memory.settle)
     names = list(cfg.backends)
     for r in results(cfg, names, True, streams):
         inbox.put(r)
@@ -231,7 +231,7 @@ def _measure(
             inbox.put(res)
             rec.turn()
             lat.append(conn.last_reply_at - t0)
-    rec.dp.disconnect()
+    rec.lb.disconnect()
     r = min(syncs) / max(min(batched), 1e-9)
     return suite_result(
         "program",

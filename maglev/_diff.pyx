@@ -12,58 +12,54 @@ asserts they agree).
 from cpython cimport array
 import array as _array
 
-# Backend state codes (input).
-ST_UNKNOWN = 0
-ST_UP = 1
-ST_DOWN = 2
-ST_PAUSED = 3
-ST_DISABLED = 4
+# The codes are defined once, in `maglev._diff_codes`: exported as they are, and copied into
+# C-level constants for the typed loops.
+from maglev._diff_codes import (
+    FE_DOWN,
+    FE_UNKNOWN,
+    FE_UP,
+    OP_ADD_AS,
+    OP_CREATE_VIP,
+    OP_DELETE_AS,
+    OP_DELETE_VIP,
+    OP_SET_WEIGHT,
+    R_ACTIVE,
+    R_DISABLED,
+    R_DOWN,
+    R_OVERRIDE,
+    R_PAUSED,
+    R_STANDBY,
+    R_UNKNOWN,
+    R_ZERO,
+    ST_DISABLED,
+    ST_DOWN,
+    ST_PAUSED,
+    ST_UNKNOWN,
+    ST_UP,
+)
+from maglev import _diff_codes as _codes
 
-# Why a backend has its weight (output, per slot).
-R_ACTIVE = 0
-R_OVERRIDE = 1
-R_STANDBY = 2
-R_ZERO = 3
-R_DOWN = 4
-R_PAUSED = 5
-R_DISABLED = 6
-R_UNKNOWN = 7
-
-# Frontend aggregate state codes (output).
-FE_UNKNOWN = 0
-FE_UP = 1
-FE_DOWN = 2
-
-# Operation codes (output): (op, vip_rank, as_rank, weight, flush).
-OP_CREATE_VIP = 1
-OP_ADD_AS = 2
-OP_SET_WEIGHT = 3
-OP_DELETE_AS = 4
-OP_DELETE_VIP = 5
-
-cdef enum:
-    C_ST_UP = 1
-    C_ST_DOWN = 2
-    C_ST_PAUSED = 3
-    C_ST_DISABLED = 4
-    C_R_ACTIVE = 0
-    C_R_OVERRIDE = 1
-    C_R_STANDBY = 2
-    C_R_ZERO = 3
-    C_R_DOWN = 4
-    C_R_PAUSED = 5
-    C_R_DISABLED = 6
-    C_R_UNKNOWN = 7
-    C_FE_UNKNOWN = 0
-    C_FE_UP = 1
-    C_FE_DOWN = 2
-    C_OP_CREATE_VIP = 1
-    C_OP_ADD_AS = 2
-    C_OP_SET_WEIGHT = 3
-    C_OP_DELETE_AS = 4
-    C_OP_DELETE_VIP = 5
-
-cdef int _TABLE_MAX = 65536  # VPP dumps the flow table length as u16: 0 means 65536
+cdef int C_ST_UP = _codes.ST_UP
+cdef int C_ST_DOWN = _codes.ST_DOWN
+cdef int C_ST_PAUSED = _codes.ST_PAUSED
+cdef int C_ST_DISABLED = _codes.ST_DISABLED
+cdef int C_R_ACTIVE = _codes.R_ACTIVE
+cdef int C_R_OVERRIDE = _codes.R_OVERRIDE
+cdef int C_R_STANDBY = _codes.R_STANDBY
+cdef int C_R_ZERO = _codes.R_ZERO
+cdef int C_R_DOWN = _codes.R_DOWN
+cdef int C_R_PAUSED = _codes.R_PAUSED
+cdef int C_R_DISABLED = _codes.R_DISABLED
+cdef int C_R_UNKNOWN = _codes.R_UNKNOWN
+cdef int C_FE_UNKNOWN = _codes.FE_UNKNOWN
+cdef int C_FE_UP = _codes.FE_UP
+cdef int C_FE_DOWN = _codes.FE_DOWN
+cdef int C_OP_CREATE_VIP = _codes.OP_CREATE_VIP
+cdef int C_OP_ADD_AS = _codes.OP_ADD_AS
+cdef int C_OP_SET_WEIGHT = _codes.OP_SET_WEIGHT
+cdef int C_OP_DELETE_AS = _codes.OP_DELETE_AS
+cdef int C_OP_DELETE_VIP = _codes.OP_DELETE_VIP
+cdef int _TABLE_MAX = _codes.TABLE_MAX
 
 cdef array.array _INT = _array.array("i")
 cdef array.array _BYTE = _array.array("b")

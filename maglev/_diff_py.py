@@ -3,7 +3,8 @@
 Owns the two hot loops of a full sync: per-frontend desired weights from backend states, and the
 ordered operations that turn VPP's lb tables into the desired ones. Everything is flat arrays of
 small ints (ranks instead of addresses) so the compiled twin can run typed C loops; the shapes
-are documented in `maglev.diff`, and `maglev.reconcile.desired` converts to and from them.
+are documented in `maglev.diff`, and `maglev.reconcile` (`layout`, `actual`, `decide`) converts
+to and from them; the codes come from `maglev._diff_codes`, as the compiled engine's do.
 Pure and deterministic; called by the reconciler thread. Keep this file line-for-line with
 `_diff.pyx`: a hypothesis test asserts they agree.
 """
@@ -13,36 +14,57 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-# Backend state codes (input).
-ST_UNKNOWN = 0
-ST_UP = 1
-ST_DOWN = 2
-ST_PAUSED = 3
-ST_DISABLED = 4
+from maglev._diff_codes import (
+    FE_DOWN,
+    FE_UNKNOWN,
+    FE_UP,
+    OP_ADD_AS,
+    OP_CREATE_VIP,
+    OP_DELETE_AS,
+    OP_DELETE_VIP,
+    OP_SET_WEIGHT,
+    R_ACTIVE,
+    R_DISABLED,
+    R_DOWN,
+    R_OVERRIDE,
+    R_PAUSED,
+    R_STANDBY,
+    R_UNKNOWN,
+    R_ZERO,
+    ST_DISABLED,
+    ST_DOWN,
+    ST_PAUSED,
+    ST_UNKNOWN,
+    ST_UP,
+)
+from maglev._diff_codes import TABLE_MAX as _TABLE_MAX
 
-# Why a backend has its weight (output, per slot).
-R_ACTIVE = 0  # up, member of the active pool, configured weight
-R_OVERRIDE = 1  # up, member of the active pool, operator override (may be 0)
-R_STANDBY = 2  # up, but its pools are not the active one
-R_ZERO = 3  # up, effective weight 0 (no pool can serve)
-R_DOWN = 4
-R_PAUSED = 5
-R_DISABLED = 6
-R_UNKNOWN = 7
-
-# Frontend aggregate state codes (output).
-FE_UNKNOWN = 0
-FE_UP = 1
-FE_DOWN = 2
-
-# Operation codes (output): (op, vip_rank, as_rank, weight, flush).
-OP_CREATE_VIP = 1
-OP_ADD_AS = 2
-OP_SET_WEIGHT = 3
-OP_DELETE_AS = 4
-OP_DELETE_VIP = 5
-
-_TABLE_MAX = 65536  # VPP dumps the flow table length as u16: 0 means 65536
+__all__ = [
+    "FE_DOWN",
+    "FE_UNKNOWN",
+    "FE_UP",
+    "OP_ADD_AS",
+    "OP_CREATE_VIP",
+    "OP_DELETE_AS",
+    "OP_DELETE_VIP",
+    "OP_SET_WEIGHT",
+    "R_ACTIVE",
+    "R_DISABLED",
+    "R_DOWN",
+    "R_OVERRIDE",
+    "R_PAUSED",
+    "R_STANDBY",
+    "R_UNKNOWN",
+    "R_ZERO",
+    "ST_DISABLED",
+    "ST_DOWN",
+    "ST_PAUSED",
+    "ST_UNKNOWN",
+    "ST_UP",
+    "compute_desired",
+    "diff_tables",
+    "engine_name",
+]
 
 
 def engine_name() -> str:

@@ -36,6 +36,18 @@ class ConfigInvalid(MaglevError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class RequestError(MaglevError):
+    """A request (API call, operator action) that cannot be carried out as asked."""
+
+
+class NotFound(RequestError):
+    """The request names a frontend, pool or backend that does not exist."""
+
+
+class InvalidRequest(RequestError):
+    """The request is malformed or a value is out of range."""
+
+
 class VppError(MaglevError):
     """Talking to VPP failed (connection, transport, or a bad reply)."""
 

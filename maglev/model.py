@@ -61,6 +61,17 @@ class CheckType(enum.Enum):
     EXEC = "exec"
 
 
+DEFAULT_PORTS: Mapping[CheckType, int] = MappingProxyType(
+    {CheckType.HTTP: 80, CheckType.HTTPS: 443, CheckType.DNS: 53}
+)
+"""Well-known ports a check uses when it names none (tcp has no sensible default)."""
+
+
+def netns_name_ok(name: str) -> bool:
+    """Whether `name` can name a network namespace: a file name in /run/netns, not a path."""
+    return bool(name) and "/" not in name and name not in (".", "..")
+
+
 class BackendState(enum.Enum):
     UNKNOWN = "unknown"
     UP = "up"
@@ -93,6 +104,7 @@ class LbSettings:
     sticky_buckets_per_core: int = 1024
     flow_timeout: float = 40.0
     sync_interval: float = 30.0
+    counters_interval: float = 5.0  # how often VPP's per-VIP counters are read (0: never)
     startup_min_delay: float = 5.0
     startup_max_delay: float = 30.0
 

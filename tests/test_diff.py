@@ -6,7 +6,6 @@ import importlib
 import ipaddress
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -26,16 +25,17 @@ from maglev.model import (
     Protocol,
     VppSettings,
 )
-from maglev.reconcile import desired as des
-from maglev.reconcile.plan import (
-    ENCAP_CODE,
+from maglev.reconcile import actual as ra
+from maglev.reconcile import decide as rd
+from maglev.reconcile import layout as rl
+from maglev.vpp.lb import ENCAP_CODE, ActualVip, VipAttrs, VipKey
+from maglev.vpp.ops import (
     AddAs,
     CreateVip,
     DeleteAs,
     DeleteVip,
     Plan,
     SetWeight,
-    VipId,
 )
 
 UP, DOWN, UNKNOWN = BackendState.UP, BackendState.DOWN, BackendState.UNKNOWN
@@ -64,18 +64,15 @@ def engine(request: pytest.FixtureRequest) -> ModuleType | None:
 # --- building blocks ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Attrs:
-    encap: int = 0
-    dscp: int = 0
-    src_ip_sticky: bool = False
-    flow_table_length: int = 1024
+def Attrs(
+    encap: int = 0, dscp: int = 0, src_ip_sticky: bool = False, flow_table_length: int = 1024
+) -> VipAttrs:
+    """VPP's attributes of a VIP, as the dumper would record them."""
+    return VipAttrs.of(encap, dscp, src_ip_sticky, flow_table_length)
 
 
-@dataclass(slots=True)
-class Vip:
-    attrs: Attrs = field(default_factory=Attrs)
-    weights: dict[IPAddress, int] = field(default_factory=dict)
+def Vip(attrs: VipAttrs | None = None, weights: dict[IPAddress, int] | None = None) -> ActualVip:
+    return ActualVip(attrs or Attrs(), dict(weights or {}))
 
 
 def ip(a: str) -> IPAddress:
@@ -107,12 +104,18 @@ def config(fes: Iterable[Frontend], bes: Mapping[str, Backend] | None = None) ->
     return Config(VppSettings(), {}, dict(bes), {f.name: f for f in fes})
 
 
-WWW: VipId = (ipaddress.ip_network("192.0.2.1/32"), 6, 80)
+WWW: VipKey = (ipaddress.ip_network("192.0.2.1/32"), 6, 80)
 
 
-def vip_of(fe: Frontend, weights: Mapping[str, int], **attrs: Any) -> Vip:
+def vip_of(fe: Frontend, weights: Mapping[str, int], **attrs: Any) -> ActualVip:
     """VPP's view of `fe` with the given weights (backend name -> weight) and attributes."""
-    a = replace(Attrs(ENCAP_CODE[fe.encap], 0, fe.src_ip_sticky, fe.flow_table_length), **attrs)
+    fields: dict[str, Any] = {
+        "encap": ENCAP_CODE[fe.encap],
+        "dscp": 0,
+        "src_ip_sticky": fe.src_ip_sticky,
+        "flow_table_length": fe.flow_table_length,
+    }
+    a = Attrs(**{**fields, **attrs})
     addr = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3", "d": "10.0.0.4"}
     return Vip(a, {ip(addr[n]): w for n, w in weights.items()})
 
@@ -121,17 +124,17 @@ def run(
     engine: ModuleType | None,
     cfg: Config,
     states: Mapping[str, BackendState],
-    actual: Mapping[VipId, Vip] | None = None,
+    actual: Mapping[VipKey, ActualVip] | None = None,
     overrides: Mapping[tuple[str, str], int] | None = None,
-    owned: Iterable[VipId] = (),
-) -> tuple[Plan, des.Evaluation]:
-    layout = des.build_layout(cfg)
-    ev = des.evaluate(layout, states, overrides, engine=engine)
-    table = des.prepare_actual_map(layout, actual or {})
-    return des.make_plan(ev, table, frozenset(owned), engine=engine), ev
+    owned: Iterable[VipKey] = (),
+) -> tuple[Plan, rd.Evaluation]:
+    layout = rl.build_layout(cfg)
+    ev = rd.evaluate(layout, states, overrides, engine=engine)
+    table = ra.prepare_actual_map(layout, actual or {})
+    return rd.make_plan(ev, table, frozenset(owned), engine=engine), ev
 
 
-def sw(addr: str, weight: int, flush: bool = False, vip: VipId = WWW) -> SetWeight:
+def sw(addr: str, weight: int, flush: bool = False, vip: VipKey = WWW) -> SetWeight:
     return SetWeight(*vip, ip(addr), weight, flush)
 
 
@@ -316,7 +319,7 @@ def test_unknown_as_between_known_ones_keeps_address_order(engine: ModuleType | 
 
 def test_unmanaged_vip_is_reported_not_deleted(engine: ModuleType | None) -> None:
     fe = frontend()
-    other: VipId = (ipaddress.ip_network("198.51.100.0/24"), 17, 53)
+    other: VipKey = (ipaddress.ip_network("198.51.100.0/24"), 17, 53)
     actual = {
         WWW: vip_of(fe, {"a": 100, "b": 100, "c": 0, "d": 0}),
         other: Vip(Attrs(), {ip("10.9.9.9"): 10}),
@@ -416,13 +419,13 @@ def test_vips_sorted_ipv4_first_then_numeric_prefix_protocol_port(
 
 def test_selected_frontends_leave_the_others_alone(engine: ModuleType | None) -> None:
     www, api = frontend(), frontend("api", "192.0.2.2/32")
-    api_vip: VipId = (ipaddress.ip_network("192.0.2.2/32"), 6, 80)
-    stray: VipId = (ipaddress.ip_network("203.0.113.1/32"), 6, 80)
+    api_vip: VipKey = (ipaddress.ip_network("192.0.2.2/32"), 6, 80)
+    stray: VipKey = (ipaddress.ip_network("203.0.113.1/32"), 6, 80)
     actual = {api_vip: vip_of(api, {"a": 1}), stray: Vip()}
-    layout = des.build_layout(config([www, api]))
-    ev = des.evaluate(layout, all_up(), engine=engine)
-    table = des.prepare_actual_map(layout, actual)
-    plan = des.make_plan(ev, table, selected=des.select(layout, {"www"}), engine=engine)
+    layout = rl.build_layout(config([www, api]))
+    ev = rd.evaluate(layout, all_up(), engine=engine)
+    table = ra.prepare_actual_map(layout, actual)
+    plan = rd.make_plan(ev, table, selected=rd.select(layout, {"www"}), engine=engine)
     assert {op.vip for op in plan.ops} == {WWW}
     assert plan.unmanaged == (stray,)
 

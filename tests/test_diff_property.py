@@ -27,16 +27,18 @@ from maglev.model import (
     Protocol,
     VppSettings,
 )
-from maglev.reconcile import desired as des
-from maglev.reconcile.plan import (
-    ENCAP_CODE,
+from maglev.reconcile import actual as ra
+from maglev.reconcile import decide as rd
+from maglev.reconcile import layout as rl
+from maglev.vpp import lb
+from maglev.vpp.lb import ENCAP_CODE, VipKey
+from maglev.vpp.ops import (
     AddAs,
     CreateVip,
     DeleteAs,
     DeleteVip,
     Plan,
     SetWeight,
-    VipId,
 )
 from tests.test_diff import Attrs, Vip, load_engine
 
@@ -44,13 +46,13 @@ ADDRS: list[IPAddress] = [
     *(ipaddress.ip_address(f"10.0.{i // 4}.{i * 7 % 250 + 1}") for i in range(10)),
     *(ipaddress.ip_address(f"2001:db8::{i:x}") for i in range(1, 7)),
 ]
-VIPS: list[VipId] = [
+VIPS: list[VipKey] = [
     (ipaddress.ip_network(n), p, port)
     for n in ("192.0.2.1/32", "192.0.2.0/24", "2001:db8:1::1/128")
     for p, port in ((6, 80), (17, 80), (6, 443), (255, 0))
 ]
 _PROTO = {6: Protocol.TCP, 17: Protocol.UDP, 255: Protocol.ANY}
-Table = dict[VipId, tuple[tuple[int, int, int, int], dict[IPAddress, int]]]
+Table = dict[VipKey, tuple[tuple[int, int, int, int], dict[IPAddress, int]]]
 
 
 def _norm(a: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -109,18 +111,18 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
             st.tuples(st.sampled_from([*frontends, "gone"]), pick_name), _OVERRIDE, max_size=4
         )
     )
-    actual: dict[VipId, Vip] = {}
+    actual: dict[VipKey, Vip] = {}
     for fe in frontends.values():
         if draw(_TENTHS) >= 8:  # absent from VPP
             continue
         if draw(_TENTHS) < 8:  # mostly in place: the merge-join path
-            encap, dscp, sticky, length = des.frontend_attrs(fe)
+            encap, dscp, sticky, length = lb.frontend_attrs(fe).codes()
             attrs = Attrs(encap, dscp, bool(sticky), length)
         else:
             attrs = draw(_VPP_ATTRS)
         mine = [backends[n].address for n in fe.backend_names()]
         pick = st.sampled_from(mine + ADDRS[:3])
-        actual[des.vip_id(fe)] = Vip(attrs, draw(st.dictionaries(pick, _WEIGHT, max_size=6)))
+        actual[lb.frontend_key(fe)] = Vip(attrs, draw(st.dictionaries(pick, _WEIGHT, max_size=6)))
     for key in draw(_EXTRA_VIPS):
         if key not in actual:
             actual[key] = Vip(Attrs(), draw(_STRAY))
@@ -139,13 +141,13 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any]:
-    layout = des.build_layout(w["config"])
-    sts = des.encode_states(layout, w["states"])
-    ovs = des.encode_overrides(layout, w["overrides"])
-    table = des.prepare_actual_map(layout, w["actual"])
+    layout = rl.build_layout(w["config"])
+    sts = rl.encode_states(layout, w["states"])
+    ovs = rl.encode_overrides(layout, w["overrides"])
+    table = ra.prepare_actual_map(layout, w["actual"])
     owned = array("b", [int(k in w["owned"]) for k in table.vip_ids])
     names = w["selected"] if w["selected"] is not None else w["config"].frontends
-    selected = des.select(layout, names)
+    selected = rd.select(layout, names)
     desired = engine.compute_desired(layout.topology, sts, ovs)
     return desired, engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
 
@@ -176,8 +178,8 @@ def apply(table: Table, plan: Plan) -> Table:
 
 def _check_order(plan: Plan, table: Table) -> None:
     """Per VIP: no raise after a drop (outside a re-create), VIP groups in sorted order."""
-    seen: list[VipId] = []
-    dropped: set[VipId] = set()
+    seen: list[VipKey] = []
+    dropped: set[VipKey] = set()
     weights = {k: dict(ws) for k, (_, ws) in table.items()}
     for op in plan.ops:
         if not seen or seen[-1] != op.vip:
@@ -194,7 +196,7 @@ def _check_order(plan: Plan, table: Table) -> None:
         else:
             dropped.add(op.vip)
             weights[op.vip].pop(op.address, None)
-    assert seen == sorted(seen, key=des.vip_order)
+    assert seen == sorted(seen, key=rl.vip_order)
 
 
 # One test for both properties: generating the worlds is the expensive part.
@@ -203,11 +205,11 @@ def _check_order(plan: Plan, table: Table) -> None:
 def test_twins_agree_and_the_plan_yields_the_desired_table(w: dict[str, Any]) -> None:
     assert _engine_run(_diff_py, w) == _engine_run(load_engine("cython"), w)
 
-    layout = des.build_layout(w["config"])
-    ev = des.evaluate(layout, w["states"], w["overrides"])
-    table = des.prepare_actual_map(layout, w["actual"])
-    selected = None if w["selected"] is None else des.select(layout, w["selected"])
-    plan = des.make_plan(ev, table, frozenset(w["owned"]), selected)
+    layout = rl.build_layout(w["config"])
+    ev = rd.evaluate(layout, w["states"], w["overrides"])
+    table = ra.prepare_actual_map(layout, w["actual"])
+    selected = None if w["selected"] is None else rd.select(layout, w["selected"])
+    plan = rd.make_plan(ev, table, frozenset(w["owned"]), selected)
     before: Table = {
         k: ((v.attrs.encap, v.attrs.dscp, int(v.attrs.src_ip_sticky), v.attrs.flow_table_length),
             dict(v.weights))
@@ -217,19 +219,22 @@ def test_twins_agree_and_the_plan_yields_the_desired_table(w: dict[str, Any]) ->
     _check_order(plan, before)
 
     expected: Table = {}
-    named = {des.vip_id(fe) for fe in layout.frontends}
+    named = {lb.frontend_key(fe) for fe in layout.frontends}
     for i, fe in enumerate(layout.frontends):
-        key = des.vip_id(fe)
+        key = lb.frontend_key(fe)
         if w["selected"] is not None and fe.name not in w["selected"]:
             if key in before:
                 expected[key] = before[key]
             continue
         view = ev.frontend(i)
-        expected[key] = (des.frontend_attrs(fe), {b.address: b.weight for b in view.backends})
+        expected[key] = (
+            lb.frontend_attrs(fe).codes(),
+            {b.address: b.weight for b in view.backends},
+        )
     unowned = [k for k in before if k not in named and k not in w["owned"]]
     for k in unowned:
         expected[k] = before[k]
     assert {k: (_norm(a), ws) for k, (a, ws) in after.items()} == {
         k: (_norm(a), ws) for k, (a, ws) in expected.items()
     }
-    assert plan.unmanaged == tuple(sorted(unowned, key=des.vip_order))
+    assert plan.unmanaged == tuple(sorted(unowned, key=rl.vip_order))

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from maglev.config.changes import ConfigDiff, NamedChanges, diff_configs
+from maglev.config.changes import ConfigDiff, NamedChanges, diff_configs, restart_only_changes
 from maglev.config.fields import parse_duration
 from maglev.config.loader import load_file, load_text
 
@@ -18,4 +18,5 @@ __all__ = [
     "load_file",
     "load_text",
     "parse_duration",
+    "restart_only_changes",
 ]

@@ -1,12 +1,12 @@
 """What changed between two configs, by name, for reload logging and for deciding what to redo.
 
-Pure comparison of two frozen `Config` values; no I/O. Called on whichever thread handles a
-reload (the reconciler, which owns the live config).
+Pure comparison of two frozen `Config` values; no I/O. Called by the reconciler thread, which
+owns the live config and compares it with a reload's once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from maglev.model import Config
@@ -76,3 +76,22 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
             if getattr(old, name) != getattr(new, name)
         ),
     )
+
+
+RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
+    ("vpp.api-socket", lambda c: c.vpp.api_socket),
+    ("vpp.api-dir", lambda c: c.vpp.api_dir),
+    ("vpp.stats-socket", lambda c: c.vpp.stats_socket),
+    ("control", lambda c: c.control),
+    ("metrics.listen", lambda c: c.metrics.listen),
+    ("health.workers", lambda c: c.health.workers),
+    ("health.queue-size", lambda c: c.health.queue_size),
+)
+"""Settings a reload cannot change in a running daemon (sockets, threads, queues made at start).
+Everything else applies on reload: backends, frontends, healthchecks, `vpp.lb`,
+`vpp.unmanaged-vips`, `health.priority`."""
+
+
+def restart_only_changes(old: Config, new: Config) -> tuple[str, ...]:
+    """The restart-only settings whose value differs between two configs."""
+    return tuple(key for key, get in RESTART_ONLY if get(old) != get(new))

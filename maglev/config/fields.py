@@ -98,7 +98,9 @@ def format_duration(seconds: float) -> str:
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
-    """Split `host:port` or `[v6]:port`; port may be 0 (an ephemeral port, for tests)."""
+    """Split `host:port` or `[v6]:port`; port may be 0 (an ephemeral port, for tests); an
+    empty host (`:9900`) means 127.0.0.1. The one parser of listen addresses: the config
+    validates them with it and the daemon binds what it returns."""
     if value.startswith("["):
         host, sep, port = value[1:].partition("]:")
         if not sep:
@@ -109,7 +111,7 @@ def parse_host_port(value: str) -> tuple[str, int]:
             raise ValueError(f"{show(value)} is not host:port (write IPv6 hosts as [::1]:port)")
     if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
         raise ValueError(f"{show(value)}: port {port!r} is not in 0..65535")
-    return host, int(port)
+    return host or "127.0.0.1", int(port)
 
 
 def is_pow2(n: int) -> bool:

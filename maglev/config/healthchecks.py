@@ -1,9 +1,9 @@
 """Per-object validator for healthchecks: one named YAML mapping -> a frozen `HealthCheck`.
 
 Knows which keys each check type accepts (from `maglev.config.schema`), the defaults of the
-well-known ports, and the small languages inside a check (status ranges, jitter, exec
-placeholders). Records every problem with its key path; called by `maglev.config.loader` on
-the thread loading the config.
+well-known ports and the rule for namespace names (from `maglev.model`, shared with the probes),
+and the small languages inside a check (status ranges, jitter, exec placeholders). Records every
+problem with its key path; called by `maglev.config.loader` on the thread loading the config.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 
 from maglev.config import schema
 from maglev.config.fields import Node, format_duration, got, show
-from maglev.model import CheckType, HealthCheck
+from maglev.model import DEFAULT_PORTS, CheckType, HealthCheck, netns_name_ok
 
 CHECK_TYPES = {t.value: t for t in CheckType}
 
@@ -42,7 +42,7 @@ def healthcheck(name: str, node: Node) -> HealthCheck | None:
         )
     if ctype is CheckType.TCP:
         node.require("port", " for a tcp healthcheck")
-    port = node.integer("port", schema.DEFAULT_PORTS.get(ctype), 1, 65535)
+    port = node.integer("port", DEFAULT_PORTS.get(ctype), 1, 65535)
     fields: dict[str, object] = {
         "port": port,
         "interval": interval,
@@ -104,7 +104,7 @@ def jitter(node: Node, default: float) -> float:
 
 def netns(node: Node) -> str | None:
     name = node.text("netns", None)
-    if name is not None and ("/" in name or name in (".", "..")):
+    if name is not None and not netns_name_ok(name):
         node.add("netns", f"{show(name)} is not a network namespace name")
         return None
     return name

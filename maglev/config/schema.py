@@ -23,6 +23,7 @@ LB = (
     "sticky-buckets-per-core",
     "flow-timeout",
     "sync-interval",
+    "counters-interval",
     "startup-min-delay",
     "startup-max-delay",
 )
@@ -53,11 +54,6 @@ HEALTHCHECK_BY_TYPE: Mapping[CheckType, tuple[str, ...]] = MappingProxyType(
         CheckType.EXEC: ("port", "command", "shell"),
     }
 )
-
-DEFAULT_PORTS: Mapping[CheckType, int] = MappingProxyType(
-    {CheckType.HTTP: 80, CheckType.HTTPS: 443, CheckType.DNS: 53}
-)
-"""Well-known ports a check uses when it names none (tcp has no sensible default)."""
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
 DNS_QUERY_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")

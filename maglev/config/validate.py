@@ -102,6 +102,7 @@ def lb_settings(node: Node | None) -> LbSettings:
         sticky_buckets_per_core=buckets,
         flow_timeout=flow_timeout,
         sync_interval=node.duration("sync-interval", d.sync_interval),
+        counters_interval=node.duration("counters-interval", d.counters_interval, positive=False),
         startup_min_delay=min_delay,
         startup_max_delay=max_delay,
     )

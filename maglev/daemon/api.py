@@ -1,7 +1,10 @@
 """The daemon's control-API handler: reads the reconciler's published snapshot, sends it requests.
 
-Runs on the control server's request threads. Reads never lock anything: they format the latest
-immutable `Snapshot`. Writes become messages on the reconciler's queue and wait (bounded) for its
+Runs on the control server's request threads, over a narrow port: the reconciler's
+`ReconcilerPort` (its latest immutable `Snapshot` and a typed request sender), the event bus, the
+daemon's fixed `DaemonInfo`, and a function that asks the main thread for a reload (the main
+thread owns reloads). Reads never lock anything and never reach VPP: they format the snapshot.
+Writes become request messages on the reconciler's queue and wait (bounded) for its frozen
 answer, so every state change still happens on the reconciler thread.
 """
 
@@ -10,50 +13,65 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from maglev import __version__, diff
+from maglev.config import load_text
 from maglev.daemon.bus import EventBus
 from maglev.daemon.control import ApiError
-from maglev.errors import ConfigError, ConfigInvalid, VppError
+from maglev.daemon.info import DaemonInfo
+from maglev.errors import ConfigError, ConfigInvalid, InvalidRequest, NotFound, VppError
 from maglev.reconcile import events
-from maglev.reconcile.reconciler import Reconciler
+from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from maglev.daemon.runtime import Runtime
-
-REQUEST_TIMEOUT = 30.0
 
 
 def _ts(t: float | None) -> str | None:
     return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def reload_doc(r: events.ReloadStatus) -> dict[str, Any]:
+    """A reload status as the API shows it (fields that do not apply are left out)."""
+    doc: dict[str, Any] = {"ok": r.ok, "at": r.at, "problems": list(r.problems)}
+    if r.why is not None:
+        doc["why"] = r.why
+    if r.changes is not None:
+        doc["changes"] = r.changes
+    if r.load_seconds is not None:
+        doc["load_seconds"] = r.load_seconds
+    if r.applied_seconds is not None:
+        doc["applied_seconds"] = r.applied_seconds
+        doc["restart_needed"] = list(r.restart_needed)
+    return doc
+
+
 class DaemonApi:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.bus: EventBus = runtime.bus
+    def __init__(
+        self,
+        port: ReconcilerPort,
+        bus: EventBus,
+        info: DaemonInfo,
+        reload: Callable[[str], events.ReloadStatus],
+    ) -> None:
+        self.port = port
+        self.bus = bus
+        self.info = info
+        self._reload = reload
 
     @property
     def snap(self) -> Snapshot:
-        return self.rt.reconciler.snapshot
+        return self.port.snapshot
 
-    def _ask(self, msg: Any) -> Any:
-        fut: Future[Any] = msg.reply
+    def _ask(self, msg: Asks[T]) -> T:
         try:
-            self.rt.inbox.put(msg, timeout=5.0)
-        except queue.Full as e:
-            raise ApiError(503, "the reconciler is overloaded (queue full); try again") from e
-        try:
-            return fut.result(timeout=REQUEST_TIMEOUT)
-        except FutureTimeout as e:
-            raise ApiError(504, "the reconciler did not answer in time") from e
-        except KeyError as e:
-            raise ApiError(404, str(e.args[0]) if e.args else "not found") from e
-        except ValueError as e:
+            return self.port.ask(msg)
+        except Overloaded as e:
+            raise ApiError(503, str(e)) from e
+        except NoAnswer as e:
+            raise ApiError(504, str(e)) from e
+        except NotFound as e:
+            raise ApiError(404, str(e)) from e
+        except InvalidRequest as e:
             raise ApiError(400, str(e)) from e
         except VppError as e:
             raise ApiError(502, f"VPP: {e}") from e
@@ -66,7 +84,7 @@ class DaemonApi:
 
     def status(self) -> dict[str, Any]:
         s = self.snap
-        rt = self.rt
+        info = self.info
         states: dict[str, int] = {}
         for b in s.backends.values():
             states[b.state.value] = states.get(b.state.value, 0) + 1
@@ -75,14 +93,14 @@ class DaemonApi:
             fstates[f.state.value] = fstates.get(f.state.value, 0) + 1
         return {
             "version": __version__,
-            "pid": rt.pid,
-            "uptime": round(time.time() - rt.started_wall, 3),
+            "pid": info.pid,
+            "uptime": round(time.time() - info.started, 3),
             "engine": diff.IMPLEMENTATION,
-            "dry_run": rt.dry_run,
+            "dry_run": info.dry_run,
             "vpp": {
                 "connected": s.vpp_connected,
-                "socket": rt.vpp_socket,
-                "embedded": rt.config.vpp.embedded,
+                "socket": info.vpp_socket,
+                "embedded": info.embedded,
                 "version": s.vpp_version,
                 "connected_since": _ts(s.vpp_since),
                 "last_sync": _ts(s.last_sync),
@@ -90,9 +108,9 @@ class DaemonApi:
                 "unmanaged_vips": [f"{p} {proto}:{port}" for p, proto, port in s.unmanaged],
             },
             "config": {
-                "file": rt.config_path,
-                "loaded_at": _ts(rt.config_loaded_at),
-                "last_reload": rt.last_reload,
+                "file": info.config_path,
+                "loaded_at": _ts(s.config_loaded_at),
+                "last_reload": reload_doc(s.last_reload),
             },
             "frontends": {"total": len(s.config.frontends), "released": len(s.released), **fstates},
             "backends": {"total": len(s.backends), **states},
@@ -217,86 +235,95 @@ class DaemonApi:
         return out
 
     def vpp_lb_state(self) -> dict[str, Any]:
-        def read(r: Reconciler) -> dict[str, Any]:
-            if not r.dp.connected:
-                raise VppError("not connected to VPP")
-            state, _ = r.dp.read()
-            vips = []
-            for v in state.vips:
-                vips.append(
-                    {
-                        "prefix": str(v.prefix),
-                        "protocol": v.protocol,
-                        "port": v.port,
-                        "encap": v.encap,
-                        "dscp": v.dscp,
-                        "flow_table_length": v.flow_table_length,
-                        "src_ip_sticky": v.src_ip_sticky,
-                        "ases": [
-                            {
-                                "address": str(a.address),
-                                "weight": a.weight,
-                                "num_buckets": a.num_buckets,
-                            }
-                            for a in state.ases_of(v.key)
-                        ],
-                    }
-                )
-            conf = state.conf
-            return {
-                "conf": None
-                if conf is None
-                else {
-                    "ip4_src_address": str(conf.ip4_src_address),
-                    "ip6_src_address": str(conf.ip6_src_address),
-                    "sticky_buckets_per_core": conf.sticky_buckets_per_core,
-                    "flow_timeout": conf.flow_timeout,
-                },
-                "vips": vips,
-            }
-
-        return dict(self._ask(events.Query(read)))
+        """What VPP has now: a dump, made by the reconciler thread (it owns the connection)."""
+        state = self._ask(events.ReadLbState())
+        vips = []
+        for v in state.vips:
+            vips.append(
+                {
+                    "prefix": str(v.prefix),
+                    "protocol": v.protocol,
+                    "port": v.port,
+                    "encap": v.encap,
+                    "dscp": v.dscp,
+                    "flow_table_length": v.flow_table_length,
+                    "src_ip_sticky": v.src_ip_sticky,
+                    "ases": [
+                        {
+                            "address": str(a.address),
+                            "weight": a.weight,
+                            "num_buckets": a.num_buckets,
+                        }
+                        for a in state.ases_of(v.key)
+                    ],
+                }
+            )
+        conf = state.conf
+        return {
+            "conf": None
+            if conf is None
+            else {
+                "ip4_src_address": str(conf.ip4_src_address),
+                "ip6_src_address": str(conf.ip6_src_address),
+                "sticky_buckets_per_core": conf.sticky_buckets_per_core,
+                "flow_timeout": conf.flow_timeout,
+            },
+            "vips": vips,
+        }
 
     def vpp_lb_counters(self) -> dict[str, Any]:
-        from maglev.vpp.counters import read_vip_counters
-
-        def read(r: Reconciler) -> dict[str, Any]:
-            if not r.dp.connected:
-                raise VppError("not connected to VPP")
-            return {"vips": read_vip_counters(r.dp.conn)}
-
-        return dict(self._ask(events.Query(read)))
+        """VPP's per-VIP counters as the reconciler last read them (on its timer)."""
+        s = self.snap
+        if not s.vpp_connected:
+            raise ApiError(502, "VPP: not connected to VPP")
+        return {
+            "read_at": _ts(s.vip_counters_at),
+            "vips": [
+                {
+                    "prefix": str(c.key[0]),
+                    "protocol": c.key[1],
+                    "port": c.key[2],
+                    "type": c.kind,
+                    "removed": False,
+                    "counters": dict(c.counters),
+                }
+                for c in s.vip_counters
+            ],
+        }
 
     # --- writes -----------------------------------------------------------------------------
 
     def backend_action(self, name: str, action: str) -> dict[str, Any]:
-        return dict(self._ask(events.BackendAction(name, action)))
+        r = self._ask(events.BackendAction(name, action))
+        return {"backend": r.backend, "state": r.state, "changed": r.changed}
 
     def set_weight(
         self, frontend: str, pool: str, backend: str, weight: int | None
     ) -> dict[str, Any]:
-        return dict(self._ask(events.WeightOverride(frontend, pool, backend, weight)))
+        r = self._ask(events.WeightOverride(frontend, pool, backend, weight))
+        return {
+            "frontend": r.frontend,
+            "pool": r.pool,
+            "backend": r.backend,
+            "override": r.override,
+        }
 
     def sync(self) -> dict[str, Any]:
-        return dict(self._ask(events.SyncRequest()))
+        r = self._ask(events.SyncRequest())
+        return {"ok": r.ok, "connected": r.connected}
 
     def reload(self) -> dict[str, Any]:
-        return self.rt.reload("control API")
+        return reload_doc(self._reload("control API"))
 
     def check_config(self, text: str) -> dict[str, Any]:
-        from maglev.config import load_text
-
         try:
             cfg = load_text(text, source="<candidate>")
         except ConfigError as e:
             return {"valid": False, "problems": [str(e)]}
         except ConfigInvalid as e:
             return {"valid": False, "problems": [str(p) for p in e.problems]}
-
-        def plan(r: Reconciler) -> dict[str, Any]:
-            return r.preview(cfg)
-
-        return {"valid": True, **self._ask(events.Query(plan))}
+        r = self._ask(events.Preview(cfg))
+        return {"valid": True, "summary": r.summary, "plan": list(r.lines)}
 
     def subscribe(
         self, filters: dict[str, str]

@@ -77,9 +77,10 @@ class EventBus:
                 except queue.Full:
                     try:
                         q.get_nowait()  # drop the oldest: a slow reader must not block us
-                        self.dropped += 1
                     except queue.Empty:
-                        pass
+                        continue
+                    with self._lock:  # several threads publish
+                        self.dropped += 1
 
     @property
     def subscribers(self) -> int:

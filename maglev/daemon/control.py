@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from maglev.config.fields import parse_host_port
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # a candidate config may be large, but not unbounded
@@ -254,11 +256,6 @@ class _TcpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def parse_hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 class ControlServer:
     """Serves the control API until stop(). Start it after the handler is ready."""
 
@@ -298,7 +295,7 @@ class ControlServer:
                 (_RequestHandler,),
                 {"handler": handler, "stopping": self.stopping, "token": (token or "").encode()},
             )
-            tsrv = _TcpServer(parse_hostport(tcp_listen), cls)
+            tsrv = _TcpServer(parse_host_port(tcp_listen), cls)
             self.tcp_address = tsrv.server_address[:2]  # type: ignore[assignment]
             self._servers.append(tsrv)
 

@@ -1,8 +1,9 @@
 """Prometheus metrics: a collector over the published snapshots, served on `metrics.listen`.
 
-Scrapes run on the `maglev-metrics` thread. They read the reconciler's latest snapshot and the
-check scheduler's counters; VPP's per-VIP lb counters are asked of the reconciler thread (it owns
-the VPP connection) with a short deadline, and are simply absent from a scrape when VPP is away.
+Scrapes run on the `maglev-metrics` thread, over a narrow port: the reconciler's latest
+snapshot (VPP's per-VIP lb counters included: the reconciler reads them on its timer, so a
+scrape never sends VPP a request), the check scheduler's counters, and the daemon's fixed info.
+VPP's lb node error counters are read from its stats segment (shared memory, not the API).
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -24,14 +24,13 @@ from prometheus_client.core import (
 )
 
 from maglev import __version__, diff
-from maglev.daemon.control import parse_hostport
+from maglev.config.fields import parse_host_port
+from maglev.daemon.info import DaemonInfo
+from maglev.health.scheduler import CheckerStats
 from maglev.model import BackendState
-from maglev.reconcile import events
-from maglev.reconcile.snapshot import Histogram
-
-if TYPE_CHECKING:
-    from maglev.daemon.runtime import Runtime
-    from maglev.vpp.stats import LbErrorReader
+from maglev.reconcile.port import ReconcilerPort
+from maglev.reconcile.snapshot import Histogram, Snapshot
+from maglev.vpp.stats import LbErrorReader
 
 log = logging.getLogger(__name__)
 STATES = [s.value for s in BackendState]
@@ -50,13 +49,16 @@ def _buckets(h: Histogram) -> list[tuple[str, float]]:
 
 
 class MaglevCollector:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self, port: ReconcilerPort, info: DaemonInfo, checker: Callable[[], CheckerStats]
+    ) -> None:
+        self.port = port
+        self.info = info
+        self.checker = checker
         self._errors: LbErrorReader | None = None
 
     def collect(self) -> Iterator[Any]:
-        rt = self.rt
-        s = rt.reconciler.snapshot
+        s = self.port.snapshot
         cfg = s.config
         info = InfoMetricFamily("maglev", "maglevd build and engine")
         info.add_metric([], {"version": __version__, "engine": diff.IMPLEMENTATION})
@@ -103,7 +105,7 @@ class MaglevCollector:
                     eff.add_metric([fname, bv.name], float(bv.weight))
         yield from (eff, conf, fst)
 
-        stats = rt.scheduler.snapshot(samples=False)
+        stats = self.checker()
         probes = CounterMetricFamily(
             "maglev_probes", "probes finished", labels=["type", "result", "reason"]
         )
@@ -150,7 +152,7 @@ class MaglevCollector:
         calls = CounterMetricFamily(
             "maglev_vpp_api_calls", "VPP API calls", labels=["message", "result"]
         )
-        for (msg, res), n in sorted(dict(rt.reconciler.dp.conn.results).items()):
+        for (msg, res), n in sorted(s.vpp_calls.items()):
             calls.add_metric([msg, res], float(n))
         yield calls
         yield GaugeMetricFamily(
@@ -161,27 +163,25 @@ class MaglevCollector:
             value=(time.time() - s.vpp_since) if s.vpp_since else 0.0,
         )  # fmt: skip
         vi = InfoMetricFamily("maglev_vpp", "VPP the daemon is connected to")
-        vi.add_metric([], {"version": s.vpp_version or "", "socket": rt.vpp_socket})
+        vi.add_metric([], {"version": s.vpp_version or "", "socket": self.info.vpp_socket})
         yield vi
         rl = CounterMetricFamily("maglev_config_reloads", "config reloads", labels=["result"])
-        rl.add_metric(["ok"], float(rt.reload_counts["ok"]))
-        rl.add_metric(["rejected"], float(rt.reload_counts["rejected"]))
+        rl.add_metric(["ok"], float(s.reloads_ok))
+        rl.add_metric(["rejected"], float(s.reloads_rejected))
         yield rl
         yield GaugeMetricFamily(
-            "maglev_queue_depth", "reconciler queue depth", value=float(rt.inbox.qsize())
+            "maglev_queue_depth", "reconciler queue depth", value=float(self.port.queue_depth())
         )
         yield CounterMetricFamily(
             "maglev_dropped_results", "probe results dropped on a full queue",
             value=float(stats.dropped_results),
         )  # fmt: skip
         yield GaugeMetricFamily("maglev_probe_streams", "probe streams", value=float(stats.streams))
-        yield from self._vip_counters()
+        yield from self._vip_counters(s)
         yield from self._lb_errors()
 
     def _lb_errors(self) -> Iterator[Any]:
-        from maglev.vpp.stats import LbErrorReader
-
-        path: str | None = getattr(self.rt, "stats_socket", None)
+        path = self.info.stats_socket
         if path is None:
             return
         if self._errors is None or self._errors.socket_path != path:
@@ -193,24 +193,15 @@ class MaglevCollector:
             fam.add_metric([node, counter], float(n))
         yield fam
 
-    def _vip_counters(self) -> Iterator[Any]:
-        from maglev.vpp.counters import read_vip_counters
-
-        def read(r: Any) -> list[dict[str, Any]]:
-            return read_vip_counters(r.dp.conn) if r.dp.connected else []
-
-        q = events.Query(read)
-        try:
-            self.rt.inbox.put(q, timeout=0.5)
-            vips = q.reply.result(timeout=2.0)
-        except (FutureTimeout, Exception):
-            return
+    def _vip_counters(self, s: Snapshot) -> Iterator[Any]:
+        if not s.vpp_connected:
+            return  # absent while VPP is away, as before a first read
         fam = CounterMetricFamily(
             "maglev_vpp_lb_vip_packets", "VPP lb per-VIP packet counters", labels=["vip", "counter"]
         )
-        for v in vips:
-            vip = f"{v['prefix']} {v['protocol']}:{v['port']}"
-            for name, n in v["counters"].items():
+        for v in s.vip_counters:
+            vip = f"{v.key[0]} {v.key[1]}:{v.key[2]}"
+            for name, n in v.counters:
                 fam.add_metric([vip, name], float(n))
         yield fam
 
@@ -221,10 +212,10 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class MetricsServer:
-    def __init__(self, runtime: Runtime, listen: str) -> None:
+    def __init__(self, collector: MaglevCollector, listen: str) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(MaglevCollector(runtime))
-        host, port = parse_hostport(listen)
+        self.registry.register(collector)
+        host, port = parse_host_port(listen)
         self.server: WSGIServer = make_server(
             host, port, make_wsgi_app(self.registry), handler_class=_QuietHandler
         )

@@ -3,7 +3,11 @@
 Threads: `maglev-check-N` (probe workers), `maglev-reconciler`, `maglev-config-watch`,
 `maglev-control-*`, `maglev-metrics`, and `maglev-vppsim` when the emulator is embedded.
 The main thread only waits on `self.events`: signal handlers and other threads put requests
-there (reload, stop, a thread that died) and the main thread acts on them one at a time.
+there (reload, stop, a thread that died) and the main thread acts on them one at a time. It owns
+reloads: it reads and validates the file (slow for a big config, so not on the reconciler
+thread) and hands the new config to the reconciler, which owns the live config, compares it
+once and publishes the outcome in its snapshot. The control API and the metrics collector are
+given narrow ports (`ReconcilerPort`, `DaemonInfo`), not this object.
 
 Stopping leaves VPP's lb tables exactly as they are, so a restart disturbs no traffic. A thread
 that dies unexpectedly stops the daemon with exit code 1 and its traceback logged: a half-dead
@@ -22,29 +26,35 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from maglev import __version__, diff
-from maglev.config import diff_configs, load_file
+from maglev.config import load_file
 from maglev.config.watcher import ConfigWatcher
 from maglev.daemon import memory
+from maglev.daemon.api import DaemonApi, reload_doc
 from maglev.daemon.bus import BusLogHandler, EventBus
+from maglev.daemon.control import ControlServer
+from maglev.daemon.info import DaemonInfo
+from maglev.daemon.metrics import MaglevCollector, MetricsServer
 from maglev.daemon.notify import sd_notify
-from maglev.errors import ConfigError, ConfigInvalid
+from maglev.errors import ConfigError, ConfigInvalid, MaglevError
 from maglev.health.scheduler import Scheduler
 from maglev.model import Config
 from maglev.reconcile import events
-from maglev.reconcile.dataplane import Dataplane
+from maglev.reconcile.port import ReconcilerPort
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp import apidefs
+from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
 
 log = logging.getLogger(__name__)
 
 STOP_DEADLINE = 10.0
+RELOAD_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +69,18 @@ class Settings:
 class Runtime:
     def __init__(self, settings: Settings, config: Config) -> None:
         self.settings = settings
-        self.config = config
+        self.config = config  # the config maglevd starts with; the reconciler owns the live one
         self.config_path = os.path.abspath(settings.config_path)
-        self.config_loaded_at = time.time()
         self.dry_run = settings.dry_run
         self.pid = os.getpid()
         self.started_wall = time.time()
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.inbox: queue.Queue[Any] = queue.Queue(maxsize=config.health.queue_size)
+        self.port = ReconcilerPort(self.inbox, lambda: self.reconciler.snapshot)
         self.stopping = threading.Event()
         self.bus = EventBus()
-        self.last_reload: dict[str, Any] = {"ok": True, "at": None, "problems": []}
-        self.reload_counts = {"ok": 0, "rejected": 0}
-        self._reload_lock = threading.Lock()
+        self._priority = config.health.priority  # the check workers' nice value (main thread)
+        self._main = threading.get_ident()
         self._tmpdir: str | None = None
         self.emulator: Any = None
         self.vpp_socket = config.vpp.api_socket
@@ -108,10 +117,20 @@ class Runtime:
             on_fatal=self._worker_died,
             priority=cfg.health.priority,
         )
+        self.info = DaemonInfo(
+            version=__version__,
+            pid=self.pid,
+            started=self.started_wall,
+            config_path=self.config_path,
+            dry_run=self.dry_run,
+            vpp_socket=self.vpp_socket,
+            embedded=cfg.vpp.embedded,
+            stats_socket=self.stats_socket,
+        )
         self.reconciler = Reconciler(
             cfg,
             self.inbox,
-            Dataplane(conn),
+            PapiLb(conn),
             self.scheduler,
             publish=self.bus.publish,
             dry_run=self.dry_run,
@@ -135,18 +154,14 @@ class Runtime:
             self._write_pidfile(self.settings.pidfile)
 
     def _start_control(self, cfg: Config) -> None:
-        from maglev.daemon.api import DaemonApi
-        from maglev.daemon.control import ControlServer
-
         c = cfg.control
         token = None
         if c.token_file:
             with open(c.token_file, encoding="utf-8") as f:
                 token = f.read().strip()
         path = self.settings.control_socket or c.socket
-        self.control = ControlServer(
-            DaemonApi(self), path, c.socket_mode, c.socket_group, c.tcp_listen, token
-        )
+        api = DaemonApi(self.port, self.bus, self.info, self.request_reload)
+        self.control = ControlServer(api, path, c.socket_mode, c.socket_group, c.tcp_listen, token)
         self.control.start()
         log.info(
             "control API on unix:%s%s", path, f" and tcp:{c.tcp_listen}" if c.tcp_listen else ""
@@ -154,12 +169,12 @@ class Runtime:
 
     def _start_metrics(self, cfg: Config) -> None:
         listen = self.settings.metrics_listen or cfg.metrics.listen
-        self.metrics: Any = None
+        self.metrics: MetricsServer | None = None
         if not listen:
             return
-        from maglev.daemon.metrics import MetricsServer
-
-        self.metrics = MetricsServer(self, listen)
+        scheduler = self.scheduler
+        collector = MaglevCollector(self.port, self.info, lambda: scheduler.snapshot(samples=False))
+        self.metrics = MetricsServer(collector, listen)
         self.metrics.start()
         log.info("metrics on http://%s/metrics", listen)
 
@@ -204,76 +219,48 @@ class Runtime:
 
     # --- reload -----------------------------------------------------------------------------
 
+    def request_reload(self, why: str) -> events.ReloadStatus:
+        """A reload asked for by another thread: done by the main thread, which owns reloads."""
+        if threading.get_ident() == self._main:
+            return self._reload(why)
+        fut: Future[events.ReloadStatus] = Future()
+        self.events.put(("reload", (why, fut)))
+        return fut.result(timeout=RELOAD_TIMEOUT)
+
     def reload(self, why: str) -> dict[str, Any]:
         """Load, validate and apply the config file; on any problem keep the running config."""
-        with self._reload_lock:
-            at = time.time()
-            t0 = time.perf_counter()
-            try:
-                new = load_file(self.config_path)
-            except (ConfigError, ConfigInvalid) as e:
-                problems = (
-                    [str(p) for p in e.problems] if isinstance(e, ConfigInvalid) else [str(e)]
-                )
-                for p in problems:
-                    log.error("config reload (%s) rejected: %s", why, p)
-                log.error(
-                    "config reload (%s) rejected with %d problem(s); the running config stays",
-                    why,
-                    len(problems),
-                )
-                self.last_reload = {"ok": False, "at": at, "why": why, "problems": problems}
-                self.reload_counts["rejected"] += 1
-                self.bus.publish(
-                    {"type": "reload", "ok": False, "source": why, "problems": problems}
-                )
-                return dict(self.last_reload)
-            load_s = round(time.perf_counter() - t0, 3)
-            changes = diff_configs(self.config, new)
-            if changes.empty:
-                log.info("config reload (%s): nothing changed (read in %.2fs)", why, load_s)
-                self.last_reload = {
-                    "ok": True,
-                    "at": at,
-                    "why": why,
-                    "problems": [],
-                    "changes": "none",
-                    "load_seconds": load_s,
-                }
-                return dict(self.last_reload)
-            log.info("config reload (%s, read in %.2fs): %s", why, load_s, changes.summary())
-            msg = events.ApplyConfig(new, why)
-            self.inbox.put(msg)
-            try:
-                res = msg.reply.result(timeout=600)
-            except Exception as e:
-                log.error("config reload (%s) failed in the reconciler: %s", why, e)
-                self.last_reload = {"ok": False, "at": at, "why": why, "problems": [str(e)]}
-                return dict(self.last_reload)
-            pending = restart_only_changes(self.config, new)
-            if pending:
-                log.warning(
-                    "config reload (%s): %s changed; applied when maglevd restarts (the running "
-                    "value stays until then)",
-                    why, ", ".join(pending),
-                )  # fmt: skip
-            if new.health.priority != self.config.health.priority:
-                log.info("check workers: nice %d", new.health.priority)
-                self.scheduler.set_priority(new.health.priority)
-            self.config = new
-            self.config_loaded_at = at
-            self.reload_counts["ok"] += 1
-            self.last_reload = {
-                "ok": True,
-                "at": at,
-                "why": why,
-                "problems": [],
-                "changes": res.get("summary"),
-                "load_seconds": load_s,
-                "applied_seconds": round(time.perf_counter() - t0, 3),
-                "restart_needed": pending,
-            }
-            return dict(self.last_reload)
+        return reload_doc(self._reload(why))
+
+    def _reload(self, why: str) -> events.ReloadStatus:
+        at = time.time()
+        t0 = time.perf_counter()
+        try:
+            new = load_file(self.config_path)
+        except (ConfigError, ConfigInvalid) as e:
+            problems = [str(p) for p in e.problems] if isinstance(e, ConfigInvalid) else [str(e)]
+            for p in problems:
+                log.error("config reload (%s) rejected: %s", why, p)
+            log.error(
+                "config reload (%s) rejected with %d problem(s); the running config stays",
+                why,
+                len(problems),
+            )
+            status = events.ReloadStatus(ok=False, at=at, why=why, problems=tuple(problems))
+            self.port.send(events.NoteReload(status))
+            self.bus.publish({"type": "reload", "ok": False, "source": why, "problems": problems})
+            return status
+        load_s = round(time.perf_counter() - t0, 3)
+        log.info("config reload (%s): read in %.2fs", why, load_s)
+        try:
+            status = self.port.ask(events.ApplyConfig(new, why, at, t0, load_s), RELOAD_TIMEOUT)
+        except MaglevError as e:
+            log.error("config reload (%s) failed in the reconciler: %s", why, e)
+            return events.ReloadStatus(ok=False, at=at, why=why, problems=(str(e),))
+        if status.ok and new.health.priority != self._priority:
+            log.info("check workers: nice %d", new.health.priority)
+            self._priority = new.health.priority
+            self.scheduler.set_priority(new.health.priority)
+        return status
 
     # --- main loop and stop -----------------------------------------------------------------
 
@@ -281,8 +268,15 @@ class Runtime:
         """Run until stopped; returns the exit code."""
         while True:
             kind, detail = self.events.get()
-            if kind == "reload":
-                self.reload(str(detail))
+            if kind == "reload" and isinstance(detail, tuple):  # asked by another thread
+                why, fut = detail
+                try:
+                    fut.set_result(self._reload(why))
+                except Exception as e:
+                    fut.set_exception(e)
+                    raise
+            elif kind == "reload":
+                self._reload(str(detail))
             elif kind == "stop":
                 log.info("stopping (%s); VPP's lb tables are left as they are", detail)
                 break
@@ -318,11 +312,10 @@ class Runtime:
         if thread is not None:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
             if thread.is_alive():
+                # Its VPP connection is its own (and it may be using it): leave it; the
+                # process exits after this.
                 log.error("the reconciler did not stop within %.0fs", STOP_DEADLINE)
                 self.exit_code = self.exit_code or 1
-        reconciler = getattr(self, "reconciler", None)
-        if reconciler is not None:
-            reconciler.dp.disconnect()
         if self.emulator is not None:
             self.emulator.stop()
         if self._tmpdir:
@@ -335,25 +328,6 @@ class Runtime:
             except OSError:
                 pass
         log.info("maglevd stopped")
-
-
-RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
-    ("vpp.api-socket", lambda c: c.vpp.api_socket),
-    ("vpp.api-dir", lambda c: c.vpp.api_dir),
-    ("vpp.stats-socket", lambda c: c.vpp.stats_socket),
-    ("control", lambda c: c.control),
-    ("metrics.listen", lambda c: c.metrics.listen),
-    ("health.workers", lambda c: c.health.workers),
-    ("health.queue-size", lambda c: c.health.queue_size),
-)
-"""Settings a reload cannot change in a running daemon (sockets, threads, queues made at start).
-Everything else applies on reload: backends, frontends, healthchecks, `vpp.lb`,
-`vpp.unmanaged-vips`, `health.priority`."""
-
-
-def restart_only_changes(old: Config, new: Config) -> list[str]:
-    """The restart-only settings whose value differs between two configs."""
-    return [key for key, get in RESTART_ONLY if get(old) != get(new)]
 
 
 def run(settings: Settings) -> int:

@@ -23,7 +23,6 @@ import errno
 import logging
 import select
 import socket
-import time
 from collections.abc import Callable
 
 from maglev.health import netns, reactor
@@ -78,6 +77,7 @@ class FastProbe:
         "_fd",
         "_http",
         "_netns",
+        "_now",
         "_on_event",
         "_on_expire",
         "_read_timeout",
@@ -113,6 +113,7 @@ class FastProbe:
         self._netns = check.netns
         self._watch = r.watch
         self._unwatch = r.unwatch
+        self._now = r.time  # the reactor's clock: a probe's end and its deadline agree
         # What a timeout means at each stage, worded as the coroutine probes word it.
         self._connect_timeout = timed_out(Progress(Reason.L4TOUT, "connect timeout"), check)
         self._read_timeout = timed_out(Progress(Reason.L7TOUT, "no response"), check)
@@ -130,7 +131,8 @@ class FastProbe:
         return self._state != _IDLE
 
     def begin(self, start: float) -> None:
-        """Start a probe (none may be running); `done` may be called before this returns."""
+        """Start a probe (none may be running) at `start`, the reactor's time now; `done` may be
+        called before this returns."""
         self.start = start
         self._seq += 1
         self._state = _CONNECTING
@@ -258,7 +260,7 @@ class FastProbe:
                 self._unwatch(self._fd)
                 self._fd = -1
             sock.close()
-        self._done(self, outcome, time.monotonic())
+        self._done(self, outcome, self._now())
 
 
 def probe_once(target: ProbeTarget, check: HealthCheck) -> ProbeResult:
@@ -272,6 +274,6 @@ def probe_once(target: ProbeTarget, check: HealthCheck) -> ProbeResult:
         )
         r.stop()
 
-    FastProbe(r, target.address, check, done).begin(time.monotonic())
+    FastProbe(r, target.address, check, done).begin(r.time())
     r.run()
     return out[0]

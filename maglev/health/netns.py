@@ -20,6 +20,8 @@ import ctypes.util
 import os
 import socket
 
+from maglev.model import netns_name_ok
+
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 
@@ -40,7 +42,9 @@ def _setns(fd: int) -> None:
 
 
 def ns_path(name: str) -> str:
-    if not name or "/" in name or name in (".", ".."):
+    # The same rule the config loader applies (`model.netns_name_ok`); checked again here since a
+    # name that slipped through would open a file outside NETNS_DIR.
+    if not netns_name_ok(name):
         raise OSError(f"bad network namespace name {name!r}")
     return os.path.join(NETNS_DIR, name)
 

@@ -15,6 +15,15 @@ probe cost several times HAProxy's CPU. This reactor keeps only what probes need
 - Timers are a heap with lazy cancellation; other threads hand work in through `call_threadsafe`
   (a deque and an eventfd).
 - `after_pass`, when set, runs at the end of every loop pass (a worker flushes its results).
+- Time comes from an injected `maglev.clock.Clock` (`SystemClock` by default), read through
+  `Reactor.time` (its `monotonic`, bound once: with `SystemClock` that is `time.monotonic`
+  itself, no Python call in between). Timers, lanes, deadlines and the wait for the next due
+  entry (`next_due`) all use it, and so do the probes, which take their start and end times from
+  `Reactor.time`.
+- `run` serves until `stop()`. `run_once(timeout)` runs a single pass, waiting at most `timeout`
+  real seconds for I/O (0: not at all), so a test drives a reactor on a `ManualClock` from its own
+  thread: move the clock to `next_due()`, run a pass, repeat; the I/O of real sockets still
+  arrives through epoll meanwhile. Whoever drives a reactor that way `close()`s it at the end.
 - Besides coroutines, a descriptor can have a plain callback (`watch`): the probes of `fast`
   drive their sockets that way, with no coroutine, job or timer object per probe. Their
   deadlines go into a `Lane`: a FIFO of (when, fn, arg) for one fixed delay, so its entries come
@@ -34,9 +43,10 @@ import os
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
+
+from maglev.clock import Clock, SystemClock
 
 _IN = select.EPOLLIN | select.EPOLLONESHOT
 _OUT = select.EPOLLOUT | select.EPOLLONESHOT
@@ -162,8 +172,10 @@ class Job:
 
 
 class Reactor:
-    def __init__(self, slack: float = 0.0) -> None:
+    def __init__(self, slack: float = 0.0, *, clock: Clock | None = None) -> None:
         self.slack = slack
+        self.clock = clock or SystemClock()
+        self.time: Callable[[], float] = self.clock.monotonic  # bound once: read on every probe
         self.iterations = 0
         self._ep = select.epoll()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -181,8 +193,6 @@ class Reactor:
         self._stopping = False
         self.closed = False
         self.after_pass: Callable[[], object] | None = None  # called at the end of each pass
-
-    time = staticmethod(time.monotonic)
 
     # --- any thread ---------------------------------------------------------------------
 
@@ -266,7 +276,7 @@ class Reactor:
                 return
             job.waiting = fd
         else:
-            self.call_at(time.monotonic() + req.seconds, self._wake_job, job)
+            self.call_at(self.time() + req.seconds, self._wake_job, job)
 
     def _wake_job(self, job: Job) -> None:
         if not job.finished:
@@ -301,56 +311,99 @@ class Reactor:
                         self._ep.unregister(fd)
         job.done(job, value, error)
 
+    def next_due(self) -> float | None:
+        """When the earliest timer or lane entry is due (None: none is pending).
+
+        The loop sleeps until then; a test on a `ManualClock` moves the clock there. Cancelled
+        timers and stale lane entries count: they are dropped only when due, so the loop wakes
+        for them too (cheaper than removing them early) and a test stepping here sees the very
+        passes the loop would run.
+        """
+        timers = self._timers
+        nxt = timers[0][0] if timers else None
+        for lane in self._lanes.values():
+            items = lane.items
+            if items and (nxt is None or items[0][0] < nxt):
+                nxt = items[0][0]
+        return nxt
+
     def run(self) -> None:
         """Serve until `stop()`; then end every job (they see `Deadline`) and close."""
+        try:
+            self._serve(None)
+        finally:
+            self.close()
+
+    def run_once(self, timeout: float = 0.0) -> float | None:
+        """Run one pass of the loop, waiting at most `timeout` real seconds for I/O; returns
+        `next_due()` after it.
+
+        For tests driving the reactor from their own thread (its clock usually a `ManualClock`):
+        I/O that is ready is handled, then calls handed in, then every timer and lane entry due
+        by the clock (within `slack`), then `after_pass`. Runs no pass once `stop()` was handled.
+        """
+        self._serve(timeout)
+        return self.next_due()
+
+    def _serve(self, once: float | None) -> None:
+        """The loop: passes until `stop()`, or a single pass waiting at most `once` seconds."""
         ep, timers, owner, calls = self._ep, self._timers, self._owner, self._calls
         handlers, lanes = self._handlers, self._lanes
         wake = self._wake
-        now = time.monotonic
-        try:
-            while not self._stopping:
-                self.iterations += 1
-                if calls:
-                    timeout = 0.0
-                else:
-                    nxt = timers[0][0] if timers else -1.0
-                    for lane in lanes.values():
-                        if lane.items and (nxt < 0 or lane.items[0][0] < nxt):
-                            nxt = lane.items[0][0]
-                    timeout = 1.0 if nxt < 0 else max(0.0, nxt - now())
-                for fd, ev in ep.poll(timeout):
-                    handler = handlers.get(fd)
-                    if handler is not None:
-                        handler(ev)
-                        continue
-                    if fd == wake:
-                        with contextlib.suppress(BlockingIOError):
-                            os.eventfd_read(wake)
-                        continue
-                    job = owner.get(fd)
-                    if job is not None and job.waiting == fd:
-                        self._step(job, None)
-                while calls:
-                    fn, args = calls.popleft()
-                    fn(*args)
-                # Timers due within `slack` run now too: fewer wake-ups under load, each one a
-                # syscall pair and a context switch, for at most `slack` early.
-                horizon = now() + self.slack
-                while timers and timers[0][0] <= horizon:
-                    t = heapq.heappop(timers)[2]
-                    if not t.cancelled:
-                        t.fn(*t.args)
-                for lane in lanes.values():
-                    items = lane.items
-                    while items and items[0][0] <= horizon:
-                        _when, lfn, arg = items.popleft()
-                        lfn(arg)
-                if self.after_pass is not None:
-                    self.after_pass()
-        finally:
-            for job in list(self._jobs):
-                self.cancel(job)
-            self._close()
+        now = self.time
+        next_due = self.next_due
+        while not self._stopping:
+            self.iterations += 1
+            if calls:
+                timeout = 0.0
+            else:
+                nxt = next_due()
+                timeout = 1.0 if nxt is None else max(0.0, nxt - now())
+                if once is not None and timeout > once:
+                    timeout = once
+            for fd, ev in ep.poll(timeout):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(ev)
+                    continue
+                if fd == wake:
+                    with contextlib.suppress(BlockingIOError):
+                        os.eventfd_read(wake)
+                    continue
+                job = owner.get(fd)
+                if job is not None and job.waiting == fd:
+                    self._step(job, None)
+            while calls:
+                fn, args = calls.popleft()
+                fn(*args)
+            # Timers due within `slack` run now too: fewer wake-ups under load, each one a
+            # syscall pair and a context switch, for at most `slack` early.
+            horizon = now() + self.slack
+            while timers and timers[0][0] <= horizon:
+                t = heapq.heappop(timers)[2]
+                if not t.cancelled:
+                    t.fn(*t.args)
+            for lane in lanes.values():
+                items = lane.items
+                while items and items[0][0] <= horizon:
+                    _when, lfn, arg = items.popleft()
+                    lfn(arg)
+            if self.after_pass is not None:
+                self.after_pass()
+            if once is not None:
+                return
+
+    def close(self) -> None:
+        """End every job (they see `Deadline`), then release the epoll set and the eventfd.
+
+        `run` does this when it returns; whoever drives a reactor with `run_once` calls it.
+        Callback probes (`watch`) are their owners' to end first. Closing twice is harmless.
+        """
+        if self.closed:
+            return
+        for job in list(self._jobs):
+            self.cancel(job)
+        self._close()
 
     def _close(self) -> None:
         with self._wake_lock:
@@ -363,16 +416,16 @@ class Reactor:
         return len(self._jobs)
 
 
-def run_one(coro: Probe, timeout: float) -> Any:
+def run_one(coro: Probe, timeout: float, clock: Clock | None = None) -> Any:
     """Drive one coroutine to its end on a private reactor (tests, one-off probes)."""
-    r = Reactor()
+    r = Reactor(clock=clock)
     out: list[tuple[object, BaseException | None]] = []
 
     def done(_job: Job, value: object, error: BaseException | None) -> None:
         out.append((value, error))
         r._stopping = True
 
-    r.spawn(coro, time.monotonic() + timeout, done)
+    r.spawn(coro, r.time() + timeout, done)
     if not out:
         r.run()
     else:

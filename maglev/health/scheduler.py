@@ -10,6 +10,10 @@ one worker (the least loaded when it was added) for its whole life.
 
 Results go to the reconciler's queue as immutable `ProbeResult`s; a full queue drops the result
 and counts it (`CheckerStats.dropped_results`). `snapshot()` returns counters for metrics.
+
+Time comes from the `clock` given (`SystemClock` by default), shared by every worker. A scheduler
+that is never `start()`ed runs no threads: `run_once()` then runs one pass of each worker in the
+calling thread, which is how tests drive it on a `ManualClock` (see `reactor`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from maglev.clock import Clock
 from maglev.health.state import Phase
 from maglev.health.workers import LATENESS_BUCKETS, ProbeKey, ResultSink, Worker
 from maglev.model import HealthCheck, ProbeTarget
@@ -57,13 +62,22 @@ class Scheduler:
         lateness_samples: int = 10_000,
         on_fatal: Callable[[BaseException], None] | None = None,
         priority: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         base = rng or random.Random()
         # One generator per worker: random.Random is not meant to be shared across threads.
         self._workers = [
-            Worker(i, results, random.Random(base.random()), lateness_samples, on_fatal, priority)
+            Worker(
+                i,
+                results,
+                random.Random(base.random()),
+                lateness_samples,
+                on_fatal,
+                priority,
+                clock=clock,
+            )
             for i in range(workers)
         ]
         self._lock = threading.Lock()
@@ -78,6 +92,16 @@ class Scheduler:
                 for w in self._workers:
                     w.start()
                 self._started = True
+
+    def run_once(self, timeout: float = 0.0) -> float | None:
+        """One reactor pass of each worker, in the calling thread (a scheduler never started:
+        tests); each waits at most `timeout` real seconds for I/O. Returns the earliest time
+        a worker next has something due (None: nothing is)."""
+        with self._lock:
+            if self._started:
+                raise RuntimeError("the scheduler's workers run on their own threads")
+        due = [d for w in self._workers if (d := w.run_once(timeout)) is not None]
+        return min(due, default=None)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop every stream and worker; True when all threads ended within `timeout`."""
@@ -149,16 +173,6 @@ class Scheduler:
                     by_worker.setdefault(w, []).append((target, phase))
         for w, items in by_worker.items():
             w.call(w.set_phases, items)
-
-    def pause(self, target: ProbeTarget) -> None:
-        w = self._worker(target)
-        if w is not None:
-            w.call(w.pause, target)
-
-    def resume(self, target: ProbeTarget) -> None:
-        w = self._worker(target)
-        if w is not None:
-            w.call(w.resume, target)
 
     def set_priority(self, nice: int) -> None:
         """Every worker thread's nice value (takes effect at once on running workers)."""

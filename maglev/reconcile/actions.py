@@ -2,8 +2,8 @@
 
 Plain functions over state the reconciler owns and passes in (its health machines, its override
 table). Each checks the request, changes that state and returns the answer for the caller; a
-request naming nothing known, or an out-of-range value, raises KeyError or ValueError, which the
-reconciler hands back to the caller instead of failing. Called on the reconciler thread only,
+request naming nothing known raises `NotFound`, an out-of-range value `InvalidRequest`, which
+the reconciler hands back to the caller. Called on the reconciler thread only,
 from its message handling.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
+from maglev.errors import InvalidRequest, NotFound
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config
 from maglev.reconcile import events
@@ -22,35 +22,35 @@ log = logging.getLogger(__name__)
 
 def backend_action(
     health: Mapping[str, BackendHealth], name: str, action: str, now: float
-) -> tuple[Transition | None, dict[str, Any]]:
+) -> tuple[Transition | None, events.ActionResult]:
     """Apply `action` to backend `name`: (its transition if the state changed, the answer)."""
     h = health.get(name)
     if h is None:
-        raise KeyError(f"no backend named {name!r}")
+        raise NotFound(f"no backend named {name!r}")
     fn = {"pause": h.pause, "resume": h.resume, "enable": h.enable, "disable": h.disable}.get(
         action
     )
     if fn is None:
-        raise ValueError(f"action: {action!r} is not one of pause, resume, enable, disable")
+        raise InvalidRequest(f"action: {action!r} is not one of pause, resume, enable, disable")
     t = fn(now)
-    return t, {"backend": name, "state": h.state.value, "changed": t is not None}
+    return t, events.ActionResult(name, h.state.value, t is not None)
 
 
 def set_override(
     config: Config, overrides: dict[tuple[str, str], int], msg: events.WeightOverride
-) -> dict[str, Any]:
+) -> events.OverrideResult:
     """Set or clear (weight None) the override `msg` names in `overrides`; the answer.
 
     The caller marks the frontend dirty: the new weight reaches VPP on the next pass.
     """
     fe = config.frontends.get(msg.frontend)
     if fe is None:
-        raise KeyError(f"no frontend named {msg.frontend!r}")
+        raise NotFound(f"no frontend named {msg.frontend!r}")
     pool = next((p for p in fe.pools if p.name == msg.pool), None)
     if pool is None:
-        raise KeyError(f"frontend {msg.frontend!r} has no pool named {msg.pool!r}")
+        raise NotFound(f"frontend {msg.frontend!r} has no pool named {msg.pool!r}")
     if not any(m.backend == msg.backend for m in pool.members):
-        raise KeyError(
+        raise NotFound(
             f"pool {msg.pool!r} of frontend {msg.frontend!r} has no backend {msg.backend!r}"
         )
     key = (msg.frontend, msg.backend)
@@ -58,18 +58,13 @@ def set_override(
         overrides.pop(key, None)
     else:
         if not 0 <= msg.weight <= 100:
-            raise ValueError(f"weight: {msg.weight} is not in 0..100")
+            raise InvalidRequest(f"weight: {msg.weight} is not in 0..100")
         overrides[key] = msg.weight
     log.info(
         "weight override %s/%s/%s: %s",
         msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
     )  # fmt: skip
-    return {
-        "frontend": msg.frontend,
-        "pool": msg.pool,
-        "backend": msg.backend,
-        "override": msg.weight,
-    }
+    return events.OverrideResult(msg.frontend, msg.pool, msg.backend, msg.weight)
 
 
 def kept_overrides(

@@ -1,26 +1,91 @@
 """Messages into the reconciler's queue (besides raw `ProbeResult`s from the check workers).
 
-Any thread may put these on the queue; only the reconciler thread acts on them. Requests that
-need an answer carry a `concurrent.futures.Future` the reconciler resolves.
+Any thread may put these on the queue; only the reconciler thread acts on them. Each request
+carries a `concurrent.futures.Future` that the reconciler resolves with a frozen value, or with
+an error: an operator's mistake is a `maglev.errors.RequestError` (`NotFound`,
+`InvalidRequest`), VPP trouble a `VppError`. Nothing here runs code of the sender's on the
+reconciler thread: a request says what it wants, the reconciler decides how.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from maglev.model import Config
+from maglev.vpp.lb import LbState
+
+# --- replies ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    """The outcome of the last reload attempt (part of the published snapshot)."""
+
+    ok: bool
+    at: float | None = None  # wall-clock time the reload started; None: no reload yet
+    why: str | None = None  # what asked for it ("SIGHUP", "file change", "control API")
+    problems: tuple[str, ...] = ()
+    changes: str | None = None  # the change summary; "none" when nothing changed
+    load_seconds: float | None = None
+    applied_seconds: float | None = None
+    restart_needed: tuple[str, ...] = ()  # settings that apply when maglevd restarts
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    backend: str
+    state: str
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideResult:
+    frontend: str
+    pool: str
+    backend: str
+    override: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    ok: bool
+    connected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewResult:
+    summary: str
+    lines: tuple[str, ...]
+
+
+# --- requests -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyConfig:
-    """Switch to a new, already validated config (a reload)."""
+    """Switch to a new, already validated config (a reload); answered with its status.
+
+    The reconciler owns the live config: it compares the two (once), installs the new one if
+    anything changed, and records the status in its snapshot.
+    """
 
     config: Config
     source: str
-    reply: Future[dict[str, Any]] = field(default_factory=Future)
+    at: float  # wall-clock time the reload started
+    started: float  # time.perf_counter() when the reload started (for applied_seconds)
+    load_seconds: float
+    reply: Future[ReloadStatus] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteReload:
+    """A reload that ended before reaching the reconciler (the file was rejected): recorded in
+    the snapshot and counted."""
+
+    status: ReloadStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +94,7 @@ class BackendAction:
 
     backend: str
     action: str
-    reply: Future[dict[str, Any]] = field(default_factory=Future)
+    reply: Future[ActionResult] = field(default_factory=Future)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +105,58 @@ class WeightOverride:
     pool: str
     backend: str
     weight: int | None
-    reply: Future[dict[str, Any]] = field(default_factory=Future)
+    reply: Future[OverrideResult] = field(default_factory=Future)
 
 
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
     """Dump VPP and apply the full difference now."""
 
-    reply: Future[dict[str, Any]] = field(default_factory=Future)
+    reply: Future[SyncResult] = field(default_factory=Future)
 
 
 @dataclass(frozen=True, slots=True)
-class Query:
-    """Run `fn` on the reconciler thread (it owns the VPP connection) and return its result."""
+class ReadLbState:
+    """Read VPP's lb tables now (a dump; answered with what VPP has)."""
 
-    fn: Callable[[Any], Any]
-    reply: Future[Any] = field(default_factory=Future)
+    reply: Future[LbState] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The plan `config` would cause now, against the reconciler's view of VPP."""
+
+    config: Config
+    reply: Future[PreviewResult] = field(default_factory=Future)
 
 
 @dataclass(frozen=True, slots=True)
 class Stop:
     """Leave the loop. VPP's tables are left exactly as they are."""
+
+
+Request = ApplyConfig | BackendAction | WeightOverride | SyncRequest | ReadLbState | Preview
+
+READ_ONLY: tuple[type, ...] = (ReadLbState, Preview)
+"""Requests that change nothing the reconciler owns: a failure while answering one (even a bug)
+becomes an error reply. A bug while answering any other stops the daemon (its state may be half
+changed)."""
+
+
+def drain(inbox: queue.Queue[Any], limit: int) -> list[Any]:
+    """Up to `limit` queued messages, oldest first, without waiting.
+
+    One lock round for the lot instead of one `get_nowait()` per message (a burst brings
+    thousands); producers blocked on a full queue are woken as `get()` would wake them.
+    """
+    with inbox.mutex:
+        q = inbox.queue
+        n = min(len(q), limit)
+        if n == len(q):
+            items = list(q)
+            q.clear()
+        else:
+            items = [q.popleft() for _ in range(n)]
+        if n:
+            inbox.not_full.notify(n)
+    return items

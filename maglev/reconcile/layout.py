@@ -1,25 +1,28 @@
-"""A config compiled for the diff engine, and the engine's inputs encoded against it.
+"""The config side of the engine's input: a config compiled once, states and overrides encoded.
 
 Owns the ranks: `build_layout` turns a `Config` (once per load) into the engine's flat
 `Topology` plus the tables mapping ranks back to frontends, backends and addresses; `Ranking`
-gives VIP keys and addresses order-preserving int ranks with room for keys the config does not
-know; `encode_states` and `encode_overrides` put backend states and operator overrides in the
-engine's per-index arrays. Pure; called by the reconciler thread (a layout is immutable once
-built, so any thread may read one). `maglev.reconcile.desired` re-exports these names.
+gives frontend keys and addresses order-preserving int ranks with room for keys the config does
+not know; `encode_states`, `EncodedStates` and `encode_overrides` put backend states and
+operator overrides in the engine's per-index arrays. VPP's side of the input is ranked in
+`maglev.reconcile.actual`; the engine's output is read in `maglev.reconcile.decide`.
+Pure; called by the reconciler thread (a layout is immutable once built, so any thread may read
+one).
 """
 
 from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from maglev import diff
-from maglev.model import BackendState, Config, Encap, Frontend, IPAddress
-from maglev.reconcile.plan import ENCAP_CODE, VipId
+from maglev.health.state import BackendHealth
+from maglev.model import BackendState, Config, Frontend, IPAddress
+from maglev.vpp.lb import VipKey, frontend_attrs, frontend_key
 
 STATE_CODE: dict[BackendState, int] = {
     BackendState.UNKNOWN: diff.ST_UNKNOWN,
@@ -37,12 +40,7 @@ _GAP = 1 << 24
 K = TypeVar("K", bound=Hashable)
 
 
-def vip_id(fe: Frontend) -> VipId:
-    """The VIP key of a frontend as VPP reports it (VPP turns port 0 into protocol 255)."""
-    return (fe.address, 255 if fe.port == 0 else fe.protocol.number, fe.port)
-
-
-def vip_order(v: VipId) -> int:
+def vip_order(v: VipKey) -> int:
     """Sort key: IPv4 before IPv6, numeric address, prefix length, protocol, port."""
     net, proto, port = v
     addr = int(net.network_address) | ((net.version == 6) << 128)
@@ -52,22 +50,6 @@ def vip_order(v: VipId) -> int:
 def address_order(a: IPAddress) -> int:
     """Sort key: IPv4 before IPv6, then numeric address (one int: cheaper than a tuple)."""
     return int(a) | ((a.version == 6) << 128)
-
-
-def nat_target_port(fe: Frontend) -> int:
-    """The backends' port of a NAT frontend (its own port unless `target-port` says otherwise)."""
-    if fe.encap not in (Encap.NAT4, Encap.NAT6):
-        return 0
-    return fe.target_port or fe.port
-
-
-def frontend_attrs(fe: Frontend) -> tuple[int, int, int, int]:
-    """(encap code, dscp, src_ip_sticky, flow table length) as the engine compares them.
-
-    VPP reports dscp only for L3DSR VIPs (elsewhere the byte means nothing), so it is 0 there.
-    """
-    dscp = fe.dscp if fe.encap is Encap.L3DSR else 0
-    return (ENCAP_CODE[fe.encap], dscp, int(fe.src_ip_sticky), fe.flow_table_length)
 
 
 class Ranking(Generic[K]):
@@ -129,24 +111,28 @@ class Layout:
     slot_address: tuple[IPAddress, ...]
     slot_first_pool: tuple[str, ...]  # first pool (config order) listing the backend
     slot_index: Mapping[tuple[str, str], int]  # (frontend, backend) -> slot
-    vip_ranks: Ranking[VipId]
+    vip_ranks: Ranking[VipKey]
     as_ranks: Ranking[IPAddress]
     no_overrides: array[int]
+    frontend_index: Mapping[str, int]  # frontend name -> engine index
+    keys: Mapping[str, VipKey]  # frontend name -> the key of its VIP
 
     @property
-    def vip_ids(self) -> tuple[VipId, ...]:
-        return tuple(vip_id(fe) for fe in self.frontends)
+    def vip_ids(self) -> tuple[VipKey, ...]:
+        """The key of each frontend's VIP, in engine order."""
+        return tuple(self.keys[fe.name] for fe in self.frontends)
 
 
 def build_layout(config: Config) -> Layout:
     """Compile `config`; ValueError on what validation should have refused (clashing VIPs,
     unknown backends, two backends of one frontend on the same address)."""
     fes = list(config.frontends.values())
-    vip_ranks: Ranking[VipId] = Ranking((vip_id(fe) for fe in fes), vip_order)
+    keys = {fe.name: frontend_key(fe) for fe in fes}
+    vip_ranks: Ranking[VipKey] = Ranking(keys.values(), vip_order)
     if len(vip_ranks) != len(fes):
         raise ValueError("two frontends share one VIP (address, protocol, port)")
     ranked = sorted(
-        ((vip_ranks.by_order[vip_order(vip_id(fe))], fe) for fe in fes), key=itemgetter(0)
+        ((vip_ranks.by_order[vip_order(keys[fe.name])], fe) for fe in fes), key=itemgetter(0)
     )
     fes = [fe for _, fe in ranked]
     for fe in fes:
@@ -175,7 +161,7 @@ def build_layout(config: Config) -> Layout:
     slot_index: dict[tuple[str, str], int] = {}
     for vrank, fe in ranked:
         fe_vip.append(vrank)
-        fe_attrs.extend(frontend_attrs(fe))
+        fe_attrs.extend(frontend_attrs(fe).codes())
         fe_flush.append(int(fe.flush_on_down))
         pool_of: dict[str, str] = {}
         for pool in fe.pools:
@@ -216,6 +202,8 @@ def build_layout(config: Config) -> Layout:
         vip_ranks=vip_ranks,
         as_ranks=as_ranks,
         no_overrides=array("i", [-1]) * len(slot_as),
+        frontend_index={fe.name: i for i, fe in enumerate(fes)},
+        keys=keys,
     )
 
 
@@ -240,3 +228,43 @@ def encode_overrides(layout: Layout, overrides: Mapping[tuple[str, str], int]) -
         if slot is not None:
             out[slot] = weight
     return out
+
+
+class StateView(Mapping[str, BackendState]):
+    """Backend name -> state, read through from the health machines (no copy per pass)."""
+
+    __slots__ = ("_health",)
+
+    def __init__(self, health: Mapping[str, BackendHealth]) -> None:
+        self._health = health
+
+    def __getitem__(self, name: str) -> BackendState:
+        return self._health[name].state
+
+    def get(self, name: str, default: Any = None) -> Any:  # hot: once per backend per pass
+        h = self._health.get(name)
+        return default if h is None else h.state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._health)
+
+    def __len__(self) -> int:
+        return len(self._health)
+
+
+class EncodedStates:
+    """The engine's state code per backend of one layout, kept up to date per transition.
+
+    Encoding all states for every pass costs O(backends) of Python; a transition changes one.
+    """
+
+    def __init__(self, layout: Layout, states: Mapping[str, BackendState]) -> None:
+        self.layout = layout
+        self.codes = encode_states(layout, states)
+        self._index = {n: i for i, n in enumerate(layout.backend_names)}
+        self._enabled = {n: layout.config.backends[n].enabled for n in layout.backend_names}
+
+    def update(self, name: str, state: BackendState) -> None:
+        i = self._index.get(name)
+        if i is not None:
+            self.codes[i] = STATE_CODE[state] if self._enabled[name] else diff.ST_DISABLED

@@ -13,7 +13,7 @@ from typing import Any
 
 from maglev.clock import Clock
 from maglev.errors import VppError
-from maglev.reconcile.dataplane import Dataplane
+from maglev.vpp.client import LbClient
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,12 @@ RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 class VppLink:
     def __init__(
         self,
-        dp: Dataplane,
+        lb: LbClient,
         clock: Clock,
         publish: Callable[[dict[str, Any]], None],
         now: float,
     ) -> None:
-        self.dp = dp
+        self.lb = lb
         self.clock = clock
         self.publish = publish
         self.reconnect_at = now
@@ -38,14 +38,14 @@ class VppLink:
     @property
     def dropped(self) -> bool:
         """Connected by us, yet the connection has closed (VPP went away)."""
-        return self.since is not None and not self.dp.connected
+        return self.since is not None and not self.lb.connected
 
     def connect(self, now: float) -> bool:
         """Try to connect (not connected yet) unless backing off; True if connected now."""
         if now < self.reconnect_at:
             return False
         try:
-            v = self.dp.connect()
+            v = self.lb.connect()
         except VppError as e:
             self.reconnect_at = now + self.backoff
             log.warning("VPP not reachable (%s); retrying in %.1fs", e, self.backoff)
@@ -60,7 +60,7 @@ class VppLink:
     def lost(self, why: str, now: float) -> None:
         """Close what is left of the connection; try again after the current backoff."""
         log.warning("lost VPP: %s", why)
-        self.dp.disconnect()
+        self.lb.disconnect()
         self.since = None
         self.reconnect_at = now + self.backoff
         self.publish({"type": "vpp", "connected": False, "reason": why})

@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, ProbeResult, ProbeTarget
-from maglev.reconcile import planner
+from maglev.reconcile.decide import ViewRef, brief
+from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.link import VppLink
-from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally, ViewRef
+from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
-from maglev.vpp.dumper import VipKey
+from maglev.vpp.lb import VipCounters, VipKey
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,16 @@ class SnapshotSource(Protocol):
     def unmanaged(self) -> tuple[VipKey, ...]: ...
     @property
     def tally(self) -> Tally: ...
+    @property
+    def vip_counters(self) -> tuple[VipCounters, ...]: ...
+    @property
+    def vip_counters_at(self) -> float | None: ...
+    @property
+    def config_loaded_at(self) -> float | None: ...
+    @property
+    def last_reload(self) -> ReloadStatus: ...
+    @property
+    def reloads(self) -> dict[str, int]: ...
 
 
 def refresh_statuses(
@@ -68,19 +79,27 @@ def refresh_statuses(
 def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) -> Snapshot:
     """An immutable copy of what readers see (the mutable parts are copied)."""
     config, link = src.config, src.link
+    version = link.lb.version
     return Snapshot(
         config=config,
         backends=MappingProxyType(dict(statuses)),
         frontends=LazyViews({n: v for n, v in src.views.items() if n in config.frontends}),
         overrides=MappingProxyType(dict(src.overrides)),
-        vpp_connected=link.dp.connected,
-        vpp_version=link.dp.version.version if link.dp.version else None,
+        vpp_connected=link.lb.connected,
+        vpp_version=version.version if version else None,
         vpp_since=link.since,
         released=frozenset(src.gate.released),
         last_sync=src.last_sync,
         last_sync_ok=src.last_sync_ok,
         unmanaged=src.unmanaged,
         counters=src.tally.freeze(),
+        vip_counters=src.vip_counters,
+        vip_counters_at=src.vip_counters_at,
+        vpp_calls=MappingProxyType(dict(link.lb.call_counts())),
+        config_loaded_at=src.config_loaded_at,
+        last_reload=src.last_reload,
+        reloads_ok=src.reloads["ok"],
+        reloads_rejected=src.reloads["rejected"],
     )
 
 
@@ -97,7 +116,7 @@ def frontend_events(
     """
     for name, ref in views.items():
         before = prev.get(name)
-        now = planner.brief(ref)
+        now = brief(ref)
         if before == now:
             continue
         if before is None and not first_sync_done and now[0] is FrontendState.UNKNOWN:

@@ -1,8 +1,16 @@
 """The reconciler thread (`maglev-reconciler`): the one place VPP's lb tables change.
 
 It owns the live config, the backends' health state machines, the operator overrides, its view
-of what VPP has, and the VPP connection. Everything else talks to it through its queue:
-check workers put raw `ProbeResult`s, the daemon puts reloads, operator actions and queries.
+of what VPP has, and the VPP connection (an `LbClient`). Everything else talks to it through its
+queue: check workers put raw `ProbeResult`s, the daemon puts reloads, operator actions and
+typed requests (`events`), each answered with a frozen value. Readers get the `Snapshot` it
+publishes after every turn (through a `port.ReconcilerPort`), VPP's per-VIP counters included:
+they are read on a timer (`vpp.lb.counters-interval`), never on a reader's behalf.
+
+A failure while answering a read-only request becomes an error reply; an operator's mistake
+(`RequestError`) or VPP trouble (`VppError`) is the caller's answer; any other exception in the
+loop is a bug and ends the thread, which stops the daemon (a half-dead controller is worse than
+a restart).
 
 Each turn it blocks for one message, drains the rest (a burst of 500 failures is one pass),
 applies them, then writes to VPP:
@@ -23,7 +31,7 @@ This module holds the loop, the per-message hot path (probe results, transitions
 install/reload and the writing to VPP. The rest is called from here, on this thread, over the
 state passed in: `backends` (per-config lookups, health machines across a reload, probe
 streams), `actions` (operator actions), `link` (connecting with backoff), `startup` (the gate),
-`planner` (plans), `publish` (events and the snapshot readers see).
+`layout`/`actual`/`decide` (the engine's input and output), `publish` (events and the snapshot).
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ from maglev.clock import Clock, SystemClock
 from maglev.errors import VppError
 from maglev.health.state import BackendHealth, Phase, Transition
 from maglev.model import Config, ProbeResult, ProbeTarget, UnmanagedPolicy
-from maglev.reconcile import actions, events, planner
+from maglev.reconcile import actions, decide, events
+from maglev.reconcile.actual import RankedActual
 from maglev.reconcile.backends import (
     ProbeControl,
     carry_health,
@@ -47,16 +56,9 @@ from maglev.reconcile.backends import (
     phase_rank,
     probe_streams,
 )
-from maglev.reconcile.dataplane import (
-    ActualVip,
-    Dataplane,
-    apply_all_to_actual,
-    frontend_vip_key,
-    op_call,
-)
-from maglev.reconcile.desired import build_layout
+from maglev.reconcile.decide import ViewRef
+from maglev.reconcile.layout import EncodedStates, StateView, build_layout
 from maglev.reconcile.link import VppLink
-from maglev.reconcile.plan import Op, Plan
 from maglev.reconcile.publish import (
     backend_events,
     frontend_events,
@@ -64,13 +66,14 @@ from maglev.reconcile.publish import (
     note_unmanaged,
     refresh_statuses,
 )
-from maglev.reconcile.ranked import RankedActual
-from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally, ViewRef
+from maglev.reconcile.requests import Answers
+from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
-from maglev.vpp.dumper import LbState, VipKey
-from maglev.vpp.papi import check_results
+from maglev.vpp.client import LbClient
+from maglev.vpp.lb import Actual, LbConf, VipCounters, VipKey, frontend_key
+from maglev.vpp.ops import Op, Plan, record
 
-__all__ = ["DRAIN_MAX", "ProbeControl", "Reconciler", "drain", "phase_rank"]
+__all__ = ["DRAIN_MAX", "ProbeControl", "Reconciler", "phase_rank"]
 
 log = logging.getLogger(__name__)
 
@@ -78,31 +81,12 @@ DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's
 RETRY_AFTER_FAILURE = 2.0
 
 
-def drain(inbox: queue.Queue[Any], limit: int) -> list[Any]:
-    """Up to `limit` queued messages, oldest first, without waiting.
-
-    One lock round for the lot instead of one `get_nowait()` per message (a burst brings
-    thousands); producers blocked on a full queue are woken as `get()` would wake them.
-    """
-    with inbox.mutex:
-        q = inbox.queue
-        n = min(len(q), limit)
-        if n == len(q):
-            items = list(q)
-            q.clear()
-        else:
-            items = [q.popleft() for _ in range(n)]
-        if n:
-            inbox.not_full.notify(n)
-    return items
-
-
-class Reconciler:
+class Reconciler(Answers):
     def __init__(
         self,
         config: Config,
         inbox: queue.Queue[Any],
-        dataplane: Dataplane,
+        lb: LbClient,
         scheduler: ProbeControl,
         *,
         publish: Callable[[dict[str, Any]], None] = lambda ev: None,
@@ -115,7 +99,7 @@ class Reconciler:
     ) -> None:
         self.config = config
         self.inbox = inbox
-        self.dp = dataplane
+        self.lb = lb
         self.scheduler = scheduler
         self.publish = publish
         self.clock = clock or SystemClock()
@@ -129,13 +113,19 @@ class Reconciler:
         self.health: dict[str, BackendHealth] = {}
         self.last_probe: dict[ProbeTarget, ProbeResult] = {}
         self.overrides: dict[tuple[str, str], int] = {}
-        self.actual: dict[VipKey, ActualVip] | None = None
+        self.actual: Actual | None = None
         self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
         self.gate = StartupGate(now)
         self.dirty: set[str] = set()
         self.full_due = True
         self.next_sync = now
-        self.link = VppLink(dataplane, self.clock, publish, now)
+        self.link = VppLink(lb, self.clock, publish, now)
+        self.vip_counters: tuple[VipCounters, ...] = ()
+        self.vip_counters_at: float | None = None
+        self.next_counters = now
+        self.config_loaded_at: float | None = self.clock.wall()
+        self.last_reload = events.ReloadStatus(ok=True)
+        self.reloads = {"ok": 0, "rejected": 0}
         self.last_sync: float | None = None
         self.last_sync_ok = False
         self.first_sync_done = False
@@ -144,7 +134,7 @@ class Reconciler:
         self.tally = Tally()
         self.views: dict[str, ViewRef] = {}
         self._stopped = False
-        self._states: planner.EncodedStates | None = None
+        self._states: EncodedStates | None = None
         self._ranked: RankedActual | None = None  # the view of VPP ranked for _states' layout
         self._by_target: dict[ProbeTarget, tuple[str, ...]] = {}
         self._target_of: dict[str, ProbeTarget] = {}  # backend -> its probe target
@@ -162,21 +152,24 @@ class Reconciler:
 
     def run(self) -> None:
         log.info("reconciler started (dry-run: %s)", self.dry_run)
-        while not self.stopping.is_set() and not self._stopped:
-            timeout = max(0.0, min(self._next_deadline() - self.clock.monotonic(), 1.0))
-            try:
-                first = self.inbox.get(timeout=timeout)
-            except queue.Empty:
-                first = None
-            self.turn(first)
-            if self.on_idle is not None and self.inbox.empty():
-                self.on_idle()
+        try:
+            while not self.stopping.is_set() and not self._stopped:
+                timeout = max(0.0, min(self._next_deadline() - self.clock.monotonic(), 1.0))
+                try:
+                    first = self.inbox.get(timeout=timeout)
+                except queue.Empty:
+                    first = None
+                self.turn(first)
+                if self.on_idle is not None and self.inbox.empty():
+                    self.on_idle()
+        finally:
+            self.lb.disconnect()  # on this thread: the connection is this thread's alone
         log.info("reconciler stopped; VPP's lb tables are left as they are")
 
     def turn(self, first: Any = None) -> None:
         """One turn: apply `first` and everything queued behind it, then write to VPP."""
         batch = [] if first is None else [first]
-        batch.extend(drain(self.inbox, DRAIN_MAX - len(batch)))
+        batch.extend(events.drain(self.inbox, DRAIN_MAX - len(batch)))
         now = self.clock.monotonic()
         results: dict[ProbeTarget, ProbeResult] = {}
         for msg in batch:
@@ -192,6 +185,7 @@ class Reconciler:
         self._apply_results(results, now)
         self._release(now)
         self._write(now)
+        self._refresh_counters(now)
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
         self._tell()
         self.snapshot = self._make_snapshot()
@@ -203,8 +197,10 @@ class Reconciler:
 
     def _next_deadline(self) -> float:
         deadlines = [self.next_sync]
-        if not self.dp.connected:
+        if not self.lb.connected:
             deadlines.append(self.link.reconnect_at)
+        elif self.config.vpp.lb.counters_interval > 0:
+            deadlines.append(self.next_counters)
         deadlines.extend(self.gate.deadlines(self.config))
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
@@ -262,40 +258,6 @@ class Reconciler:
             said, self._said = self._said, []
             backend_events(said, self._fe_of, self.tally, self.publish)
 
-    def _handle(self, msg: Any, now: float) -> None:
-        try:
-            if isinstance(msg, events.ApplyConfig):
-                msg.reply.set_result(self._reload(msg.config, msg.source, now))
-            elif isinstance(msg, events.BackendAction):
-                t, answer = actions.backend_action(self.health, msg.backend, msg.action, now)
-                if t is not None:
-                    self._transition(t)
-                    self._sync_streams()
-                msg.reply.set_result(answer)
-            elif isinstance(msg, events.WeightOverride):
-                answer = actions.set_override(self.config, self.overrides, msg)
-                self.dirty.add(msg.frontend)
-                msg.reply.set_result(answer)
-            elif isinstance(msg, events.SyncRequest):
-                self.full_due = True
-                self._write(now)
-                msg.reply.set_result(
-                    {"ok": self.last_sync_ok and self.dp.connected, "connected": self.dp.connected}
-                )
-            elif isinstance(msg, events.Query):
-                msg.reply.set_result(msg.fn(self))
-            elif isinstance(msg, events.Stop):
-                self._stopped = True
-            else:
-                log.error("reconciler got an unknown message %r; dropped", msg)
-                self.tally.dropped += 1
-        except Exception as e:
-            reply = getattr(msg, "reply", None)
-            if reply is not None and not reply.done():
-                reply.set_exception(e)
-            if not isinstance(e, (KeyError, ValueError, VppError)):
-                raise
-
     # --- config -----------------------------------------------------------------------------
 
     def _install_config(self, config: Config, now: float) -> None:
@@ -317,22 +279,6 @@ class Reconciler:
         self._phase = dict(phases)
         self.scheduler.set_targets(targets, phases)
 
-    def _reload(self, config: Config, source: str, now: float) -> dict[str, Any]:
-        from maglev.config import diff_configs
-
-        d = diff_configs(self.config, config)
-        old_keys = {frontend_vip_key(fe): n for n, fe in self.config.frontends.items()}
-        new_keys = {frontend_vip_key(fe) for fe in config.frontends.values()}
-        self.removed_vips |= {k for k in old_keys if k not in new_keys}
-        self.removed_vips -= new_keys
-        self._install_config(config, now)
-        self.gate.reloaded(config, now)
-        self.full_due = True
-        summary = d.summary()
-        log.info("config reloaded from %s: %s", source, summary)
-        self.publish({"type": "reload", "ok": True, "source": source, "summary": summary})
-        return {"ok": True, "source": source, "summary": summary}
-
     # --- startup gating ---------------------------------------------------------------------
 
     def _release(self, now: float) -> None:
@@ -342,7 +288,7 @@ class Reconciler:
     # --- writing ----------------------------------------------------------------------------
 
     def _connect(self, now: float) -> bool:
-        if self.dp.connected:
+        if self.lb.connected:
             return True
         if not self.link.connect(now):
             return False
@@ -368,14 +314,31 @@ class Reconciler:
         except VppError as e:
             self._lost(str(e), now)
             return
-        if not self.dp.connected:
+        if not self.lb.connected:
             self._lost("connection closed", now)
 
+    def _refresh_counters(self, now: float) -> None:
+        """VPP's per-VIP counters into the snapshot, every `counters-interval` (0: never)."""
+        interval = self.config.vpp.lb.counters_interval
+        if interval <= 0 or now < self.next_counters or not self.lb.connected:
+            return
+        self.next_counters = now + interval
+        try:
+            self._counted(self.lb.read_counters())
+        except VppError as e:
+            self._lost(str(e), now)
+
+    def _counted(self, counters: tuple[VipCounters, ...]) -> None:
+        self.vip_counters = counters
+        self.vip_counters_at = self.clock.wall()
+
     def _full_sync(self, now: float) -> None:
-        state, actual = self.dp.read()
-        self.actual = actual
+        got = self.lb.read()
+        self.actual = got.actual
+        self._counted(got.counters)
+        self.next_counters = now + self.config.vpp.lb.counters_interval
         if not self.dry_run and self.gate.released:
-            self._ensure_conf(state)
+            self._ensure_conf(got.state.conf)
         self.full_due = False
         self.next_sync = now + self.config.vpp.lb.sync_interval
         ok = self._pass(None, now)
@@ -387,18 +350,18 @@ class Reconciler:
             if self.on_first_sync is not None:
                 self.on_first_sync()
 
-    def _ensure_conf(self, state: LbState) -> None:
+    def _ensure_conf(self, conf: LbConf | None) -> None:
         try:
-            self.dp.ensure_conf(state, self.config.vpp.lb)
+            self.lb.ensure_conf(conf, self.config.vpp.lb)
         except VppError as e:
-            log.error("lb_conf failed: %s", e)
+            log.error("setting VPP's lb conf failed: %s", e)
 
     def _owned(self) -> set[VipKey]:
         """VIPs the diff may delete: frontends a reload removed, or all unknown VIPs by policy."""
         assert self.actual is not None
         owned = set(self.removed_vips)
         if self.config.vpp.unmanaged_vips is UnmanagedPolicy.DELETE:
-            named = {frontend_vip_key(fe) for fe in self.config.frontends.values()}
+            named = {frontend_key(fe) for fe in self.config.frontends.values()}
             owned |= {k for k in self.actual if k not in named}
         return owned
 
@@ -407,10 +370,10 @@ class Reconciler:
         assert self.actual is not None
         if self._states is None or self._states.layout.config is not self.config:
             layout = build_layout(self.config)
-            self._states = planner.EncodedStates(layout, planner.StateView(self.health))
+            self._states = EncodedStates(layout, StateView(self.health))
             self._ranked = RankedActual(layout)
         owned = self._owned() if full else set()
-        return planner.plan_for(
+        return decide.plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
             self._ranked,
         )  # fmt: skip
@@ -424,7 +387,7 @@ class Reconciler:
         if not names and only is not None:
             return True
         plan, views = self.plan_for(names, full=only is None)
-        before = {n: planner.brief(self.views[n]) if n in self.views else None for n in views}
+        before = {n: decide.brief(self.views[n]) if n in self.views else None for n in views}
         self.views.update(views)
         if only is None:
             self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
@@ -437,15 +400,15 @@ class Reconciler:
         frontend_events(self.publish, before, views, self.first_sync_done)
         return ok
 
-    def preview(self, config: Config) -> dict[str, Any]:
+    def preview(self, config: Config) -> events.PreviewResult:
         """The plan a candidate config would cause now (for `config check`); applies nothing."""
         if self.actual is None:
-            return {"summary": "VPP state unknown (not connected); no plan", "plan": []}
+            return events.PreviewResult("VPP state unknown (not connected); no plan", ())
         states = {n: h.state for n, h in self.health.items()}
-        plan = planner.preview(
+        plan = decide.preview(
             self.config, config, states, self.overrides, self.actual, self.removed_vips
         )
-        return {"summary": plan.summary(), "plan": plan.lines()}
+        return events.PreviewResult(plan.summary(), tuple(plan.lines()))
 
     def _apply(self, plan: Plan, now: float) -> bool:
         assert self.actual is not None
@@ -461,24 +424,21 @@ class Reconciler:
                 log.info("dry run: would %s", line)
             self._record(plan.ops)  # pretend, so the same plan is not logged on every pass
             return True
-        results = self.dp.send([op_call(op) for op in plan.ops])
-        failed = check_results(results)
-        if failed:
-            self._record([op for op, r in zip(plan.ops, results, strict=False) if r.ok])
-        else:
-            self._record(plan.ops[: len(results)])
-        self.tally.ops_ok += len(results) - len(failed)
-        self.tally.ops_failed += len(failed) + len(plan.ops) - len(results)
-        if failed or len(results) < len(plan.ops):
+        applied = self.lb.apply(plan.ops, self.actual)
+        if self._ranked is not None:
+            self._ranked.record_all(applied.done)
+        self.tally.ops_ok += len(applied.done)
+        self.tally.ops_failed += applied.failed
+        if applied.failed:
             # Our view may be wrong now: re-read VPP soon and retry what is still missing.
             self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)
             return False
         return True
 
     def _record(self, ops: Sequence[Op]) -> None:
-        """Record successful (or, in a dry run, pretended) operations in the view of VPP."""
+        """Record operations a dry run pretended to apply in the view of VPP."""
         assert self.actual is not None
-        apply_all_to_actual(self.actual, ops)
+        record(self.actual, ops)
         if self._ranked is not None:
             self._ranked.record_all(ops)
 

@@ -1,7 +1,9 @@
 """What the reconciler publishes for readers: immutable snapshots, counters, histograms.
 
 The reconciler thread builds a new `Snapshot` after every turn and swaps the reference; the
-control API and the metrics collector read the latest one without locks.
+control API and the metrics collector read the latest one without locks (through
+`maglev.reconcile.port.ReconcilerPort`). Everything a reader shows is here, VPP's counters
+included (refreshed by the reconciler on a timer): reading never sends VPP a request.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
-from maglev.reconcile.desired import Evaluation, FrontendView
-from maglev.vpp.dumper import VipKey
+from maglev.reconcile.decide import FrontendView, ViewRef
+from maglev.reconcile.events import ReloadStatus
+from maglev.vpp.lb import VipCounters, VipKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,6 @@ class Counters:
     full_syncs: int = 0
     ops_ok: int = 0
     ops_failed: int = 0
-    dropped_messages: int = 0
     last_pass_seconds: float = 0.0
     pass_seconds: tuple[float, ...] = ()  # recent pass latencies
     pass_hist: Histogram = field(default_factory=lambda: Histogram.empty(PASS_BUCKETS))
@@ -80,6 +82,13 @@ class Snapshot:
     last_sync_ok: bool
     unmanaged: tuple[VipKey, ...]
     counters: Counters = field(default_factory=Counters)
+    vip_counters: tuple[VipCounters, ...] = ()  # VPP's per-VIP packet counters
+    vip_counters_at: float | None = None  # wall-clock time they were read
+    vpp_calls: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (message, result)
+    config_loaded_at: float | None = None  # wall-clock time the live config was read
+    last_reload: ReloadStatus = field(default_factory=lambda: ReloadStatus(ok=True))
+    reloads_ok: int = 0
+    reloads_rejected: int = 0
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:
@@ -94,7 +103,7 @@ class Tally:
     """
 
     def __init__(self) -> None:
-        self.passes = self.full_syncs = self.ops_ok = self.ops_failed = self.dropped = 0
+        self.passes = self.full_syncs = self.ops_ok = self.ops_failed = 0
         self.last_pass = 0.0
         self.recent: deque[float] = deque(maxlen=256)
         self.pass_counts = [0] * (len(PASS_BUCKETS) + 1)
@@ -125,7 +134,6 @@ class Tally:
             full_syncs=self.full_syncs,
             ops_ok=self.ops_ok,
             ops_failed=self.ops_failed,
-            dropped_messages=self.dropped,
             last_pass_seconds=self.last_pass,
             pass_seconds=tuple(self.recent),
             pass_hist=Histogram(
@@ -137,14 +145,6 @@ class Tally:
                 for k, (c, t) in self.probes.items()
             },
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ViewRef:
-    """Where a frontend's view comes from: its index in one (immutable) engine evaluation."""
-
-    evaluation: Evaluation
-    index: int
 
 
 class LazyViews(Mapping[str, FrontendView]):

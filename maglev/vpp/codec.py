@@ -22,6 +22,7 @@ ADD_DEL_AS_V2 = struct.Struct(_HDR + _PFX + "BH" + _ADDR + "BBB")  # weight, is_
 ADD_DEL_VIP_V2 = struct.Struct(_HDR + _PFX + "BHIBIHHIBB")
 FRAME = struct.Struct(">QII")  # socket transport header: pointer (0), length, timestamp (0)
 REPLY = struct.Struct(">HIi")  # autoreply: _vl_msg_id, context, retval
+MSG_ID = struct.Struct(">H")  # the first field of every message
 
 
 def _addr(a: IPAddress | str) -> tuple[int, bytes]:

@@ -5,117 +5,25 @@ Quirks of the lb plugin handled here, so nothing above has to know them:
 - deleted ASes (and the ASes of deleted VIPs) linger with flags bit 0 clear: only live rows count.
 - `lb_vip_details` reports the table length as u16 (65536 reads 0) and has no `src_ip_sticky`:
   that comes from `show lb vips verbose`.
-Called by the reconciler thread (it owns the connection).
+The row types live in `maglev.vpp.lb`. Called by the reconciler thread (it owns the connection).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from maglev.errors import VppError
 from maglev.model import IPAddress, IPNetwork
-from maglev.vpp import codec
+from maglev.vpp import codec, showlb
+from maglev.vpp.lb import AsInfo, LbConf, LbState, VipInfo, VipKey, vip_key
 from maglev.vpp.papi import VppConnection
-
-VipKey = tuple[IPNetwork, int, int]  # (prefix, protocol, port) as VPP keys a VIP
-
-
-@dataclass(frozen=True, slots=True)
-class VipInfo:
-    prefix: IPNetwork
-    protocol: int  # 255 for an all-port VIP
-    port: int
-    encap: int  # lb_encap_type
-    dscp: int
-    flow_table_length: int
-    src_ip_sticky: bool
-
-    @property
-    def key(self) -> VipKey:
-        return (self.prefix, self.protocol, self.port)
-
-
-@dataclass(frozen=True, slots=True)
-class AsInfo:
-    vip: VipKey
-    address: IPAddress
-    weight: int
-    num_buckets: int
-    flags: int
-    in_use_since: int
-
-    @property
-    def live(self) -> bool:
-        return bool(self.flags & 1)
-
-
-@dataclass(frozen=True, slots=True)
-class LbConf:
-    ip4_src_address: ipaddress.IPv4Address
-    ip6_src_address: ipaddress.IPv6Address
-    sticky_buckets_per_core: int
-    flow_timeout: int
-
-
-@dataclass(frozen=True, slots=True)
-class LbState:
-    conf: LbConf | None
-    vips: tuple[VipInfo, ...]
-    ases: tuple[AsInfo, ...]  # live ASes only, of live VIPs only
-
-    def ases_of(self, key: VipKey) -> tuple[AsInfo, ...]:
-        return tuple(a for a in self.ases if a.vip == key)
 
 
 def _network(pfx: Any) -> IPNetwork:
     if isinstance(pfx, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
         return pfx.network
     return ipaddress.ip_network(pfx, strict=False)
-
-
-def vip_key(prefix: IPNetwork, protocol: int, port: int) -> VipKey:
-    # VPP turns port 0 into protocol 255 (an all-port VIP); key it the same way.
-    return (prefix, 255 if port == 0 else protocol, port)
-
-
-_VIP_LINE = re.compile(r"^\s*(\S+) \[(\d+)\] (\S+)((?: src_ip_sticky)?)((?: removed)?)\s*$")
-_PORT_LINE = re.compile(r"^\s*protocol:(\d+) port:(\d+)")
-
-
-def parse_sticky(text: str) -> set[VipKey]:
-    """Keys of live VIPs that `show lb vips verbose` marks src_ip_sticky."""
-    sticky: set[VipKey] = set()
-    current: tuple[IPNetwork, bool] | None = None
-    pending: IPNetwork | None = None  # a sticky VIP whose port line may follow
-
-    def flush() -> None:
-        if pending is not None:
-            sticky.add((pending, 255, 0))
-
-    for line in text.splitlines():
-        m = _VIP_LINE.match(line)
-        if m:
-            flush()
-            pending = None
-            try:
-                net = ipaddress.ip_network(m.group(3), strict=False)
-            except ValueError:
-                current = None
-                continue
-            is_sticky = bool(m.group(4)) and not m.group(5)
-            current = (net, is_sticky)
-            if is_sticky:
-                pending = net
-            continue
-        p = _PORT_LINE.match(line)
-        if p and current is not None and pending is not None:
-            sticky.add((pending, int(p.group(1)), int(p.group(2))))
-            pending = None
-    flush()
-    return sticky
 
 
 def _addr(af: int, raw: bytes) -> IPAddress:
@@ -163,7 +71,12 @@ def _raw_ases(conn: VppConnection) -> list[tuple[VipKey, IPAddress, int, int, in
 
 
 def read_lb_state(conn: VppConnection, with_sticky: bool = True) -> LbState:
-    conf = None
+    """VPP's lb tables (`with_sticky=False` skips the CLI text, and so every VIP's flag)."""
+    return read_lb(conn, with_sticky)[0]
+
+
+def read_lb(conn: VppConnection, with_sticky: bool = True) -> tuple[LbState, list[showlb.ShownVip]]:
+    """VPP's lb tables, and what `show lb vips verbose` printed (sticky flags and counters)."""
     c = conn.call("lb_conf_get")
     conf = LbConf(
         ipaddress.IPv4Address(c.ip4_src_address),
@@ -171,7 +84,8 @@ def read_lb_state(conn: VppConnection, with_sticky: bool = True) -> LbState:
         int(c.sticky_buckets_per_core),
         int(c.flow_timeout),
     )
-    sticky = parse_sticky(conn.cli("show lb vips verbose")) if with_sticky else set()
+    shown = showlb.parse(conn.cli(showlb.COMMAND)) if with_sticky else []
+    sticky = showlb.sticky_keys(shown)
     vip_rows = _raw_vips(conn)
     if vip_rows is None:  # the socket could not be borrowed: let vpp-papi decode
         vip_rows = [
@@ -208,4 +122,4 @@ def read_lb_state(conn: VppConnection, with_sticky: bool = True) -> LbState:
         for key, addr, flags, since, weight, buckets in as_rows
         if flags & 1 and key in live_vips
     ]  # fmt: skip
-    return LbState(conf=conf, vips=tuple(vips), ases=tuple(ases))
+    return LbState(conf=conf, vips=tuple(vips), ases=tuple(ases)), shown

@@ -14,17 +14,18 @@ import contextlib
 import logging
 import queue
 import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from maglev.vpp import codec
+
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">QII")
-_REPLY = struct.Struct(">HIi")
-_MSG_ID = struct.Struct(">H")
+_HEADER = codec.FRAME
+_REPLY = codec.REPLY
+_MSG_ID = codec.MSG_ID
 MAX_MESSAGE = 64 * 1024 * 1024
 
 

@@ -187,8 +187,8 @@ class VppConnection:
         ping = {"_vl_msg_id": self._msg_id("control_ping"), "client_index": ci, "context": ctx}
         wire = codec.frame(bytes(vpp.messages[message].pack(req)))
         wire += codec.frame(bytes(vpp.messages["control_ping"].pack(ping)))
-        details_id = self._reply_id(details)
-        ping_reply_id = self._reply_id("control_ping_reply")
+        details_id = self._msg_id(details)
+        ping_reply_id = self._msg_id("control_ping_reply")
         log.debug("VPP dump %s (raw)", LbCall(message, args).describe())
         try:
             with borrow_socket(transport, self.read_timeout) as sock:
@@ -215,10 +215,6 @@ class VppConnection:
             raise VppError(f"{message} failed: {e}") from e
         self._count(message, 0)
         return rows
-
-    def _reply_id(self, name: str) -> int:
-        """Message ID of a reply or details message (as VPP's table has it)."""
-        return self._msg_id(name)
 
     def cli(self, command: str) -> str:
         return str(self.call("cli_inband", cmd=command).reply)

@@ -189,7 +189,7 @@ def test_parse_duration_rejects(value: object) -> None:
         ("127.0.0.1:9100", ("127.0.0.1", 9100)),
         ("[::1]:0", ("::1", 0)),
         ("localhost:80", ("localhost", 80)),
-        (":9100", ("", 9100)),
+        (":9100", ("127.0.0.1", 9100)),  # what the daemon binds for an empty host
     ],
 )
 def test_parse_host_port(text: str, parsed: tuple[str, int]) -> None:

@@ -33,10 +33,12 @@ def test_dead_reconciler_thread_stops_the_daemon(
     try:
         rt.start()
 
-        def boom(_: object) -> None:
+        def boom(*_: object) -> None:
             raise RuntimeError("injected failure")
 
-        rt.inbox.put(events.Query(boom))
+        # A bug while handling a request that changes state ends the reconciler thread.
+        rt.reconciler._sync_request = boom  # type: ignore[method-assign]
+        rt.inbox.put(events.SyncRequest())
         with caplog.at_level(logging.CRITICAL):
             code = rt.serve()
     finally:

@@ -143,7 +143,7 @@ def test_embedded_emulator_serves_lb_errors(tmp_path: pathlib.Path) -> None:
     rt.start()
     try:
         rt.emulator.stats.set_error("lb4-gre4", "protocol not supported", 5)
-        fams = [f for f in MaglevCollector(rt)._lb_errors()]
+        fams = [f for f in MaglevCollector(rt.port, rt.info, rt.scheduler.snapshot)._lb_errors()]
         assert len(fams) == 1
         samples = {(s.labels["node"], s.labels["counter"]): s.value for s in fams[0].samples}
         assert samples[("lb4-gre4", "protocol not supported")] == 5.0

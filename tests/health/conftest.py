@@ -99,6 +99,10 @@ class _Threaded(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # Probes on a manual clock come as fast as the test can run them, faster than this server
+    # accepts: with the default backlog (5) the kernel would drop SYNs and a connect would take
+    # a retransmission (1 s) to succeed.
+    request_queue_size = 1024
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from maglev.clock import ManualClock
 from maglev.health import fast, reactor
 from maglev.health.checks.base import Outcome
 from maglev.model import CheckType, Reason
@@ -38,6 +39,14 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _drive(r: reactor.Reactor, done: Callable[[], bool], deadline: float = 10.0) -> None:
+    """Run passes of `r` (its clock standing still) until `done()`, within a real deadline."""
+    give_up = time.monotonic() + deadline
+    while not done():
+        assert time.monotonic() < give_up, "the probe never ended"
+        r.run_once(0.01)
+
+
 def test_one_probe_object_serves_many_probes_and_cancel(tcp_server: int, blackhole: int) -> None:
     r = reactor.Reactor()
     ends: list[tuple[Outcome, float]] = []
@@ -45,39 +54,66 @@ def test_one_probe_object_serves_many_probes_and_cancel(tcp_server: int, blackho
     def done(p: fast.FastProbe, outcome: Outcome, end: float) -> None:
         ends.append((outcome, end - p.start))
         if len(ends) < 3:
-            p.begin(time.monotonic())  # the next probe of the stream, from the callback
+            p.begin(r.time())  # the next probe of the stream, from the callback
         else:
             r.stop()
 
     good = fast.FastProbe(r, LO, check(CheckType.TCP, port=tcp_server), done)
-    good.begin(time.monotonic())
+    good.begin(r.time())
     r.run()
     assert [o.reason for o, _ in ends] == [Reason.L4OK] * 3
+    assert all(duration >= 0 for _, duration in ends)
     assert not good.busy
 
-    # A blackholed probe cancelled in flight ends at once, as cancelled, and closes its socket.
-    r = reactor.Reactor()
-    cancelled: list[Outcome] = []
+    # A blackholed probe cancelled in flight ends then, as cancelled, and closes its socket.
+    clock = ManualClock()
+    r = reactor.Reactor(clock=clock)
+    cancelled: list[tuple[Outcome, float]] = []
 
     def done2(p: fast.FastProbe, outcome: Outcome, end: float) -> None:
-        cancelled.append(outcome)
-        r.stop()
+        cancelled.append((outcome, end))
 
     hang = fast.FastProbe(r, LO, check(CheckType.TCP, port=blackhole, timeout=5.0), done2)
-    hang.begin(time.monotonic())
+    t0 = clock.now
+    hang.begin(r.time())
+    assert hang.start == t0
     # The probe's own socket (counting the whole process's descriptors races with the test
     # server's threads closing the earlier probes' connections).
     sock = hang._sock
     assert hang.busy and sock is not None and sock.fileno() >= 0
-    r.call_at(time.monotonic() + 0.05, hang.cancel)
-    t0 = time.monotonic()
-    r.run()
-    assert time.monotonic() - t0 < 1.0
-    assert [(o.ok, o.reason) for o in cancelled] == [(False, Reason.SOCKERR)]
+    r.call_at(t0 + 0.05, hang.cancel)
+    assert r.next_due() == t0 + 0.05  # the cancel comes before the deadline (in the lane)
+    clock.now = t0 + 0.05
+    assert r.run_once() == t0 + 5.0  # (the deadline's entry stays queued, now stale)
+    assert [(o.ok, o.reason, o.detail, end) for o, end in cancelled] == [
+        (False, Reason.SOCKERR, "cancelled", t0 + 0.05)  # at the cancel, not at the deadline
+    ]
     assert not hang.busy
-    hang.cancel()  # idle: nothing to end, `done` is not called again
-    assert len(cancelled) == 1
     assert sock.fileno() == -1  # its socket is closed
+    hang.cancel()  # idle: nothing to end, `done` is not called again
+    clock.now = t0 + 5.0  # nor by the stale deadline
+    assert r.run_once() is None
+    assert len(cancelled) == 1
+    r.close()
+
+
+def test_deadline_ends_the_probe_at_exactly_start_plus_timeout(blackhole: int) -> None:
+    clock = ManualClock()
+    r = reactor.Reactor(clock=clock)
+    ends: list[tuple[Outcome, float]] = []
+    c = check(CheckType.TCP, port=blackhole, timeout=0.3)
+    hang = fast.FastProbe(r, LO, c, lambda _p, o, end: ends.append((o, end)))
+    t0 = clock.now
+    hang.begin(t0)
+    assert r.next_due() == t0 + 0.3
+    clock.now = t0 + 0.3 - 1e-6
+    r.run_once()
+    assert ends == [] and hang.busy
+    clock.now = t0 + 0.3
+    r.run_once()
+    assert ends == [(Outcome(False, Reason.L4TOUT, "connect timeout after 0.3s"), t0 + 0.3)]
+    assert not hang.busy
+    r.close()
 
 
 @contextlib.contextmanager
@@ -145,19 +181,18 @@ def test_http_truncated_and_oversized_heads() -> None:
 def test_http_reply_before_the_request_is_read() -> None:
     # The whole reply is there when the probe first hears of its connect, and the peer keeps the
     # connection open: edge-triggered, no further event comes, so the probe must read what is
-    # already there when it has sent its request.
+    # already there when it has sent its request. (On a manual clock: however long the server
+    # takes, the deadline cannot come first.)
     sent = threading.Event()
     with _raw_server([b"HTTP/1.1 200 OK\r\n\r\n"], gap=0, first=True, linger=1, sent=sent) as port:
-        r = reactor.Reactor()
+        r = reactor.Reactor(clock=ManualClock())
         ends: list[Outcome] = []
 
         def done(_p: fast.FastProbe, outcome: Outcome, _end: float) -> None:
             ends.append(outcome)
-            r.stop()
 
-        fast.FastProbe(r, LO, check(CheckType.HTTP, port=port, timeout=0.5), done).begin(
-            time.monotonic()
-        )
-        assert sent.wait(2.0)  # before the reactor looks at the connect
-        r.run()
+        fast.FastProbe(r, LO, check(CheckType.HTTP, port=port, timeout=0.5), done).begin(r.time())
+        assert sent.wait(10.0)  # before the reactor looks at the connect
+        _drive(r, lambda: bool(ends))
+        r.close()
     assert [(o.ok, o.reason, o.detail) for o in ends] == [(True, Reason.L7OK, "HTTP 200")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from maglev.health import netns
-from maglev.model import CheckType, Reason
+from maglev.model import CheckType, Reason, netns_name_ok
 from tests.health.conftest import LO, check, run_probe
 
 pytestmark = [pytest.mark.netns, pytest.mark.integration]
@@ -125,3 +126,18 @@ def test_missing_namespace_is_a_socket_error() -> None:
         pytest.skip("needs root")
     r = run_probe(check(CheckType.TCP, port=80, netns=f"mgt-missing-{uuid.uuid4().hex[:6]}"), LO)
     assert (r.ok, r.reason) == (False, Reason.SOCKERR)
+
+
+def test_namespace_names_are_file_names_in_the_netns_directory() -> None:
+    # One rule (`model.netns_name_ok`) for the config loader and for the probes, which check again.
+    assert netns.ns_path("probes") == "/run/netns/probes" and netns_name_ok("mgt-a-1")
+    for bad in ("", ".", "..", "a/b", "../etc"):
+        assert not netns_name_ok(bad)
+        with pytest.raises(OSError, match=re.escape(f"bad network namespace name {bad!r}")):
+            netns.ns_path(bad)
+    r = run_probe(check(CheckType.TCP, port=80, netns="../etc"), LO)  # needs no privilege
+    assert (r.ok, r.reason, r.detail) == (
+        False,
+        Reason.SOCKERR,
+        "bad network namespace name '../etc'",
+    )

@@ -1,4 +1,8 @@
-"""The epoll reactor: deadlines, cancellation, sleeps, cross-thread calls, fd bookkeeping."""
+"""The epoll reactor: deadlines, cancellation, sleeps, cross-thread calls, fd bookkeeping.
+
+Time-dependent behaviour runs on a `ManualClock`, one pass at a time (`run_once`), and is checked
+at exact times; real sockets still deliver their I/O through epoll meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
+from maglev.clock import ManualClock
 from maglev.health import reactor
 from maglev.health.reactor import Deadline, Job, Reactor
 
@@ -42,12 +48,53 @@ def test_deadline_is_thrown_into_the_coroutine_and_cleans_up() -> None:
         finally:
             seen.append("finally")
 
+    clock = ManualClock()
+    r = Reactor(clock=clock)
+    ended: list[tuple[float, BaseException | None]] = []
+    deadline = clock.now + 0.1
+    r.spawn(waits_forever(), deadline, lambda _j, _v, e: ended.append((clock.now, e)))
+    assert r.next_due() == deadline
+    for t in (clock.now, deadline - 1e-6):  # not a moment before its deadline ...
+        clock.now = t
+        assert r.run_once() == deadline
+        assert ended == [] and seen == [] and a.fileno() != -1 and r.jobs == 1
+    clock.now = deadline  # ... and at exactly its deadline
+    assert r.run_once() is None
+    ((at, error),) = ended
+    assert at == deadline and isinstance(error, Deadline) and str(error) == "deadline"
+    assert seen == ["finally"] and a.fileno() == -1 and r.jobs == 0
+    r.close()
+    assert r.closed
+    b.close()
+
+
+def test_run_one_raises_deadline_no_sooner_than_its_timeout() -> None:
+    async def waits_forever() -> None:
+        await reactor.sleep(3600)
+
     t0 = time.monotonic()
     with pytest.raises(Deadline):
         reactor.run_one(waits_forever(), 0.1)
-    assert 0.09 < time.monotonic() - t0 < 1.0
-    assert seen == ["finally"] and a.fileno() == -1
-    b.close()
+    assert time.monotonic() - t0 >= 0.1  # (no upper bound: a loaded machine may be late)
+
+
+def test_timers_due_within_slack_run_early_in_the_same_pass() -> None:
+    clock = ManualClock()
+    r = Reactor(slack=0.005, clock=clock)
+    t0 = clock.now
+    fired: list[tuple[str, float]] = []
+    r.call_at(t0 + 0.1, lambda: fired.append(("a", clock.now)))
+    r.call_at(t0 + 0.103, lambda: fired.append(("b", clock.now)))
+    r.call_at(t0 + 0.2, lambda: fired.append(("c", clock.now)))
+    clock.now = t0 + 0.0949
+    assert r.run_once() == t0 + 0.1 and fired == []
+    clock.now = t0 + 0.095  # a is 5 ms away: due within slack
+    assert r.run_once() == t0 + 0.103
+    assert fired == [("a", t0 + 0.095)]
+    clock.now = t0 + 0.1  # b is 3 ms away
+    assert r.run_once() == t0 + 0.2
+    assert fired == [("a", t0 + 0.095), ("b", t0 + 0.1)]
+    r.close()
 
 
 def test_recv_and_send_all_over_a_socketpair() -> None:
@@ -68,7 +115,7 @@ def test_recv_and_send_all_over_a_socketpair() -> None:
         await reactor.send_all(a, payload)
         return await reactor.recv(a, 10)
 
-    assert reactor.run_one(talk(), 5.0) == b"done"
+    assert reactor.run_one(talk(), 10.0) == b"done"
     t.join()
     a.close()
     b.close()
@@ -90,12 +137,14 @@ def test_connect_refused_raises_oserror() -> None:
 
 
 def test_many_jobs_timers_cancel_and_threadsafe_calls() -> None:
-    r = Reactor()
-    done: dict[str, object] = {}
+    clock = ManualClock()
+    r = Reactor(clock=clock)
+    t0 = clock.now
+    done: dict[str, tuple[float, object]] = {}
 
-    def finished(name: str) -> object:
+    def finished(name: str) -> Callable[[Job, object, BaseException | None], None]:
         def cb(_job: Job, value: object, error: BaseException | None) -> None:
-            done[name] = error if error is not None else value
+            done[name] = (clock.now, error if error is not None else value)
 
         return cb
 
@@ -104,23 +153,39 @@ def test_many_jobs_timers_cancel_and_threadsafe_calls() -> None:
         return value
 
     fired: list[str] = []
-    r.spawn(nap(0.01, "quick"), time.monotonic() + 1, finished("quick"))
-    slow = r.spawn(nap(10, "slow"), time.monotonic() + 20, finished("slow"))
-    r.spawn(nap(10, "late"), time.monotonic() + 0.05, finished("late"))
-    cancelled = r.call_at(time.monotonic() + 0.02, fired.append, "cancelled timer")
+    r.spawn(nap(0.01, "quick"), t0 + 1, finished("quick"))
+    slow = r.spawn(nap(10, "slow"), t0 + 20, finished("slow"))
+    r.spawn(nap(10, "late"), t0 + 0.05, finished("late"))
+    r.spawn(nap(10, "left"), t0 + 30, finished("left"))
+    cancelled = r.call_at(t0 + 0.02, fired.append, "cancelled timer")
     cancelled.cancel()
-    r.call_at(time.monotonic() + 0.03, r.cancel, slow)
-
-    r.call_at(time.monotonic() + 0.2, r.stop)
+    r.call_at(t0 + 0.03, r.cancel, slow)
     t = threading.Thread(target=r.call_threadsafe, args=(fired.append, "from thread"))
     t.start()
-    r.run()
     t.join()
-    assert done["quick"] == "quick"
-    assert isinstance(done["slow"], Deadline)  # cancelled jobs still report their end
-    assert isinstance(done["late"], Deadline)
-    assert fired == ["from thread"]
+    # Step from due time to due time, as the loop would sleep from one to the next.
+    nxt = r.run_once()
+    assert fired == ["from thread"]  # handed in from another thread: run in the next pass
+    while nxt is not None and nxt <= t0 + 0.2:
+        clock.now = nxt
+        nxt = r.run_once()
+    assert done["quick"] == (t0 + 0.01, "quick")  # its sleep ended, well before its deadline
+    when, error = done["slow"]
+    assert when == t0 + 0.03 and isinstance(error, Deadline) and str(error) == "cancelled"
+    when, error = done["late"]
+    assert when == t0 + 0.05 and isinstance(error, Deadline) and str(error) == "deadline"
+    assert "left" not in done and r.jobs == 1
+    assert fired == ["from thread"]  # the cancelled timer never ran
+    r.stop()
+    r.run_once()  # handles the stop ...
+    iterations = r.iterations
+    r.run_once()  # ... after which no pass runs
+    assert r.iterations == iterations
+    r.close()  # ends the job still running: it sees Deadline too
+    when, error = done["left"]
+    assert when == t0 + 0.05 and isinstance(error, Deadline)
     assert r.jobs == 0 and r.closed
+    r.close()  # harmless
 
 
 def test_fd_number_reuse_within_one_job() -> None:
@@ -141,7 +206,7 @@ def test_fd_number_reuse_within_one_job() -> None:
         d.close()
         return first + second
 
-    assert reactor.run_one(two_sockets(), 2.0) == b"12"
+    assert reactor.run_one(two_sockets(), 10.0) == b"12"
 
 
 def test_calls_after_close_are_dropped_safely() -> None:
@@ -159,26 +224,43 @@ def test_calls_after_close_are_dropped_safely() -> None:
 
 
 def test_lanes_watch_and_after_pass() -> None:
-    r = Reactor()
+    clock = ManualClock()
+    r = Reactor(clock=clock)
     seen: list[object] = []
     passes: list[int] = []
     r.after_pass = lambda: passes.append(r.iterations)
+    assert r.next_due() is None
     lane = r.lane(0.05)
     assert r.lane(0.05) is lane  # one lane per delay
-    t0 = time.monotonic()
-    lane.push(t0, seen.append, "first")
-    lane.push(t0 + 0.01, seen.append, "second")
+    t0 = clock.now
+    assert lane.push(t0, seen.append, "first") == t0 + 0.05
+    assert lane.push(t0 + 0.01, seen.append, "second") == t0 + 0.06
+    assert r.next_due() == t0 + 0.05  # lanes count, not only timers ...
+    timer = r.call_at(t0 + 0.03, seen.append, "timer")
+    assert r.next_due() == t0 + 0.03  # ... the earliest of both
+    timer.cancel()
+    assert r.next_due() == t0 + 0.03  # a cancelled timer still wakes the loop (then is dropped)
     a, b = socket.socketpair()
     a.setblocking(False)
     r.watch(
         a.fileno(), select.EPOLLIN | select.EPOLLONESHOT, lambda ev: seen.append(("readable", ev))
     )
     b.send(b"x")
-    r.call_at(t0 + 0.2, r.stop)
-    r.run()
-    assert seen[0] == ("readable", select.EPOLLIN)  # before the lane's entries were due
-    assert seen[1:] == ["first", "second"]
-    assert passes and passes[-1] == r.iterations  # once at the end of every pass
+    assert r.run_once(5.0) == t0 + 0.03  # the fd is ready: the wait ends at once
+    assert seen == [("readable", select.EPOLLIN)]  # before the lane's entries were due
+    for t, now_seen in [
+        (t0 + 0.03, []),
+        (t0 + 0.0499, []),
+        (t0 + 0.05, ["first"]),
+        (t0 + 0.0599, ["first"]),
+        (t0 + 0.06, ["first", "second"]),
+    ]:
+        clock.now = t
+        r.run_once()
+        assert seen[1:] == now_seen, t
+    assert r.next_due() is None
+    assert passes == [1, 2, 3, 4, 5, 6] and r.iterations == 6  # once at the end of every pass
     r.unwatch(a.fileno())
+    r.close()
     a.close()
     b.close()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def test_tcp_connect_ok(tcp_server: int) -> None:
     r = run_probe(check(CheckType.TCP, port=tcp_server))
     assert (r.ok, r.reason) == (True, Reason.L4OK)
-    assert 0 <= r.duration < 1
+    assert r.duration >= 0  # (no upper bound on wall time: a loaded machine may be slow)
 
 
 def test_tcp_refused(refused_port: int) -> None:
@@ -31,8 +31,8 @@ def test_tcp_refused(refused_port: int) -> None:
 
 def test_tcp_blackhole_times_out_at_deadline(blackhole: int) -> None:
     r = run_probe(check(CheckType.TCP, port=blackhole, timeout=0.3))
-    assert (r.ok, r.reason) == (False, Reason.L4TOUT)
-    assert 0.25 < r.duration < 0.8
+    assert (r.ok, r.reason, r.detail) == (False, Reason.L4TOUT, "connect timeout after 0.3s")
+    assert r.duration >= 0.3 - 1e-9  # not before its deadline (how late: up to the machine)
 
 
 def test_tcp_send_expect(tcp_server: int) -> None:
@@ -147,8 +147,8 @@ def test_http_malformed_reply(http_server: HttpServer) -> None:
 
 def test_http_slow_reply_is_l7_timeout(http_server: HttpServer) -> None:
     r = run_probe(check(CheckType.HTTP, port=http_server.port, path="/slow", timeout=0.3))
-    assert (r.ok, r.reason) == (False, Reason.L7TOUT)
-    assert r.duration < 1
+    assert (r.ok, r.reason) == (False, Reason.L7TOUT)  # the reply comes 1 s late: not waited for
+    assert r.duration >= 0.3 - 1e-9
 
 
 def test_http_refused_and_blackhole(refused_port: int, blackhole: int) -> None:

@@ -18,12 +18,13 @@ import pytest
 
 from maglev.clock import ManualClock
 from maglev.config import load_text
+from maglev.errors import NotFound
 from maglev.health.state import Phase
 from maglev.model import Config, HealthCheck, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
-from maglev.reconcile.dataplane import Dataplane
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp import apidefs
+from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
 from maglev.vppsim import Emulator
 
@@ -76,6 +77,10 @@ def ops(emu: Emulator, name: str) -> list[dict[str, Any]]:
     return out
 
 
+def apply_config(config: Config) -> events.ApplyConfig:
+    return events.ApplyConfig(config, "test", at=0.0, started=time.perf_counter(), load_seconds=0)
+
+
 class Streams:
     """Records what the reconciler asks of the check scheduler."""
 
@@ -110,7 +115,7 @@ class Harness:
         self.rec = Reconciler(
             config,
             self.inbox,
-            Dataplane(self.conn),
+            PapiLb(self.conn),
             self.streams,
             publish=self.published.append,
             clock=self.clock,
@@ -198,7 +203,7 @@ def warm(h: Harness, up: tuple[str, ...] = ("a1", "a2", "b1"), down: tuple[str, 
 def test_startup_holds_writes_then_programs(make: Callable[..., Harness]) -> None:
     h = make()
     h.turn()
-    assert h.rec.dp.connected and h.emu.write_count == 0  # connected and dumped, wrote nothing
+    assert h.rec.lb.connected and h.emu.write_count == 0  # connected and dumped, wrote nothing
     h.probe("a1", True)
     h.turn(1.0)
     assert h.emu.write_count == 0  # min delay not reached
@@ -262,7 +267,7 @@ def test_operator_pause_drains_and_disable_flushes(make: Callable[..., Harness])
     msg = events.BackendAction("a1", "pause")
     h.inbox.put(msg)
     h.turn()
-    assert msg.reply.result(1)["state"] == "paused"
+    assert msg.reply.result(1).state == "paused"
     last = ops(h.emu, "lb_as_set_weight")[-1]
     assert (str(last["as_address"]), last["weight"], last["is_flush"]) == (
         "10.0.0.1",
@@ -288,7 +293,7 @@ def test_operator_pause_drains_and_disable_flushes(make: Callable[..., Harness])
     bad = events.BackendAction("nope", "pause")
     h.inbox.put(bad)
     h.turn()
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(NotFound, match="nope"):
         bad.reply.result(1)
 
 
@@ -298,7 +303,7 @@ def test_weight_override_and_clear(make: Callable[..., Harness]) -> None:
     m = events.WeightOverride("www", "primary", "a2", 7)
     h.inbox.put(m)
     h.turn()
-    assert m.reply.result(1)["override"] == 7
+    assert m.reply.result(1).override == 7
     assert h.weights()["10.0.0.2"] == 7
     h.inbox.put(events.WeightOverride("www", "primary", "a2", None))
     h.turn()
@@ -306,7 +311,7 @@ def test_weight_override_and_clear(make: Callable[..., Harness]) -> None:
     bad = events.WeightOverride("www", "nopool", "a2", 3)
     h.inbox.put(bad)
     h.turn()
-    with pytest.raises(KeyError, match="nopool"):
+    with pytest.raises(NotFound, match="nopool"):
         bad.reply.result(1)
 
 
@@ -316,10 +321,10 @@ def test_reload_removes_backend_and_frontend(make: Callable[..., Harness], emu: 
     text = BASE.replace("  b1: {{address: 10.0.0.3, healthcheck: hc}}\n", "")
     text = text.replace("      - {{name: backup, backends: {{b1: {{}}}}}}\n", "")
     text = text[: text.index("  static:")]
-    msg = events.ApplyConfig(cfg(emu, text=text), "test")
+    msg = apply_config(cfg(emu, text=text))
     h.inbox.put(msg)
     h.turn()
-    assert msg.reply.result(1)["ok"]
+    assert msg.reply.result(1).ok
     assert list(h.vpp()) == [("192.0.2.80/32", 6, 80)]  # static deleted: maglev made it
     assert h.weights() == {"10.0.0.1": 100, "10.0.0.2": 50}
     dels = [o for o in ops(h.emu, "lb_add_del_as_v2") if o["is_del"]]
@@ -332,7 +337,7 @@ def test_reload_removes_backend_and_frontend(make: Callable[..., Harness], emu: 
 def test_encap_change_recreates_vip(make: Callable[..., Harness], emu: Emulator) -> None:
     h = make()
     warm(h)
-    h.inbox.put(events.ApplyConfig(cfg(emu, encap="l3dsr\n    dscp: 10"), "test"))
+    h.inbox.put(apply_config(cfg(emu, encap="l3dsr\n    dscp: 10")))
     h.turn()
     assert h.weights() == {"10.0.0.1": 100, "10.0.0.2": 50, "10.0.0.3": 0}
     vips = ops(h.emu, "lb_add_del_vip_v2")
@@ -348,10 +353,10 @@ def test_vpp_restart_recreates_everything(
     before = h.vpp()
     emu.stop()
     deadline = time.monotonic() + 10  # vpp-papi's reader notices the closed socket on its own
-    while h.rec.dp.connected and time.monotonic() < deadline:
+    while h.rec.lb.connected and time.monotonic() < deadline:
         time.sleep(0.01)
     h.turn(1.0)
-    assert not h.rec.dp.connected
+    assert not h.rec.lb.connected
     assert h.rec.snapshot.vpp_connected is False
     fresh = Emulator(emu.socket_path)
     fresh.start()
@@ -359,9 +364,9 @@ def test_vpp_restart_recreates_everything(
         h.emu = fresh
         for _ in range(6):  # reconnect backoff
             h.turn(1.0)
-            if h.rec.dp.connected:
+            if h.rec.lb.connected:
                 break
-        assert h.rec.dp.connected
+        assert h.rec.lb.connected
         assert h.vpp() == before
         assert any(e["type"] == "vpp" and e["connected"] for e in h.published)
     finally:
@@ -466,17 +471,17 @@ def test_memory_hooks_and_shared_probe_targets(emu: Emulator, files: list[str]) 
     idle = threading.Event()
     conn = VppConnection(emu.socket_path, files, read_timeout=3)
     rec = Reconciler(
-        cfg(emu), inbox, Dataplane(conn), streams,
+        cfg(emu), inbox, PapiLb(conn), streams,
         on_config=lambda: installed.append(1), on_idle=idle.set,
     )  # fmt: skip
     try:
         assert installed == [1]
         keys = {id(t) for t in rec._by_target}
         assert {id(t) for t in streams.targets} == keys
-        reload = events.ApplyConfig(cfg(emu, flush=False), "test")
+        reload = apply_config(cfg(emu, flush=False))
         inbox.put(reload)
         rec.turn()
-        assert reload.reply.result(1)["ok"] and installed == [1, 1]
+        assert reload.reply.result(1).ok and installed == [1, 1]
         assert {id(t) for t in rec._by_target} == keys  # same objects after the reload
         assert {id(t) for t in streams.targets} == keys
         thread = threading.Thread(target=rec.run, daemon=True)

@@ -28,7 +28,7 @@ def test_drain_takes_oldest_first_up_to_a_limit_and_wakes_producers() -> None:
     import queue
     import threading
 
-    from maglev.reconcile.reconciler import drain
+    from maglev.reconcile.events import drain
 
     q: queue.Queue[int] = queue.Queue(maxsize=3)
     for i in range(3):

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from maglev.errors import VppApiError, VppError
-from maglev.vpp import apidefs, codec
-from maglev.vpp.counters import parse_vip_counters
-from maglev.vpp.dumper import parse_sticky, read_lb_state
+from maglev.vpp import apidefs, codec, showlb
+from maglev.vpp.dumper import read_lb_state
 from maglev.vpp.papi import LbCall, VppConnection
 from maglev.vppsim import Emulator
 
@@ -164,18 +163,20 @@ def test_parse_sticky_and_counters_text() -> None:
         "ip4-gre4 [3] 192.0.2.82/32 src_ip_sticky\n"
         "  new_size:1024\n"
     )
-    assert parse_sticky(text) == {
+    shown = showlb.parse(text)
+    assert showlb.sticky_keys(shown) == {
         (VIP, 6, 80),
         (ipaddress.ip_network("192.0.2.82/32"), 255, 0),
     }
-    c = parse_vip_counters(text)
-    assert [v["prefix"] for v in c] == ["192.0.2.80/32", "192.0.2.82/32"]
-    assert c[0]["counters"] == {
+    assert [str(v.key[0]) for v in shown] == ["192.0.2.80/32", "192.0.2.82/32"]
+    assert [v.kind for v in shown] == ["ip4-gre4", "ip4-gre4"]
+    assert dict(shown[0].counters) == {
         "existing-session": 5,
         "first-packet": 7,
         "untracked": 0,
         "no-server": 2,
     }
+    assert shown[1].counters == ()  # VPP printed none: absent, not 0
 
 
 def test_raw_dump_decoding_matches_vpp_papi(conn: VppConnection) -> None:

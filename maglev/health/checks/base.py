@@ -19,20 +19,18 @@ import logging
 import os
 import socket
 import struct
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from maglev import __version__
+from maglev.clock import Clock, SystemClock
 from maglev.health import netns, reactor
-from maglev.model import CheckType, HealthCheck, IPAddress, ProbeResult, ProbeTarget, Reason
+from maglev.model import DEFAULT_PORTS, HealthCheck, IPAddress, ProbeResult, ProbeTarget, Reason
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"maglev/{__version__}"
-
-DEFAULT_PORTS = {CheckType.HTTP: 80, CheckType.HTTPS: 443, CheckType.DNS: 53}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +166,20 @@ def result(
     )
 
 
-def probe_once(func: ProbeFunc, target: ProbeTarget, check: HealthCheck) -> ProbeResult:
-    """Run one probe on a private reactor in the calling thread (tests, one-off checks)."""
+def probe_once(
+    func: ProbeFunc, target: ProbeTarget, check: HealthCheck, clock: Clock | None = None
+) -> ProbeResult:
+    """Run one probe on a private reactor in the calling thread (tests, one-off checks).
+
+    Its start and end are read from the clock the reactor runs on.
+    """
+    clock = clock or SystemClock()
     progress = Progress(Reason.L4TOUT, "timeout")
-    start = time.monotonic()
+    start = clock.monotonic()
     value: object = None
     error: BaseException | None = None
     try:
-        value = reactor.run_one(func(target.address, check, progress), check.timeout)
+        value = reactor.run_one(func(target.address, check, progress), check.timeout, clock)
     except BaseException as e:
         error = e
-    return result(target, check, progress, value, error, start, time.monotonic())
+    return result(target, check, progress, value, error, start, clock.monotonic())

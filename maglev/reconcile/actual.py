@@ -1,11 +1,12 @@
-"""The reconciler's view of VPP, ranked for the engine and kept up to date op by op.
+"""VPP's side of the engine's input: the record of what VPP has, ranked against a layout.
 
-`desired.prepare_actual_map` ranks every AS of every VIP it is given (tens of thousands of rows)
-on each pass, although the view only changes through the reconciler's own successful operations
-and full-sync dumps. `RankedActual` keeps each VIP's ranked rows for one layout: an operation
-that succeeded updates its VIP's rows in place (`record`), a VIP object the view replaced (a
-dump, a re-created VIP) is ranked afresh on the next `table`. A VIP or address the layout does
-not know falls back to the general path, so the table is always the one
+`prepare_actual_map` ranks a record ({VIP key: ActualVip}) for the engine, placing VIPs and
+addresses the config does not know between the known ones; `prepare_actual` does the same for
+dumped rows. The reconciler's view only changes through its own successful operations and
+full-sync dumps, so `RankedActual` keeps each VIP's ranked rows for one layout and updates them
+op by op (`record_all`) instead of ranking tens of thousands of rows on every pass; a VIP object
+the view replaced (a dump, a re-created VIP) is ranked afresh, and a VIP or address the layout
+does not know falls back to the general path, so its table is always the one
 `prepare_actual_map` would build. Reconciler thread only.
 """
 
@@ -14,14 +15,76 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Iterable, Mapping
-from operator import attrgetter
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 
 from maglev import diff
-from maglev.model import Encap
-from maglev.reconcile.desired import ActualTable, ActualVipLike, Layout, prepare_actual_map
-from maglev.reconcile.plan import ENCAP_CODE, CreateVip, DeleteAs, DeleteVip, Op, VipId
+from maglev.model import IPAddress
+from maglev.reconcile.layout import Layout
+from maglev.vpp.lb import ActualVip, AsInfo, VipAttrs, VipInfo, VipKey, actual_from_rows
+from maglev.vpp.ops import CreateVip, DeleteAs, DeleteVip, Op
 
-_L3DSR = ENCAP_CODE[Encap.L3DSR]
+
+@dataclass(frozen=True, slots=True)
+class ActualTable:
+    """VPP's tables ranked for the engine, with the keys the config does not know."""
+
+    actual: diff.Actual
+    vip_ids: tuple[VipKey, ...]  # per engine actual-VIP index
+    extra_vips: Mapping[int, VipKey]
+    extra_addresses: Mapping[int, IPAddress]
+
+
+def prepare_actual(layout: Layout, vips: Iterable[VipInfo], ases: Iterable[AsInfo]) -> ActualTable:
+    """Rank VPP's VIP and live AS rows (ASes of VIPs not in `vips` are ignored)."""
+    return prepare_actual_map(layout, actual_from_rows(vips, ases))
+
+
+def prepare_actual_map(layout: Layout, actual: Mapping[VipKey, ActualVip]) -> ActualTable:
+    """Rank a record of VPP ({VIP key: ActualVip}) for the engine."""
+    return _rank_table(
+        layout,
+        {k: v.attrs for k, v in actual.items()},
+        {k: v.weights.items() for k, v in actual.items()},
+    )
+
+
+def _rank_table(
+    layout: Layout,
+    attrs: Mapping[VipKey, VipAttrs],
+    weights: Mapping[VipKey, Iterable[tuple[IPAddress, int]]],  # one entry per address
+) -> ActualTable:
+    vips = {layout.vip_ranks.order(k): k for k in attrs}
+    extra_vrank, extra_vips = layout.vip_ranks.extend(vips)
+    vby, aby, aorder = layout.vip_ranks.by_order, layout.as_ranks.by_order, layout.as_ranks.order
+    rows: list[tuple[int, VipKey, list[tuple[int, int]]]] = []
+    missing: dict[int, IPAddress] = {}
+    for vo, k in vips.items():
+        members = []
+        for a, w in weights[k]:
+            o = aorder(a)
+            if o not in aby:
+                missing[o] = a
+            members.append((o, w))
+        members.sort()  # sort keys order exactly as ranks do
+        rows.append((vby.get(vo) or extra_vrank[vo], k, members))
+    rows.sort(key=itemgetter(0))
+    extra_arank, extra_addresses = layout.as_ranks.extend(missing)
+    act_vip, act_attrs, act_as_start = array("q"), array("i"), array("i", [0])
+    act_as, act_weight = array("q"), array("i")
+    for vrank, k, members in rows:
+        act_vip.append(vrank)
+        act_attrs.extend(attrs[k].codes())
+        for o, w in members:
+            act_as.append(aby.get(o) or extra_arank[o])
+            act_weight.append(w)
+        act_as_start.append(len(act_as))
+    return ActualTable(
+        actual=diff.Actual(act_vip, act_attrs, act_as_start, act_as, act_weight),
+        vip_ids=tuple(k for _, k, _ in rows),
+        extra_vips=extra_vips,
+        extra_addresses=extra_addresses,
+    )
 
 
 class _Rows:
@@ -31,8 +94,8 @@ class _Rows:
 
     def __init__(
         self,
-        source: ActualVipLike,
-        key: VipId,
+        source: ActualVip,
+        key: VipKey,
         vrank: int,
         attrs: tuple[int, int, int, int],
         as_rank: array[int],
@@ -54,9 +117,9 @@ class RankedActual:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._rows: dict[VipId, _Rows] = {}
+        self._rows: dict[VipKey, _Rows] = {}
 
-    def _rank(self, key: VipId, v: ActualVipLike) -> _Rows | None:
+    def _rank(self, key: VipKey, v: ActualVip) -> _Rows | None:
         lay = self.layout
         vrank = lay.vip_ranks.by_order.get(lay.vip_ranks.order(key))
         if vrank is None:
@@ -69,19 +132,16 @@ class RankedActual:
                 return None
             members.append((r, w))
         members.sort()
-        at = v.attrs
-        dscp = at.dscp if at.encap == _L3DSR else 0
-        attrs = (at.encap, dscp, int(at.src_ip_sticky), at.flow_table_length)
         return _Rows(
             v,
             key,
             vrank,
-            attrs,
+            v.attrs.codes(),
             array("q", [r for r, _ in members]),
             array("i", [w for _, w in members]),
         )
 
-    def table(self, actual: Mapping[VipId, ActualVipLike]) -> ActualTable:
+    def table(self, actual: Mapping[VipKey, ActualVip]) -> ActualTable:
         """The engine's table for `actual` (equal to `prepare_actual_map(layout, actual)`)."""
         cache = self._rows
         rows: list[_Rows] = []
@@ -110,12 +170,9 @@ class RankedActual:
             extra_addresses={},
         )
 
-    def record(self, op: Op) -> None:
-        """Mirror a successful operation (already applied to the view with `apply_to_actual`)."""
-        self.record_all((op,))
-
     def record_all(self, ops: Iterable[Op]) -> None:
-        """`record` for each of `ops`, in order (a VIP's ops usually come together)."""
+        """Mirror operations that succeeded (already recorded in the view of VPP with
+        `maglev.vpp.ops.record`), in order (a VIP's ops usually come together)."""
         rows, rank_of = self._rows, self.layout.as_ranks.rank
         pfx: object = None
         proto = port = -1

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maglev.model import Encap, IPAddress
-from maglev.reconcile.dataplane import ActualVip, VipAttrs, apply_all_to_actual
-from maglev.reconcile.desired import ActualTable, build_layout, prepare_actual_map
-from maglev.reconcile.plan import AddAs, CreateVip, DeleteAs, DeleteVip, Op, SetWeight, VipId
-from maglev.reconcile.ranked import RankedActual
+from maglev.reconcile.actual import ActualTable, RankedActual, prepare_actual_map
+from maglev.reconcile.layout import build_layout
+from maglev.vpp.lb import ActualVip, VipAttrs, VipKey
+from maglev.vpp.ops import AddAs, CreateVip, DeleteAs, DeleteVip, Op, SetWeight, record
 from tests.test_diff import backends, config, frontend, ip
 
 CFG = config(
@@ -23,7 +23,7 @@ CFG = config(
     backends(a="10.0.0.1", b="10.0.0.2", c="10.0.0.3", d="2001:db8:1::4"),
 )
 LAYOUT = build_layout(CFG)
-KNOWN_VIPS: list[VipId] = [
+KNOWN_VIPS: list[VipKey] = [
     (ipaddress.ip_network("192.0.2.1/32"), 6, 80),
     (ipaddress.ip_network("192.0.2.2/32"), 6, 443),
     (ipaddress.ip_network("2001:db8::1/128"), 6, 80),
@@ -42,7 +42,7 @@ def as_lists(t: ActualTable) -> tuple[object, ...]:
     )
 
 
-def op_of(kind: int, vip: VipId, addr: IPAddress, weight: int, flag: bool) -> Op:
+def op_of(kind: int, vip: VipKey, addr: IPAddress, weight: int, flag: bool) -> Op:
     net, proto, port = vip
     if kind == 0:
         return SetWeight(net, proto, port, addr, weight, flag)
@@ -66,7 +66,7 @@ STEP = st.tuples(
 )
 
 
-def fresh_view(weights: int) -> dict[VipId, ActualVip]:
+def fresh_view(weights: int) -> dict[VipKey, ActualVip]:
     return {
         k: ActualVip(VipAttrs(0, 0, False, 1024), {a: weights for a in KNOWN_ADDRS[:3]})
         for k in KNOWN_VIPS
@@ -76,7 +76,7 @@ def fresh_view(weights: int) -> dict[VipId, ActualVip]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEP, max_size=40), st.booleans())
 def test_incremental_table_equals_a_fresh_ranking(
-    steps: list[tuple[int, VipId, IPAddress, int, bool, bool]], subset: bool
+    steps: list[tuple[int, VipKey, IPAddress, int, bool, bool]], subset: bool
 ) -> None:
     actual = fresh_view(100)
     ranked = RankedActual(LAYOUT)
@@ -89,18 +89,18 @@ def test_incremental_table_equals_a_fresh_ranking(
     batch: list[Op] = []
     for kind, vip, addr, weight, flag, rank_now in steps:
         if kind == 5:  # a full sync: new objects, same or different content
-            apply_all_to_actual(actual, batch)
+            record(actual, batch)
             ranked.record_all(batch)
             batch = []
             actual = fresh_view(weight)
         else:
             batch.append(op_of(kind, vip, addr, weight, flag))
         if rank_now:
-            apply_all_to_actual(actual, batch)
+            record(actual, batch)
             ranked.record_all(batch)
             batch = []
             check()
-    apply_all_to_actual(actual, batch)
+    record(actual, batch)
     ranked.record_all(batch)
     check()
 
@@ -111,14 +111,14 @@ def test_unknown_addresses_fall_back_and_ops_update_in_place() -> None:
     first = ranked.table(actual)
     www = KNOWN_VIPS[0]
     op = SetWeight(*www, ip("10.0.0.2"), 0, True)
-    apply_all_to_actual(actual, [op])
-    ranked.record(op)
+    record(actual, [op])
+    ranked.record_all([op])
     after = ranked.table(actual)
     assert as_lists(after) == as_lists(prepare_actual_map(LAYOUT, actual))
     assert list(after.actual.act_weight) != list(first.actual.act_weight)
     stray = AddAs(*www, ip("10.0.0.7"), 5)  # an AS the config does not know
-    apply_all_to_actual(actual, [stray])
-    ranked.record(stray)
+    record(actual, [stray])
+    ranked.record_all([stray])
     table = ranked.table(actual)
     assert table.extra_addresses  # ranked by the general path
     assert as_lists(table) == as_lists(prepare_actual_map(LAYOUT, actual))

@@ -1,39 +1,19 @@
 """The dataplane plan: ordered operations on VPP's lb tables, as plain printable values.
 
-A `Plan` is what the diff decided and what the applier will do, in order; it can be printed
-(`Plan.lines()`) or logged (`Plan.summary()`) before anything touches VPP. The op types use VPP's
-words (VIP, AS) because each maps onto exactly one lb API call. Built by
-`maglev.reconcile.desired.make_plan` on the reconciler thread; immutable, safe to hand on.
+A `Plan` is what the diff decided and what the client will do, in order; it can be printed
+(`Plan.lines()`) or logged (`Plan.summary()`) before anything touches VPP. Each op maps onto
+exactly one lb API call (`maglev.vpp.client` sends them); `record` mirrors the ops that
+succeeded in the record of what VPP has. Built by `maglev.reconcile.decide.make_plan` on the
+reconciler thread; immutable, safe to hand on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from maglev.model import Encap, IPAddress, IPNetwork
-
-VipId = tuple[IPNetwork, int, int]
-"""How VPP keys a VIP: (prefix, IP protocol number (255 = any), port)."""
-
-ENCAP_CODE: dict[Encap, int] = {
-    Encap.GRE4: 0,
-    Encap.GRE6: 1,
-    Encap.L3DSR: 2,
-    Encap.NAT4: 3,
-    Encap.NAT6: 4,
-}
-"""`Encap` -> VPP's `lb_encap_type` value (as `lb_add_del_vip_v2` and `lb_vip_details` carry it)."""
-
-ENCAP_OF_CODE: dict[int, Encap] = {v: k for k, v in ENCAP_CODE.items()}
-
-_PROTO_NAME = {6: "tcp", 17: "udp", 255: "any"}
-
-
-def vip_text(prefix: IPNetwork, protocol: int, port: int) -> str:
-    """'192.0.2.1/32 tcp:80' (an all-port VIP prints as 'any')."""
-    if protocol == 255:
-        return f"{prefix} any"
-    return f"{prefix} {_PROTO_NAME.get(protocol, str(protocol))}:{port}"
+from maglev.vpp.lb import ENCAP_CODE, Actual, ActualVip, VipAttrs, VipKey, vip_text
 
 
 def _yes(flag: bool) -> str:
@@ -52,8 +32,14 @@ class CreateVip:
     target_port: int = 0  # nat4/nat6: the backends' port
 
     @property
-    def vip(self) -> VipId:
+    def vip(self) -> VipKey:
         return (self.prefix, self.protocol, self.port)
+
+    @property
+    def attrs(self) -> VipAttrs:
+        return VipAttrs.of(
+            ENCAP_CODE[self.encap], self.dscp, self.src_ip_sticky, self.flow_table_length
+        )
 
     def __str__(self) -> str:
         nat = f" target-port {self.target_port}" if self.target_port else ""
@@ -72,7 +58,7 @@ class AddAs:
     weight: int
 
     @property
-    def vip(self) -> VipId:
+    def vip(self) -> VipKey:
         return (self.prefix, self.protocol, self.port)
 
     def __str__(self) -> str:
@@ -91,7 +77,7 @@ class SetWeight:
     flush: bool = False
 
     @property
-    def vip(self) -> VipId:
+    def vip(self) -> VipKey:
         return (self.prefix, self.protocol, self.port)
 
     def __str__(self) -> str:
@@ -110,7 +96,7 @@ class DeleteAs:
     flush: bool = True
 
     @property
-    def vip(self) -> VipId:
+    def vip(self) -> VipKey:
         return (self.prefix, self.protocol, self.port)
 
     def __str__(self) -> str:
@@ -124,7 +110,7 @@ class DeleteVip:
     port: int
 
     @property
-    def vip(self) -> VipId:
+    def vip(self) -> VipKey:
         return (self.prefix, self.protocol, self.port)
 
     def __str__(self) -> str:
@@ -147,7 +133,7 @@ class Plan:
     """Ordered ops to apply, plus the VIPs in VPP that maglev leaves alone (to log them)."""
 
     ops: tuple[Op, ...] = ()
-    unmanaged: tuple[VipId, ...] = ()
+    unmanaged: tuple[VipKey, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.ops)
@@ -178,3 +164,29 @@ class Plan:
         out = [str(op) for op in self.ops]
         out.extend(f"unmanaged vip {vip_text(*v)} (left alone)" for v in self.unmanaged)
         return out
+
+
+def record(actual: Actual, ops: Iterable[Op]) -> None:
+    """Mirror operations that succeeded in `actual`, in order (a VIP's ops usually come
+    together, so its record is looked up once per run)."""
+    pfx: object = None
+    proto = port = -1
+    vip: ActualVip | None = None
+    for op in ops:
+        if isinstance(op, CreateVip):
+            actual[op.vip] = ActualVip(op.attrs)
+            pfx = None
+            continue
+        if isinstance(op, DeleteVip):
+            actual.pop(op.vip, None)
+            pfx = None
+            continue
+        if op.prefix is not pfx or op.protocol != proto or op.port != port:
+            pfx, proto, port = op.prefix, op.protocol, op.port
+            vip = actual.get((op.prefix, proto, port))
+        if vip is None:
+            continue
+        if isinstance(op, DeleteAs):
+            vip.weights.pop(op.address, None)
+        else:
+            vip.weights[op.address] = op.weight

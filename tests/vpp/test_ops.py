@@ -8,16 +8,14 @@ import ipaddress
 import pytest
 
 from maglev.model import Encap
-from maglev.reconcile.plan import (
-    ENCAP_CODE,
-    ENCAP_OF_CODE,
+from maglev.vpp.lb import ENCAP_CODE, ENCAP_OF_CODE, vip_text
+from maglev.vpp.ops import (
     AddAs,
     CreateVip,
     DeleteAs,
     DeleteVip,
     Plan,
     SetWeight,
-    vip_text,
 )
 
 NET = ipaddress.ip_network("192.0.2.1/32")

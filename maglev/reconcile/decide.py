@@ -1,0 +1,268 @@
+"""The engine's output read back: desired weights and their reasons, and the plan for VPP.
+
+`evaluate` runs the engine on backend states and operator overrides and yields the per-frontend
+views the control API shows (state, active pool, per-backend weight and why); `make_plan` diffs
+against VPP's ranked tables (all frontends, or those `select` flags) and turns the engine's op
+tuples into `maglev.vpp.ops` ops; `plan_for` is the reconciler's plan for some frontends,
+`preview` the plan a candidate config would cause. The rules themselves live in the engine
+(`maglev.diff`); its inputs are built in `layout` (config) and `actual` (VPP).
+Pure; called by the reconciler thread (an evaluation is immutable, so any thread may read it).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+from maglev import diff
+from maglev.model import BackendState, Config, FrontendState, IPAddress, UnmanagedPolicy
+from maglev.reconcile.actual import ActualTable, RankedActual, prepare_actual_map
+from maglev.reconcile.layout import (
+    EncodedStates,
+    Layout,
+    build_layout,
+    encode_overrides,
+    encode_states,
+)
+from maglev.vpp.lb import ActualVip, VipKey, frontend_attrs, frontend_key, nat_target_port
+from maglev.vpp.ops import AddAs, CreateVip, DeleteAs, DeleteVip, Op, Plan, SetWeight
+
+_FE_STATE = {
+    diff.FE_UNKNOWN: FrontendState.UNKNOWN,
+    diff.FE_UP: FrontendState.UP,
+    diff.FE_DOWN: FrontendState.DOWN,
+}
+_REASON_TEXT = {
+    diff.R_ZERO: "weight 0",
+    diff.R_DOWN: "down",
+    diff.R_PAUSED: "paused",
+    diff.R_DISABLED: "disabled",
+    diff.R_UNKNOWN: "unknown",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BackendView:
+    name: str
+    address: IPAddress
+    weight: int
+    flush: bool  # flows are flushed when the weight is taken to 0
+    reason: str  # "active pool primary", "standby pool backup", "override 30", "down", ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendView:
+    name: str
+    state: FrontendState
+    active_pool: str | None
+    backends: tuple[BackendView, ...]  # in address order
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The engine's desired state for one (config, states, overrides)."""
+
+    layout: Layout
+    desired: diff.Desired
+
+    def frontend(self, index: int) -> FrontendView:
+        lay, d = self.layout, self.desired
+        fe = lay.frontends[index]
+        active = d.fe_active[index]
+        active_name = fe.pools[active].name if active >= 0 else None
+        start, end = lay.topology.fe_slot_start[index], lay.topology.fe_slot_start[index + 1]
+        views = []
+        for s in range(start, end):
+            w, r = d.slot_weight[s], d.slot_reason[s]
+            if r == diff.R_ACTIVE:
+                text = f"active pool {active_name}"
+            elif r == diff.R_OVERRIDE:
+                text = f"override {w}"
+            elif r == diff.R_STANDBY:
+                text = f"standby pool {lay.slot_first_pool[s]}"
+            else:
+                text = _REASON_TEXT[r]
+            views.append(
+                BackendView(
+                    lay.slot_backend_name[s], lay.slot_address[s], w, bool(d.slot_flush[s]), text
+                )
+            )
+        return FrontendView(fe.name, _FE_STATE[d.fe_state[index]], active_name, tuple(views))
+
+    def views(self) -> dict[str, FrontendView]:
+        """Every frontend's view by name (built on demand: the sync itself does not need it)."""
+        return {fe.name: self.frontend(i) for i, fe in enumerate(self.layout.frontends)}
+
+
+def evaluate(
+    layout: Layout,
+    states: Mapping[str, BackendState],
+    overrides: Mapping[tuple[str, str], int] | None = None,
+    engine: ModuleType | None = None,
+) -> Evaluation:
+    """Run the engine (`engine`: a twin picked explicitly, default the selected one)."""
+    desired = diff.compute_desired(
+        layout.topology,
+        encode_states(layout, states),
+        encode_overrides(layout, overrides or {}),
+        engine,
+    )
+    return Evaluation(layout, desired)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRef:
+    """Where a frontend's view comes from: its index in one (immutable) engine evaluation."""
+
+    evaluation: Evaluation
+    index: int
+
+
+def make_plan(
+    evaluation: Evaluation,
+    table: ActualTable,
+    owned: Collection[VipKey] = frozenset(),
+    selected: array[int] | None = None,
+    engine: ModuleType | None = None,
+) -> Plan:
+    """The ordered ops turning VPP's tables (`table`) into the desired ones.
+
+    VIPs in VPP that the config does not name are deleted only when listed in `owned`; the
+    others come back as `Plan.unmanaged`. `selected` (per frontend index, default all) limits
+    the pass to some frontends: the VIPs of the others are left as they are.
+    """
+    layout = evaluation.layout
+    owned_flags = array("b", [int(k in owned) for k in table.vip_ids])
+    if selected is None:
+        selected = array("b", [1]) * len(layout.frontends)
+    ops, unmanaged = diff.diff_tables(
+        layout.topology, evaluation.desired, table.actual, owned_flags, selected, engine
+    )
+    fe_by_rank = dict(zip(layout.topology.fe_vip, layout.frontends, strict=True))
+
+    def vip_of(rank: int) -> VipKey:
+        k = layout.vip_ranks.key(rank)
+        return table.extra_vips[rank] if k is None else k
+
+    # A burst brings thousands of ops, a VIP's together: its id is looked up once per run.
+    as_key, extra_addresses = layout.as_ranks.key, table.extra_addresses
+    set_weight, add_as, delete_as = diff.OP_SET_WEIGHT, diff.OP_ADD_AS, diff.OP_DELETE_AS
+    out: list[Op] = []
+    if not ops:
+        return Plan(ops=(), unmanaged=tuple(vip_of(r) for r in unmanaged))
+    last_vr = ops[0][1]
+    net, proto, port = vip_of(last_vr)
+    for code, vr, ar, weight, flush in ops:
+        if vr != last_vr:
+            net, proto, port = vip_of(vr)
+            last_vr = vr
+        if code in (set_weight, add_as, delete_as):
+            a = as_key(ar)
+            if a is None:
+                a = extra_addresses[ar]
+            if code == set_weight:
+                out.append(SetWeight(net, proto, port, a, weight, bool(flush)))
+            elif code == add_as:
+                out.append(AddAs(net, proto, port, a, weight))
+            else:
+                out.append(DeleteAs(net, proto, port, a, bool(flush)))
+        elif code == diff.OP_CREATE_VIP:
+            fe = fe_by_rank[vr]
+            out.append(
+                CreateVip(
+                    net,
+                    proto,
+                    port,
+                    fe.encap,
+                    frontend_attrs(fe).dscp,
+                    fe.src_ip_sticky,
+                    fe.flow_table_length,
+                    nat_target_port(fe),
+                )
+            )
+        else:
+            out.append(DeleteVip(net, proto, port))
+    return Plan(ops=tuple(out), unmanaged=tuple(vip_of(r) for r in unmanaged))
+
+
+def select(layout: Layout, names: Collection[str]) -> array[int]:
+    """The `selected` flags of `make_plan` for the named frontends."""
+    return array("b", [int(fe.name in names) for fe in layout.frontends])
+
+
+def plan_for(
+    config: Config,
+    states: EncodedStates,
+    names: set[str],
+    overrides: Mapping[tuple[str, str], int],
+    actual: Mapping[VipKey, ActualVip],
+    owned: set[VipKey],
+    full: bool,
+    ranked: RankedActual | None = None,
+) -> tuple[Plan, dict[str, ViewRef]]:
+    """The plan for the named frontends, with the whole config's layout, and their views.
+
+    Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
+    them. `ranked` (of the same layout) ranks the view incrementally. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
+    else reported unmanaged); a targeted one reads only the named frontends' VIPs.
+    """
+    layout = states.layout
+    ev = Evaluation(
+        layout,
+        diff.compute_desired(layout.topology, states.codes, encode_overrides(layout, overrides)),
+    )
+    everyone = len(names) == len(config.frontends)
+    if not full:
+        key_of = layout.keys
+        actual = {k: v for n in names if (v := actual.get(k := key_of[n])) is not None}
+    if ranked is not None and ranked.layout is layout:
+        table = ranked.table(actual)
+    else:
+        table = prepare_actual_map(layout, actual)
+    selected = None if everyone else select(layout, names)
+    plan = make_plan(ev, table, owned if full else (), selected)
+    index = layout.frontend_index
+    return plan, {n: ViewRef(ev, index[n]) for n in names}
+
+
+def brief(ref: ViewRef) -> tuple[FrontendState, str | None]:
+    """A frontend's state and active pool, without building its whole view."""
+    d = ref.evaluation.desired
+    fe = ref.evaluation.layout.frontends[ref.index]
+    active = d.fe_active[ref.index]
+    return _FE_STATE[d.fe_state[ref.index]], fe.pools[active].name if active >= 0 else None
+
+
+def preview(
+    current: Config,
+    candidate: Config,
+    states: Mapping[str, BackendState],
+    overrides: Mapping[tuple[str, str], int],
+    actual: Mapping[VipKey, ActualVip],
+    removed_vips: set[VipKey],
+) -> Plan:
+    """The full plan `candidate` would cause now.
+
+    Backends that keep their address and healthcheck keep their current state; others start as
+    they would after a reload (unknown; disabled when not enabled; up without a healthcheck).
+    """
+    cand_states: dict[str, BackendState] = {}
+    for name, b in candidate.backends.items():
+        old = current.backends.get(name)
+        same = old is not None and old.address == b.address and old.healthcheck == b.healthcheck
+        if not b.enabled:
+            cand_states[name] = BackendState.DISABLED
+        elif same and name in states:
+            cand_states[name] = states[name]
+        else:
+            cand_states[name] = BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
+    layout = build_layout(candidate)
+    ev = evaluate(layout, cand_states, overrides)
+    named = set(layout.keys.values())
+    removed = {frontend_key(fe) for fe in current.frontends.values()} - named
+    owned = removed | removed_vips
+    if candidate.vpp.unmanaged_vips is UnmanagedPolicy.DELETE:
+        owned |= set(actual) - named
+    return make_plan(ev, prepare_actual_map(layout, actual), owned)

@@ -1,0 +1,174 @@
+"""The reconciler's answers to typed requests: operator actions, syncs, reads, reloads.
+
+`Answers` is a part of `maglev.reconcile.reconciler.Reconciler` (its base class), kept in its own
+module: how a request message becomes a change of the reconciler's state and a frozen reply.
+The rule for failures: an operator's mistake (`RequestError`) or VPP trouble (`VppError`) is the
+caller's answer; a bug while answering a read-only request (`events.READ_ONLY`) becomes an error
+reply; a bug while answering any other is re-raised, which ends the reconciler thread and stops
+the daemon (its state may be half changed). Reconciler thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from maglev.config import diff_configs, restart_only_changes
+from maglev.errors import MaglevError, VppError
+from maglev.health.state import BackendHealth, Transition
+from maglev.model import Config
+from maglev.reconcile import actions, events
+from maglev.reconcile.startup import StartupGate
+from maglev.vpp.client import LbClient
+from maglev.vpp.lb import LbState, VipKey, frontend_key
+
+log = logging.getLogger(__name__)
+
+
+class Answers:
+    """The request handling of the reconciler (see the module docstring)."""
+
+    # Owned and set by the reconciler (declared for the type checker).
+    config: Config
+    health: dict[str, BackendHealth]
+    overrides: dict[tuple[str, str], int]
+    dirty: set[str]
+    full_due: bool
+    lb: LbClient
+    last_sync_ok: bool
+    removed_vips: set[VipKey]
+    gate: StartupGate
+    config_loaded_at: float | None
+    publish: Callable[[dict[str, Any]], None]
+    reloads: dict[str, int]
+    last_reload: events.ReloadStatus
+    _stopped: bool
+
+    def _transition(self, t: Transition) -> None:
+        raise NotImplementedError
+
+    def _sync_streams(self) -> None:
+        raise NotImplementedError
+
+    def _install_config(self, config: Config, now: float) -> None:
+        raise NotImplementedError
+
+    def _write(self, now: float) -> None:
+        raise NotImplementedError
+
+    def preview(self, config: Config) -> events.PreviewResult:
+        raise NotImplementedError
+
+    def _handle(self, msg: Any, now: float) -> None:
+        if isinstance(msg, events.Stop):
+            self._stopped = True
+            return
+        if isinstance(msg, events.NoteReload):
+            self._note_reload(msg.status)
+            return
+        answer = self._answers.get(type(msg))
+        if answer is None:
+            log.error("reconciler got an unknown message %r; dropped", msg)
+            return
+        reply = msg.reply
+        try:
+            value = answer(msg, now)
+        except MaglevError as e:  # an operator's mistake or VPP trouble: the caller's answer
+            reply.set_exception(e)
+            return
+        except Exception as e:
+            if isinstance(msg, events.READ_ONLY):  # nothing of ours changed: an error reply
+                log.exception("reconciler: answering %s failed", type(msg).__name__)
+                reply.set_exception(MaglevError(f"internal error: {e!r}"))
+                return
+            reply.set_exception(e)
+            raise  # a bug while changing our state: stop rather than run half-changed
+        reply.set_result(value)
+
+    @property
+    def _answers(self) -> dict[type, Any]:
+        return {
+            events.ApplyConfig: self._apply_config,
+            events.BackendAction: self._backend_action,
+            events.WeightOverride: self._weight_override,
+            events.SyncRequest: self._sync_request,
+            events.ReadLbState: self._read_lb_state,
+            events.Preview: self._preview,
+        }
+
+    def _backend_action(self, msg: events.BackendAction, now: float) -> events.ActionResult:
+        t, answer = actions.backend_action(self.health, msg.backend, msg.action, now)
+        if t is not None:
+            self._transition(t)
+            self._sync_streams()
+        return answer
+
+    def _weight_override(self, msg: events.WeightOverride, now: float) -> events.OverrideResult:
+        answer = actions.set_override(self.config, self.overrides, msg)
+        self.dirty.add(msg.frontend)
+        return answer
+
+    def _sync_request(self, msg: events.SyncRequest, now: float) -> events.SyncResult:
+        self.full_due = True
+        self._write(now)
+        connected = self.lb.connected
+        return events.SyncResult(self.last_sync_ok and connected, connected)
+
+    def _read_lb_state(self, msg: events.ReadLbState, now: float) -> LbState:
+        if not self.lb.connected:
+            raise VppError("not connected to VPP")
+        return self.lb.read().state
+
+    def _preview(self, msg: events.Preview, now: float) -> events.PreviewResult:
+        return self.preview(msg.config)
+
+    def _apply_config(self, msg: events.ApplyConfig, now: float) -> events.ReloadStatus:
+        """A reload: compare with the live config (once), install it if anything changed."""
+        config, source = msg.config, msg.source
+        d = diff_configs(self.config, config)
+        if d.empty:
+            log.info(
+                "config reload (%s): nothing changed (read in %.2fs)", source, msg.load_seconds
+            )
+            status = events.ReloadStatus(
+                ok=True, at=msg.at, why=source, changes="none", load_seconds=msg.load_seconds
+            )
+            self.last_reload = status
+            return status
+        summary = d.summary()
+        pending = restart_only_changes(self.config, config)
+        old_keys = {frontend_key(fe) for fe in self.config.frontends.values()}
+        new_keys = {frontend_key(fe) for fe in config.frontends.values()}
+        self.removed_vips |= old_keys - new_keys
+        self.removed_vips -= new_keys
+        self._install_config(config, now)
+        self.gate.reloaded(config, now)
+        self.full_due = True
+        self.config_loaded_at = msg.at
+        log.info("config reloaded from %s: %s", source, summary)
+        if pending:
+            log.warning(
+                "config reload (%s): %s changed; applied when maglevd restarts (the running "
+                "value stays until then)",
+                source, ", ".join(pending),
+            )  # fmt: skip
+        self.publish({"type": "reload", "ok": True, "source": source, "summary": summary})
+        self.reloads["ok"] += 1
+        status = events.ReloadStatus(
+            ok=True,
+            at=msg.at,
+            why=source,
+            changes=summary,
+            load_seconds=msg.load_seconds,
+            applied_seconds=round(time.perf_counter() - msg.started, 3),
+            restart_needed=pending,
+        )
+        self.last_reload = status
+        return status
+
+    def _note_reload(self, status: events.ReloadStatus) -> None:
+        self.last_reload = status
+        if not status.ok:
+            self.reloads["rejected"] += 1
