@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-cython test-python lint format types check run bench clean
+.PHONY: all venv test test-cython test-python lint format types check run bench bench-deps clean
 
 all: check
 
@@ -46,8 +46,24 @@ check: lint types test
 run: $(STAMP)
 	$(VENV)/bin/maglevd demo --config etc/maglev-demo.yaml
 
-bench: $(STAMP)
+bench: $(STAMP) bench-deps
 	$(VENV)/bin/maglev-bench all
+
+# The checker benchmark measures against Debian's nginx and HAProxy. Only this target installs
+# them (with apt-get, as root or through sudo, when missing): the benchmarks and the tests never
+# install anything, and a smoke run skips what needs them.
+bench-deps:
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; missing=""; \
+	for pair in nginx:nginx-light haproxy:haproxy; do \
+	    command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    echo "installing$$missing with apt-get"; \
+	    $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info maglev/_diff.c maglev/*.so

@@ -1,7 +1,7 @@
 """Checker benchmark: maglev's probe scheduler against a local backend farm, HAProxy beside it.
 
-The farm: one nginx (Debian's, installed with apt-get when missing) listening on 0.0.0.0 on an
-unprivileged port, so every 127.x.y.z address answers; a second port nothing listens on (refused);
+The farm: one nginx (Debian's `nginx-light`) listening on 0.0.0.0 on an unprivileged port, so every
+127.x.y.z address answers; a second port nothing listens on (refused);
 a third port whose listener never accepts and whose queue is full (blackholed: SYNs are dropped).
 Backend i is 127.10.(i // 250).(i % 250 + 1); 10% of them point at the refused port, 10% at the
 blackholed one, the rest at nginx. Every backend is probed once a second (TCP connect, or HTTP GET
@@ -23,7 +23,13 @@ maglev's check workers run at the nice value maglevd gives them (`health.priorit
 it changes when they run, not what a probe costs); the stand-in for the reconciler drains the
 result queue the way the reconciler does.
 
-`python -m benchmarks.checker [--smoke]`; needs root for apt-get when nginx/haproxy are missing.
+`python -m benchmarks.checker [--smoke]`, or through `maglev-bench checker`. nginx and haproxy are
+looked for on PATH, then in /usr/sbin and /usr/local/sbin (`MAGLEV_BENCH_TOOL_PATH`, a PATH-style
+list, replaces that search). Nothing is ever installed from here: `make bench-deps` installs
+Debian's packages. Without them a real run fails and says so; a smoke run (tests, CI) skips the
+parts that need them, with a note in the results and a line on stdout: without haproxy, HAProxy's
+side and the ratios against it; without nginx, maglev's probes go to a stand-in farm
+(`benchmarks.farm`: accepts and closes, so HTTP checks fail and nginx's accept count is absent).
 """
 
 from __future__ import annotations
@@ -58,24 +64,42 @@ WORKERS = int(os.environ.get("MAGLEV_BENCH_WORKERS", "2"))
 PRIORITY = HealthSettings().priority  # the check workers' nice value, as maglevd sets it
 
 
-def _ensure(binary: str, package: str) -> str:
-    path = shutil.which(binary) or (
-        f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None
+# binary -> the Debian package that provides it (what `make bench-deps` installs)
+TOOLS = {"nginx": "nginx-light", "haproxy": "haproxy"}
+
+
+def tool_path() -> str:
+    """Where nginx and haproxy are looked for: MAGLEV_BENCH_TOOL_PATH, else PATH followed by the
+    sbin directories Debian installs them in (not on an ordinary user's PATH)."""
+    return os.environ.get("MAGLEV_BENCH_TOOL_PATH") or os.pathsep.join(
+        (os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin")
     )
-    if path:
-        return path
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    found = shutil.which(binary) or f"/usr/sbin/{binary}"
-    if not os.path.exists(found):
-        raise RuntimeError(f"{binary} not found after installing {package}")
-    return found
+
+
+def find_tool(binary: str) -> str | None:
+    return shutil.which(binary, path=tool_path())
+
+
+def missing_tools(smoke: bool) -> list[str]:
+    """The external tools that are absent; a real run cannot do without them and says what to do
+    (a benchmark never installs anything: it runs in tests, and often not as root)."""
+    missing = [b for b in TOOLS if find_tool(b) is None]
+    if missing and not smoke:
+        raise RuntimeError(
+            f"the checker benchmark needs {' and '.join(missing)}, not found in {tool_path()}:"
+            f" run `make bench-deps` (installs Debian's {' and '.join(TOOLS[b] for b in missing)})"
+            " or set MAGLEV_BENCH_TOOL_PATH to where they are"
+        )
+    return missing
+
+
+def _skip_note(binary: str) -> str:
+    part = {
+        "nginx": "nginx skipped: maglev's probes go to a stand-in farm that accepts and closes"
+        " (HTTP checks fail, accepts are not counted)",
+        "haproxy": "haproxy skipped: HAProxy's side and the ratios against it are not measured",
+    }[binary]
+    return f"{part}; {binary} not found in {tool_path()} (`make bench-deps` installs it)"
 
 
 def _free_port() -> int:
@@ -115,17 +139,73 @@ class Farm:
     good: int
     refused: int
     blackhole: int
-    status: int
+    status: int | None  # nginx's stub_status port; None for the stand-in farm
 
     def accepts(self) -> int:
+        """Connections nginx accepted so far (-1 from the stand-in farm, which does not count)."""
+        if self.status is None:
+            return -1
         with urllib.request.urlopen(f"http://127.0.0.1:{self.status}/status", timeout=5) as r:
             lines = r.read().decode().splitlines()
         return int(lines[2].split()[0])
 
 
 @contextlib.contextmanager
+def _blackhole() -> Iterator[int]:
+    """A port whose listener never accepts and whose queue is full: SYNs to it are dropped."""
+    bh = socket.socket()
+    bh.bind(("0.0.0.0", 0))
+    bh.listen(0)
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(("127.0.0.1", bh.getsockname()[1]))
+        fillers.append(c)
+    try:
+        yield int(bh.getsockname()[1])
+    finally:
+        for c in fillers:
+            c.close()
+        bh.close()
+
+
+@contextlib.contextmanager
+def standin_farm(n: int) -> Iterator[Farm]:
+    """Without nginx (smoke runs only): `benchmarks.farm` listening on the first n backends."""
+    d = tempfile.mkdtemp(prefix="maglev-bench-")
+    good, refused = _free_port(), _free_port()
+    addrs = [str(backend_address(i)) for i in range(n)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.farm", str(good), *addrs],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the stand-in farm did not start")
+        with _blackhole() as blackhole:
+            yield Farm(d, good, refused, blackhole, None)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # EOF: the farm exits
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def farm() -> Iterator[Farm]:
-    nginx = _ensure("nginx", "nginx-light")
+    nginx = find_tool("nginx")
+    if nginx is None:
+        raise RuntimeError(f"nginx not found in {tool_path()}: run `make bench-deps`")
     d = tempfile.mkdtemp(prefix="maglev-bench-")
     good, status, refused = _free_port(), _free_port(), _free_port()
     conf = f"""
@@ -158,24 +238,12 @@ http {{
     proc = subprocess.Popen(
         [nginx, "-c", f"{d}/nginx.conf", "-p", d], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    bh = socket.socket()
-    bh.bind(("0.0.0.0", 0))
-    bh.listen(0)
-    fillers = []
-    for _ in range(4):
-        c = socket.socket()
-        c.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            c.connect(("127.0.0.1", bh.getsockname()[1]))
-        fillers.append(c)
     try:
-        _wait_port(good)
-        _wait_port(status)
-        yield Farm(d, good, refused, bh.getsockname()[1], status)
+        with _blackhole() as blackhole:
+            _wait_port(good)
+            _wait_port(status)
+            yield Farm(d, good, refused, blackhole, status)
     finally:
-        for c in fillers:
-            c.close()
-        bh.close()
         proc.send_signal(signal.SIGQUIT)
         try:
             proc.wait(10)
@@ -185,10 +253,14 @@ http {{
         shutil.rmtree(d, ignore_errors=True)
 
 
+def backend_address(i: int) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(f"127.10.{i // 250}.{i % 250 + 1}")
+
+
 def backends(f: Farm, n: int) -> list[tuple[ipaddress.IPv4Address, int]]:
     out = []
     for i in range(n):
-        addr = ipaddress.IPv4Address(f"127.10.{i // 250}.{i % 250 + 1}")
+        addr = backend_address(i)
         port = f.refused if i % 10 == 0 else f.blackhole if i % 10 == 1 else f.good
         out.append((addr, port))
     return out
@@ -289,7 +361,9 @@ def _self_cpu() -> float:
 
 
 def run_haproxy(f: Farm, kind: CheckType, n: int, warmup: float, window: float) -> Measured:
-    haproxy = _ensure("haproxy", "haproxy")
+    haproxy = find_tool("haproxy")
+    if haproxy is None:
+        raise RuntimeError(f"haproxy not found in {tool_path()}: run `make bench-deps`")
     front = _free_port()
     lines = [
         "global",
@@ -339,12 +413,18 @@ def run_haproxy(f: Farm, kind: CheckType, n: int, warmup: float, window: float) 
     return Measured(opens, t1 - t0, c1 - c0, c1 - c0, [], a1 - a0, opens)
 
 
+def _reached(f: Farm, m: Measured, own: bool = False) -> str:
+    """How many of the connects nginx accepted, for a note (the stand-in farm counts none)."""
+    if f.status is None:
+        return ""
+    return f" ({m.accepts} reached nginx)" if own else f", {m.accepts} reached nginx"
+
+
 def run(smoke: bool = False) -> dict[str, Any]:
     """The suite; inside a private network namespace when possible (see the module docstring)."""
+    missing_tools(smoke)  # a real run without nginx or haproxy fails here, before any work
     if os.environ.get("MAGLEV_BENCH_INNER") or os.geteuid() != 0 or not shutil.which("ip"):
         return _run(smoke, isolated=bool(os.environ.get("MAGLEV_BENCH_INNER")))
-    _ensure("nginx", "nginx-light")  # install outside: the namespace has no route out
-    _ensure("haproxy", "haproxy")
     ns = f"maglev-bench-{os.getpid()}"
     try:
         subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
@@ -372,12 +452,16 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
     ratios: dict[str, dict[str, Any]] = {}
     samples: dict[str, list[float]] = {}
     notes: list[str] = []
-    with farm() as f:
+    missing = missing_tools(smoke)  # raises on a real run
+    for binary in missing:
+        notes.append(_skip_note(binary))
+        print(f"checker: {notes[-1]}", flush=True)
+    with standin_farm(max(sizes)) if "nginx" in missing else farm() as f:
         for kind in (CheckType.TCP, CheckType.HTTP):
             for n in sizes:
                 key = f"{kind.value}.{n}"
                 ours = run_maglev(f, kind, n, warmup, window)
-                theirs = run_haproxy(f, kind, n, warmup, window)
+                theirs = None if "haproxy" in missing else run_haproxy(f, kind, n, warmup, window)
                 within = sum(1 for x in ours.lateness if x <= 0.1) / max(len(ours.lateness), 1)
                 figures[f"{key}.probes_per_s"] = stat([ours.per_second], "probes/s")
                 figures[f"{key}.lateness_p50"] = stat([percentile(ours.lateness, 50)], "s")
@@ -386,19 +470,20 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                 figures[f"{key}.checker_cpu_per_probe"] = stat(
                     [ours.checker_cpu_us_per_probe], "us"
                 )
-                figures[f"{key}.haproxy_probes_per_s"] = stat([theirs.per_second], "probes/s")
-                figures[f"{key}.haproxy_cpu_per_probe"] = stat([theirs.cpu_us_per_probe], "us")
                 ratios[f"{key}.within_100ms_pct"] = ratio(within * 100, 99.0 if n >= 5000 else None)
-                ratios[f"{key}.cpu_vs_haproxy"] = ratio(
-                    ours.cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
-                    3.0,
-                    higher_is_better=False,
-                )
-                ratios[f"{key}.checker_cpu_vs_haproxy"] = ratio(
-                    ours.checker_cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
-                    3.0,
-                    higher_is_better=False,
-                )
+                if theirs is not None:
+                    figures[f"{key}.haproxy_probes_per_s"] = stat([theirs.per_second], "probes/s")
+                    figures[f"{key}.haproxy_cpu_per_probe"] = stat([theirs.cpu_us_per_probe], "us")
+                    ratios[f"{key}.cpu_vs_haproxy"] = ratio(
+                        ours.cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
+                        3.0,
+                        higher_is_better=False,
+                    )
+                    ratios[f"{key}.checker_cpu_vs_haproxy"] = ratio(
+                        ours.checker_cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
+                        3.0,
+                        higher_is_better=False,
+                    )
                 samples[f"{key} lateness ms"] = [x * 1e3 for x in ours.lateness[:20000]]
                 if n == max(sizes) and not smoke:
                     # The same again with every core kept busy by other processes.
@@ -423,31 +508,43 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                         file=sys.stderr,
                         flush=True,
                     )
+
                 notes.append(
-                    f"{key}: maglev {ours.probes} probes ({ours.opens} connects,"
-                    f" {ours.accepts} reached nginx), haproxy {theirs.opens} connects"
-                    f" ({theirs.accepts} reached nginx) in {window:g} s"
+                    f"{key}: maglev {ours.probes} probes ({ours.opens} connects{_reached(f, ours)}), "
+                    + (
+                        f"haproxy {theirs.opens} connects{_reached(f, theirs, True)}"
+                        if theirs is not None
+                        else "haproxy skipped"
+                    )
+                    + f" in {window:g} s"
                 )
                 print(
                     f"{key}: maglev {ours.per_second:.0f}/s cpu {ours.cpu_us_per_probe:.0f}us"
                     f" (workers {ours.checker_cpu_us_per_probe:.0f}us)"
                     f" p50 {percentile(ours.lateness, 50) * 1e3:.1f}ms"
                     f" p99 {percentile(ours.lateness, 99) * 1e3:.1f}ms within100 {within:.2%};"
-                    f" haproxy {theirs.per_second:.0f}/s cpu {theirs.cpu_us_per_probe:.0f}us",
+                    + (
+                        f" haproxy {theirs.per_second:.0f}/s cpu {theirs.cpu_us_per_probe:.0f}us"
+                        if theirs is not None
+                        else " haproxy skipped"
+                    ),
                     file=sys.stderr,
                     flush=True,
                 )
-    return suite_result(
+    res = suite_result(
         "checker",
         f"{'/'.join(map(str, sizes))} backends at 1 s, tcp+http, 10% refused, 10% blackholed;"
-        f" maglev Scheduler ({WORKERS} workers at nice {PRIORITY}, as maglevd runs them) vs"
-        " HAProxy (nbthread 1)"
+        f" maglev Scheduler ({WORKERS} workers at nice {PRIORITY}, as maglevd runs them)"
+        + (" vs HAProxy (nbthread 1)" if "haproxy" not in missing else "")
+        + ("; nginx's stand-in farm" if "nginx" in missing else "")
         + ("; in a private network namespace" if isolated else "; in the host namespace"),
         figures,
         ratios,
         samples,
         notes,
     )
+    res["skipped"] = missing  # the external parts not run (their reasons are in the notes)
+    return res
 
 
 def main(argv: list[str]) -> None:

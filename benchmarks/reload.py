@@ -7,7 +7,16 @@ Then:
 - *no-op reloads*: the file is replaced by rename with a comment added, then SIGHUP, then a full
   sync on request: the number of VPP writes must be 0;
 - *changing reload*: the file is replaced by rename with 10% of the frontends' weights changed and
-  1% more frontends; the time from the rename to the emulator having received every write.
+  1% more frontends; the time from the rename to the emulator having received every write;
+- *rejected alias bomb*: the file is replaced by a 418-byte YAML alias bomb (nine levels of
+  `&i [*h, *h, ...]`, 387 million items expanded); the time until maglevd reports the reload
+  rejected, and the slowest `status` round trip meanwhile (the loader once held the GIL for the
+  whole rejection, so everything stalled).
+
+Before the daemon starts, the loader is also measured in this process, with the full config
+already loaded (as in the daemon): how long parsing and validating take, and the longest gap seen
+by a thread ticking every 1 ms meanwhile (the stall probes and VPP writes would see), for the
+full config, the bomb, and a 4 MiB document at the node limit (the worst rejected input).
 
 `python -m benchmarks.reload [--smoke]`, or through `maglev-bench reload`.
 """
@@ -15,6 +24,7 @@ Then:
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import os
@@ -23,10 +33,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import frontend_yaml, progress, stat, suite_result
+from maglev.cli.client import ControlClient
+from maglev.config import limits, load_text
+from maglev.errors import ConfigError, ConfigInvalid
 from maglev.vppsim import Emulator
 
 BIN = pathlib.Path(sys.executable).parent
@@ -50,6 +65,114 @@ def config_text(sock: str, ctl: str, frontends: int, changed: int = 0, extra: in
         lines += frontend_yaml(f, ", ".join(f"b{f * PER + j}: {{weight: {w}}}" for j in range(PER)))
     lines += ["control:", f"  socket: {ctl}"]
     return "\n".join(lines) + "\n"
+
+
+def bomb_text(levels: int = 9) -> str:
+    """A billion-laughs document: each level a list of nine aliases of the one before."""
+    names = "abcdefghijklmnopqrstuvwxyz"
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"{names[i]}: &{names[i]} [{', '.join([f'*{names[i - 1]}'] * 9)}]")
+    lines.append(f"health: {{workers: *{names[levels - 1]}}}")
+    return "\n".join(lines) + "\n"
+
+
+def at_node_limit_text() -> str:
+    """The worst rejected input within the size limit: 4 MiB of one-letter items, so the whole
+    text is parsed before the node limit refuses it."""
+    return "x: [" + ", ".join(["a"] * ((limits.MAX_BYTES - 8) // 3)) + "]\n"
+
+
+def stalled(fn: Callable[[], object]) -> tuple[float, float]:
+    """(seconds fn took, the longest gap in seconds between ticks of a thread sleeping 1 ms)."""
+    stop = threading.Event()
+    gaps: list[float] = []
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = threading.Thread(target=tick, name="bench-ticker")
+    ticker.start()
+    time.sleep(0.05)
+    t0 = time.perf_counter()
+    try:
+        fn()
+    finally:
+        took = time.perf_counter() - t0
+        time.sleep(0.05)  # a stall just after fn (freeing what it built) counts too
+        stop.set()
+        ticker.join()
+    return took, max(gaps)
+
+
+def load_expecting(text: str, error: type[Exception] | None) -> None:
+    """Load `text`; it must fail with exactly `error` (None: it must load)."""
+    try:
+        load_text(text)
+    except (ConfigError, ConfigInvalid) as e:
+        if error is None or not isinstance(e, error):
+            raise
+    else:
+        if error is not None:
+            raise RuntimeError(f"the text loaded; expected {error.__name__}")
+
+
+def loader_figures(base: str, smoke: bool) -> dict[str, dict[str, Any]]:
+    """The loader in this process: time and the 1 ms ticker's worst gap, per input."""
+    running = load_text(base)  # the daemon holds its config while it loads the next one
+    inputs: dict[str, tuple[str, type[Exception] | None]] = {
+        "full config, accepted": (base, None),
+        "418-byte alias bomb, rejected": (bomb_text(), ConfigError),
+        "4 MiB at the node limit, rejected": (at_node_limit_text(), ConfigError),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, (text, error) in inputs.items():
+        runs = [
+            stalled(functools.partial(load_expecting, text, error))
+            for _ in range(1 if smoke else 3)
+        ]
+        out[f"loader, {name}: parse + validate"] = stat([t for t, _ in runs], "s")
+        out[f"loader, {name}: max stall of a 1 ms ticker"] = stat([g for _, g in runs], "s")
+    del running
+    return out
+
+
+def bomb_reload(cfg: pathlib.Path, ctl: str, since: str | None) -> tuple[float, float, float]:
+    """Replace the file by the bomb; (seconds until maglevd reports the reload rejected, the
+    slowest `status` round trip meanwhile, the slowest in the second before)."""
+    client = ControlClient(socket_path=ctl, timeout=600)
+    trips: list[tuple[float, float]] = []  # (start, seconds)
+    stop = threading.Event()
+    rejected: list[dict[str, Any]] = []
+
+    def poll() -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            doc = client.request("GET", "/v1/status")
+            trips.append((t0, time.monotonic() - t0))
+            last = doc.get("config", {}).get("last_reload", {})
+            if last.get("at") and last["at"] != since and not last.get("ok", True):
+                rejected.append(last)
+                return
+
+    poller = threading.Thread(target=poll, name="bench-status")
+    poller.start()
+    time.sleep(1.0)
+    t_rename = time.monotonic()
+    replace(cfg, bomb_text())
+    poller.join(600)
+    stop.set()
+    if not rejected:
+        raise RuntimeError("maglevd did not reject the bomb")
+    done = trips[-1][0] + trips[-1][1]
+    during = [s for t, s in trips if t + s >= t_rename]
+    before = [s for t, s in trips if t + s < t_rename]
+    return done - t_rename, max(during), max(before or [0.0])
 
 
 def replace(path: pathlib.Path, text: str) -> None:
@@ -105,6 +228,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
     cfg = tmp / "maglev.yaml"
     base = config_text(sock, ctl, frontends)
     cfg.write_text(base)
+    loader = loader_figures(base, smoke)
     emu = Emulator(sock)
     emu.start()
     log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
@@ -157,6 +281,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
                         float(last.get("applied_seconds", 0.0))
                         - float(last.get("load_seconds", 0.0))
                     )
+        bomb_s, bomb_status, idle_status = bomb_reload(cfg, ctl, since)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -175,6 +300,10 @@ def run(smoke: bool = False) -> dict[str, Any]:
                 [float(noop_writes)], "writes"
             ),
             "unexpected extra writes on the changing reload": stat([float(extra_writes)], "writes"),
+            "alias bomb: file replaced -> reload rejected": stat([bomb_s], "s"),
+            "alias bomb: slowest status round trip meanwhile": stat([bomb_status], "s"),
+            "slowest status round trip in the second before": stat([idle_status], "s"),
+            **loader,
         },
         notes=[f"logs in {tmp}"] + (["smoke size: figures are not meaningful"] if smoke else []),
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-SUITES = ("diff", "vppsim", "program", "checker", "e2e", "reload")
+SUITES = ("diff", "vppsim", "program", "checker", "e2e", "reload", "fault")
 
 
 def _machine() -> dict[str, Any]:

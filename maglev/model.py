@@ -159,6 +159,9 @@ class HealthCheck:
     # exec
     command: tuple[str, ...] = ()
     shell: bool = False
+    # (name, value) pairs sorted by name: added to the child's minimal environment (a tuple,
+    # not a dict, so the check stays hashable and comparable on reload)
+    environment: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

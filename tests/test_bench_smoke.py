@@ -1,34 +1,43 @@
 """The benchmark runner at smoke size: every suite runs, and the JSON and plots are written.
 
 This keeps `maglev-bench` from rotting; the figures of a smoke run mean nothing and are not
-checked (timing is never asserted in tests).
+checked (timing is never asserted in tests). It installs nothing: a recording `apt-get` (and
+`apt`, `dpkg`, `sudo`) comes first on PATH and must not be called; the checker suite skips its
+nginx/HAProxy parts when those are absent (`make bench-deps` installs them) and runs the rest.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from benchmarks import checker
 from benchmarks.runner import SUITES
+from tests.test_bench_deps import fake_package_tools
 
-# The checker suite installs nginx and haproxy with apt-get when missing: allow for it.
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 BIN = pathlib.Path(sys.executable).parent
 
 
 def test_every_suite_runs_at_smoke_size(tmp_path: pathlib.Path) -> None:
+    fakes = tmp_path / "fakes"
+    calls = fake_package_tools(fakes)
+    results = tmp_path / "results"
     r = subprocess.run(
-        [str(BIN / "maglev-bench"), "all", "--smoke", "--results", str(tmp_path)],
+        [str(BIN / "maglev-bench"), "all", "--smoke", "--results", str(results)],
         capture_output=True,
         text=True,
         timeout=900,
+        env=dict(os.environ, PATH=f"{fakes}{os.pathsep}{os.environ.get('PATH', os.defpath)}"),
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    (run_dir,) = list(tmp_path.iterdir())
+    assert not calls.exists(), calls.read_text()
+    (run_dir,) = list(results.iterdir())
     doc = json.loads((run_dir / "results.json").read_text())
     assert doc["smoke"] is True
     assert [res["suite"] for res in doc["results"]] == list(SUITES)
@@ -36,6 +45,15 @@ def test_every_suite_runs_at_smoke_size(tmp_path: pathlib.Path) -> None:
         assert res["figures"], res["suite"]
         for f in res["figures"].values():
             assert {"median", "min", "max", "unit"} <= set(f)
+    # The checker ran its nginx/HAProxy parts exactly when this machine has them.
+    (res,) = [res for res in doc["results"] if res["suite"] == "checker"]
+    absent = [tool for tool in checker.TOOLS if checker.find_tool(tool) is None]
+    assert res["skipped"] == absent
+    for tool in absent:
+        assert any(n.startswith(f"{tool} skipped: ") for n in res["notes"]), res["notes"]
+        assert f"checker: {tool} skipped" in r.stdout
+    has_haproxy = "checker_cpu_vs_haproxy" in " ".join(res["ratios"])
+    assert has_haproxy == ("haproxy" not in absent), res["ratios"]
     assert (run_dir / "program.png").stat().st_size > 1000
     # --compare reads an earlier run (threshold wide open: smoke timings are noise)
     again = subprocess.run(

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from maglev import __version__
-from maglev.cli.client import ControlClient, ControlError, q
+from maglev.cli.client import ControlClient, ControlError, cleartext_risk, q
 from maglev.cli.tables import render_kv, render_table
 
 DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
@@ -79,7 +79,9 @@ pass_ctx = click.make_pass_decorator(Ctx)
     help="maglevd control socket (env MAGLEV_SOCKET).",
 )  # fmt: skip
 @click.option(
-    "--url", envvar="MAGLEV_URL", help="Control API over TCP, e.g. http://127.0.0.1:9901."
+    "--url",
+    envvar="MAGLEV_URL",
+    help="Control API over TCP, e.g. http://127.0.0.1:9901 (plain HTTP: maglevd serves no TLS).",
 )
 @click.option("--token-file", envvar="MAGLEV_TOKEN_FILE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
@@ -101,7 +103,14 @@ def cli(
                 token = f.read().strip()
         except OSError as e:
             _fail(f"--token-file {token_file}: {e.strerror}")
-    ctx.obj = Ctx(ControlClient(socket_path, url, token, timeout), as_json)
+    try:
+        client = ControlClient(socket_path, url, token, timeout)
+        warning = cleartext_risk(url, token)
+    except ControlError as e:
+        _fail(str(e))
+    if warning:
+        click.echo(f"maglevc: {warning}", err=True)
+    ctx.obj = Ctx(client, as_json)
 
 
 # --- show --------------------------------------------------------------------------------

@@ -13,6 +13,27 @@ from maglev import __version__
 from maglev.errors import ConfigError, ConfigInvalid
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+PR_SET_NAME = 15  # <linux/prctl.h>
+
+
+def set_process_name(name: str = "maglevd") -> None:
+    """Name the process `maglevd` (its comm, as `ps`, `pgrep` and start-stop-daemon see it).
+
+    maglevd is a Python console script: its /proc/PID/exe is the interpreter, so the init script
+    cannot match it with `--exec`, and its name is the script's only when the script itself was
+    exec'd (not via `python -m maglev`, `python3 /usr/local/bin/maglevd` or a wrapper). Naming
+    itself makes `start-stop-daemon --name maglevd --user ...` reliable, so that root signals
+    only a maglevd of the daemon user, whatever pid that user wrote in the pidfile.
+    PR_SET_NAME names the calling thread: call it on the main thread, whose name is the
+    process's, before other threads start (they inherit it).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the name is cosmetic there
+        pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,6 +113,7 @@ def run(config: str, check: bool, log_level: str, log_format: str, log_target: s
     """Run the daemon in the foreground until SIGTERM/SIGINT (SIGHUP reloads the config)."""
     if check:
         sys.exit(_check(config))
+    set_process_name()
     from maglev.daemon import logsetup
     from maglev.daemon.runtime import Settings
     from maglev.daemon.runtime import run as run_daemon
@@ -121,6 +143,7 @@ def run(config: str, check: bool, log_level: str, log_format: str, log_target: s
 def demo(config: str, flap: float, log_level: str, log_format: str, log_target: str, pidfile: str | None,
          dry_run: bool, control_socket: str | None, metrics_listen: str | None) -> None:  # fmt: skip
     """Run the demo: demo backends on loopback plus maglevd on the embedded VPP emulator."""
+    set_process_name()
     from maglev.config import load_file
     from maglev.daemon import logsetup
     from maglev.daemon.demo import Flapper, demo_backends, start_all

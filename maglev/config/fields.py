@@ -9,10 +9,11 @@ Called from whichever thread loads a config (the CLI, the daemon's startup or re
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from maglev.config import schema
@@ -21,23 +22,97 @@ from maglev.model import IPAddress, IPNetwork
 
 D = TypeVar("D")
 E = TypeVar("E")
+T = TypeVar("T")
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*$")
+# Matched on the stripped text: with `\s*` on both sides of the optional unit, `1`, spaces and
+# `x` backtrack quadratically (20,000 spaces held the GIL for 2 s; 4 MiB of them, a day).
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?")
+_DURATION_MAX_CHARS = 64
+"""Longer text is not a duration (and even a linear match of 4 MiB holds the GIL 0.5 s)."""
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 MAX_DURATION = 7 * 86400.0
 """Upper bound of any duration: a week is already absurd for a timer here, and the bound keeps
 float arithmetic on deadlines far from overflow."""
 
 
+SHOW_MAX = 80
+"""Characters of a value quoted in a message."""
+
+MAX_PROBLEMS = 1000
+"""Problems listed per load; past that they are only counted. Nobody reads further, and a
+document of a million broken items would otherwise build a million messages (and log lines)."""
+
+
 def show(value: object) -> str:
-    """A value as the message quotes it: strings quoted, YAML words for bools/null, cut short."""
+    """A value as the message quotes it: strings quoted, YAML words for bools/null, cut short.
+
+    Python's repr, but never built whole: through YAML aliases a 400-byte file holds a list of
+    387 million items that share a few objects, and `repr` of that holds the GIL for minutes.
+    This writes it piece by piece and stops once there is more than it would show.
+    """
     if value is None:
-        text = "null"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    out = _Quote(SHOW_MAX + 1)
+    out.value(value)
+    text = "".join(out.parts)
+    return text if len(text) <= SHOW_MAX else text[: SHOW_MAX - 3] + "..."
+
+
+class _Quote:
+    """The repr of a value written in pieces until `room` characters are out (then it stops:
+    each element costs at least one character, so the work is bounded by `room`)."""
+
+    __slots__ = ("parts", "room")
+
+    def __init__(self, room: int) -> None:
+        self.parts: list[str] = []
+        self.room = room
+
+    def put(self, text: str) -> None:
+        self.parts.append(text)
+        self.room -= len(text)
+
+    def value(self, value: object) -> None:
+        if self.room <= 0:
+            return
+        if isinstance(value, str | bytes):
+            # Cut before quoting: the repr of a 4 MiB string is 4 MiB.
+            self.put(repr(value[: self.room + 1] if len(value) > self.room + 1 else value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            # Python refuses to print integers of more than 4300 digits (and it takes quadratic
+            # time); none reach here from YAML, which parses them with the same limit.
+            bits = abs(value).bit_length()
+            self.put(repr(value) if bits < 14_000 else f"<an integer of {bits} bits>")
+        elif isinstance(value, Mapping):
+            self.items("{", "}", value.items(), self.pair)
+        elif isinstance(value, list):
+            self.items("[", "]", value, self.value)
+        elif isinstance(value, tuple):
+            self.items("(", ",)" if len(value) == 1 else ")", value, self.value)
+        elif isinstance(value, set | frozenset):
+            if value:
+                self.items("{", "}", value, self.value)
+            else:
+                self.put(f"{type(value).__name__}()")
+        else:  # None, bools, floats (and nothing else a YAML safe load makes): short reprs
+            self.put(repr(value))
+
+    def pair(self, item: tuple[object, object]) -> None:
+        self.value(item[0])
+        self.put(": ")
+        self.value(item[1])
+
+    def items(self, start: str, end: str, items: Iterable[T], put: Callable[[T], None]) -> None:
+        self.put(start)
+        for i, item in enumerate(itertools.islice(items, self.room)):
+            if self.room <= 0:
+                return
+            if i:
+                self.put(", ")
+            put(item)
+        self.put(end)
 
 
 def kind(value: object) -> str:
@@ -79,7 +154,11 @@ def parse_duration(value: object) -> float:
         seconds = 2 * MAX_DURATION  # float() of a huge int would overflow
     elif isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
+    elif (
+        isinstance(value, str)
+        and len(value) <= _DURATION_MAX_CHARS
+        and (m := _DURATION.fullmatch(value.strip()))
+    ):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ValueError(f"expected a duration like 500ms, 2s, 1m, 1h, {got(value)}")
@@ -118,6 +197,27 @@ def is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
+class Problems(list[Problem]):
+    """The problems of one load: the first MAX_PROBLEMS are kept, the rest only counted."""
+
+    __slots__ = ("dropped",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def append(self, problem: Problem) -> None:
+        if len(self) < MAX_PROBLEMS:
+            super().append(problem)
+        else:
+            self.dropped += 1
+
+
+KEY_IN_PATH_MAX = 80
+"""Longer keys are cut in key paths (no valid name is longer than 64 characters): each problem
+under a key repeats its path, and a 1 MiB key over a thousand problems would be 1 GiB."""
+
+
 class Node:
     """One mapping of the config with its key path; getters record problems, never raise."""
 
@@ -153,7 +253,14 @@ class Node:
         """The full key path of `key` (an int indexes a list)."""
         if isinstance(key, int):
             return f"{self.path}[{key}]"
+        if len(key) > KEY_IN_PATH_MAX:
+            key = key[: KEY_IN_PATH_MAX - 3] + "..."
         return f"{self.path}.{key}" if self.path else key
+
+    @property
+    def full(self) -> bool:
+        """Whether further problems will only be counted, so their hints need not be worked out."""
+        return len(self.problems) >= MAX_PROBLEMS
 
     def add(self, key: str | None, message: str) -> None:
         self.problems.append(Problem(self.at(key) if key is not None else self.path, message))
@@ -175,6 +282,10 @@ class Node:
                 continue
             if misplaced and key in misplaced:
                 self.add(key, misplaced[key])
+            elif self.full or len(key) > KEY_IN_PATH_MAX:
+                # The hint compares the key with each allowed one (difflib): not worth it for a
+                # message that is dropped, nor for a key no allowed one resembles.
+                self.add(key, f"unknown key {show(key)}")
             else:
                 self.add(key, schema.unknown_key_message(key, allowed))
 

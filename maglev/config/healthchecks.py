@@ -2,8 +2,9 @@
 
 Knows which keys each check type accepts (from `maglev.config.schema`), the defaults of the
 well-known ports and the rule for namespace names (from `maglev.model`, shared with the probes),
-and the small languages inside a check (status ranges, jitter, exec placeholders). Records every
-problem with its key path; called by `maglev.config.loader` on the thread loading the config.
+and the small languages inside a check (status ranges, jitter, exec placeholders and environment,
+and which reply regexes are cheap enough to run on a check worker). Records every problem with its
+key path; called by `maglev.config.loader` on the thread loading the config.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 
 from maglev.config import schema
 from maglev.config.fields import Node, format_duration, got, show
+from maglev.config.regexcost import backtracking_risk
 from maglev.model import DEFAULT_PORTS, CheckType, HealthCheck, netns_name_ok
 
 CHECK_TYPES = {t.value: t for t in CheckType}
@@ -57,7 +59,7 @@ def healthcheck(name: str, node: Node) -> HealthCheck | None:
         "source_ip6": node.address("source-ip6", 6),
     }
     if ctype is CheckType.TCP:
-        fields.update(send=node.text("send", None), expect=node.regex("expect", None))
+        fields.update(send=node.text("send", None), expect=reply_regex(node, "expect"))
     elif ctype in (CheckType.HTTP, CheckType.HTTPS):
         fields.update(http_fields(node, ctype, d))
     elif ctype is CheckType.DNS:
@@ -121,7 +123,7 @@ def http_fields(node: Node, ctype: CheckType, d: HealthCheck) -> dict[str, objec
         "host": header_word(node, "host"),
         "method": node.choice("method", _upper(schema.HTTP_METHODS), d.method),
         "expect_status": expect_status(node, d.expect_status),
-        "expect_body": node.regex("expect-body", None),
+        "expect_body": reply_regex(node, "expect-body"),
     }
     if ctype is CheckType.HTTPS:
         fields.update(https_fields(node, d))
@@ -197,7 +199,29 @@ def exec_fields(node: Node, port: int | None) -> dict[str, object]:
         node.add("command", f"expected a non-empty list of argv strings, {got(raw)}")
     for i, arg in enumerate(command):
         placeholders(node, "command" if shell else f"command[{i}]", arg, port)
-    return {"command": command, "shell": shell}
+    return {"command": command, "shell": shell, "environment": environment(node)}
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def environment(node: Node) -> tuple[tuple[str, str], ...]:
+    """`environment`: NAME: value pairs for the command, sorted (reordering them is no change).
+    Values are strings: an integer is taken as its digits; true, 1.5 or null are not guessed at."""
+    env = node.child("environment")
+    if env is None:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for name, raw in env.data.items():
+        if not _ENV_NAME.match(name):
+            env.add(name, f"{show(name)} is not an environment variable name (A-Z, a-z, 0-9, _)")
+        elif isinstance(raw, bool) or not isinstance(raw, str | int):
+            env.add(name, f"expected a string (quote it), {got(raw)}")
+        elif "\x00" in str(raw):
+            env.add(name, f"{show(raw)} holds a NUL character")
+        else:
+            pairs.append((name, str(raw)))
+    return tuple(sorted(pairs))
 
 
 def placeholders(node: Node, where: str, arg: str, port: int | None) -> None:
@@ -214,3 +238,29 @@ def placeholders(node: Node, where: str, arg: str, port: int | None) -> None:
             )
         elif name == "port" and port is None:
             node.add(where, f"{show(arg)} uses {{port}} but the healthcheck sets no port")
+
+
+# --- reply regexes ----------------------------------------------------------------------------
+# Judged by `regexcost.backtracking_risk` (why a structural check: see there).
+
+
+def reply_regex(node: Node, key: str) -> str | None:
+    """A regex a probe may run over a backend's reply: valid, and cheap whatever the reply."""
+    value = node.regex(key, None)
+    if value is None:
+        return None
+    try:
+        why = backtracking_risk(value)
+    # The probes compile the UTF-8 bytes: what is valid as text may not be as bytes (`\u00e9`).
+    except (re.error, RecursionError, OverflowError, ValueError) as e:
+        reason = str(e) if isinstance(e, re.error) else type(e).__name__
+        node.add(key, f"{show(value)} is not a valid regular expression over bytes: {reason}")
+        return None
+    if why is not None:
+        node.add(
+            key,
+            f"{show(value)} can backtrack catastrophically ({why}); a reply crafted for it would"
+            " stall the check worker, so simplify it (a search needs no leading or trailing .*)",
+        )
+        return None
+    return value

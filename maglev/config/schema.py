@@ -51,7 +51,7 @@ HEALTHCHECK_BY_TYPE: Mapping[CheckType, tuple[str, ...]] = MappingProxyType(
         CheckType.HTTPS: (*_HTTP, "server-name", "verify", "ca-file"),
         CheckType.ICMP: (),
         CheckType.DNS: ("port", "query-name", "query-type", "expect-rcode", "expect-answer"),
-        CheckType.EXEC: ("port", "command", "shell"),
+        CheckType.EXEC: ("port", "command", "shell", "environment"),
     }
 )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from maglev import __version__, diff
@@ -20,14 +21,21 @@ from maglev.config import load_text
 from maglev.daemon.bus import EventBus
 from maglev.daemon.control import ApiError
 from maglev.daemon.info import DaemonInfo
-from maglev.errors import ConfigError, ConfigInvalid, InvalidRequest, NotFound, VppError
+from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
 from maglev.reconcile import events
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
+from maglev.vpp.lb import ENCAP_OF_CODE
 
 
 def _ts(t: float | None) -> str | None:
     return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _encap_name(code: int) -> str:
+    """VPP's encap code as the config names it (`gre4`); only `maglev.vpp` knows the codes."""
+    encap = ENCAP_OF_CODE.get(code)
+    return encap.value if encap is not None else f"unknown ({code})"
 
 
 def reload_doc(r: events.ReloadStatus) -> dict[str, Any]:
@@ -71,7 +79,7 @@ class DaemonApi:
             raise ApiError(504, str(e)) from e
         except NotFound as e:
             raise ApiError(404, str(e)) from e
-        except InvalidRequest as e:
+        except RequestError as e:  # InvalidRequest, and any other mistake of the caller's
             raise ApiError(400, str(e)) from e
         except VppError as e:
             raise ApiError(502, f"VPP: {e}") from e
@@ -244,7 +252,7 @@ class DaemonApi:
                     "prefix": str(v.prefix),
                     "protocol": v.protocol,
                     "port": v.port,
-                    "encap": v.encap,
+                    "encap": _encap_name(v.encap),
                     "dscp": v.dscp,
                     "flow_table_length": v.flow_table_length,
                     "src_ip_sticky": v.src_ip_sticky,
@@ -313,7 +321,10 @@ class DaemonApi:
         return {"ok": r.ok, "connected": r.connected}
 
     def reload(self) -> dict[str, Any]:
-        return reload_doc(self._reload("control API"))
+        try:
+            return reload_doc(self._reload("control API"))
+        except FutureTimeout as e:  # the main thread is still at it; it will finish
+            raise ApiError(504, "the reload did not finish in time; see the log") from e
 
     def check_config(self, text: str) -> dict[str, Any]:
         try:

@@ -1,42 +1,51 @@
 """The control API: HTTP+JSON on a Unix socket (and optionally TCP with a bearer token).
 
-Owns its listener threads (`maglev-control-unix`, `maglev-control-tcp`) and one short-lived
-thread per request. It never touches daemon state itself: every route calls the `ControlHandler`
-the runtime passes in, which reads published snapshots or sends the reconciler a message. Every
-request is validated here first; a bad one gets a 4xx with a one-line message.
+Owns the listening sockets, their accept threads (`maglev-control-unix`, `maglev-control-tcp`)
+and the routes; `maglev.daemon.httpd` speaks HTTP on each connection's thread within its limits.
+It never touches daemon state itself: every route calls the `ControlHandler` the runtime passes
+in, which reads published snapshots or sends the reconciler a message. Every request is
+validated here first; a bad one gets a 4xx with a one-line JSON message.
+
+The Unix socket never exists with other than its final mode and group (it is made in a private
+directory and renamed into place). The bearer token is read by `read_token_file`, which refuses
+a file that others may read, as ssh refuses such a private key.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import http.server
 import json
 import logging
 import os
 import queue
 import re
+import reprlib
 import socket
-import socketserver
+import stat
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from maglev.config.fields import parse_host_port
+from maglev.daemon.http1 import Answer, ApiError, Limits, Request, Stream
+from maglev.daemon.httpd import HttpServer
+from maglev.errors import MaglevError
+
+__all__ = ["ApiError", "ControlHandler", "ControlServer", "Limits", "TokenFileError"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 4 * 1024 * 1024  # a candidate config may be large, but not unbounded
 NAME = r"([A-Za-z0-9_.:@-]{1,128})"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+MAX_DEPTH = 32  # JSON nesting a request body may have (ours need 2)
+MAX_TOKEN = 1024
+_repr = reprlib.Repr()  # client values in messages: short, and shallow however deep they are
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 2, 40, 40
+_show = _repr.repr
 
 
 class ControlHandler(Protocol):
@@ -65,7 +74,7 @@ class ControlHandler(Protocol):
 class Route:
     method: str
     pattern: re.Pattern[str]
-    call: Callable[[ControlHandler, tuple[str, ...], dict[str, str], Any], Any]
+    call: Callable[[ControlHandler, tuple[str, ...], Any], Any]
 
 
 def _weight_body(body: Any) -> int:
@@ -73,7 +82,7 @@ def _weight_body(body: Any) -> int:
         raise ApiError(400, 'body must be a JSON object {"weight": 0..100}')
     w = body["weight"]
     if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
-        raise ApiError(400, f"weight: {w!r} is not an integer in 0..100")
+        raise ApiError(400, f"weight: {_show(w)} is not an integer in 0..100")
     return w
 
 
@@ -83,177 +92,266 @@ def _config_body(body: Any) -> str:
     return str(body["config"])
 
 
+def _too_deep(doc: Any, limit: int) -> bool:
+    """Whether `doc` nests containers deeper than `limit` (iterative: no recursion to exhaust)."""
+    todo: list[tuple[Any, int]] = [(doc, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth >= limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def json_body(raw: bytes) -> Any:
+    """A request body as JSON (None when empty); 400 naming the problem otherwise."""
+    if not raw.strip():
+        return None
+    try:
+        doc = json.loads(raw)
+    except RecursionError:  # the parser recurses per level: `[` x 1000 exhausts the stack
+        raise ApiError(
+            400, f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    except ValueError as e:  # UnicodeDecodeError included
+        raise ApiError(400, f"body is not valid JSON: {e}") from None
+    if _too_deep(doc, MAX_DEPTH):
+        raise ApiError(400, f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels")
+    return doc
+
+
 BACKEND_ACTIONS = ("pause", "resume", "enable", "disable")
 
 ROUTES: tuple[Route, ...] = tuple(
     Route(m, re.compile("^" + p + "$"), c)
     for m, p, c in (
-        ("GET", r"/v1/version", lambda h, a, q, b: h.version()),
-        ("GET", r"/v1/status", lambda h, a, q, b: h.status()),
-        ("GET", r"/v1/frontends", lambda h, a, q, b: h.frontends()),
-        ("GET", rf"/v1/frontends/{NAME}", lambda h, a, q, b: h.frontend(a[0])),
-        ("GET", r"/v1/backends", lambda h, a, q, b: h.backends()),
-        ("GET", rf"/v1/backends/{NAME}", lambda h, a, q, b: h.backend(a[0])),
-        ("GET", r"/v1/healthchecks", lambda h, a, q, b: h.healthchecks()),
-        ("GET", r"/v1/vpp/lb/state", lambda h, a, q, b: h.vpp_lb_state()),
-        ("GET", r"/v1/vpp/lb/counters", lambda h, a, q, b: h.vpp_lb_counters()),
+        ("GET", r"/v1/version", lambda h, a, b: h.version()),
+        ("GET", r"/v1/status", lambda h, a, b: h.status()),
+        ("GET", r"/v1/frontends", lambda h, a, b: h.frontends()),
+        ("GET", rf"/v1/frontends/{NAME}", lambda h, a, b: h.frontend(a[0])),
+        ("GET", r"/v1/backends", lambda h, a, b: h.backends()),
+        ("GET", rf"/v1/backends/{NAME}", lambda h, a, b: h.backend(a[0])),
+        ("GET", r"/v1/healthchecks", lambda h, a, b: h.healthchecks()),
+        ("GET", r"/v1/vpp/lb/state", lambda h, a, b: h.vpp_lb_state()),
+        ("GET", r"/v1/vpp/lb/counters", lambda h, a, b: h.vpp_lb_counters()),
         (
             "POST",
             rf"/v1/backends/{NAME}/(pause|resume|enable|disable)",
-            lambda h, a, q, b: h.backend_action(a[0], a[1]),
+            lambda h, a, b: h.backend_action(a[0], a[1]),
         ),
         (
             "PUT",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
-            lambda h, a, q, b: h.set_weight(a[0], a[1], a[2], _weight_body(b)),
+            lambda h, a, b: h.set_weight(a[0], a[1], a[2], _weight_body(b)),
         ),
         (
             "DELETE",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
-            lambda h, a, q, b: h.set_weight(a[0], a[1], a[2], None),
+            lambda h, a, b: h.set_weight(a[0], a[1], a[2], None),
         ),
-        ("POST", r"/v1/sync", lambda h, a, q, b: h.sync()),
-        ("POST", r"/v1/reload", lambda h, a, q, b: h.reload()),
-        ("POST", r"/v1/config/check", lambda h, a, q, b: h.check_config(_config_body(b))),
+        ("POST", r"/v1/sync", lambda h, a, b: h.sync()),
+        ("POST", r"/v1/reload", lambda h, a, b: h.reload()),
+        ("POST", r"/v1/config/check", lambda h, a, b: h.check_config(_config_body(b))),
     )
 )
 EVENTS_PATH = "/v1/events"
 EVENT_FILTERS = ("backend", "frontend", "level", "type")
 
 
-class _RequestHandler(http.server.BaseHTTPRequestHandler):
-    server_version = "maglevd"
-    protocol_version = "HTTP/1.1"
-    handler: ControlHandler  # set on the per-server subclass
-    token: bytes | None = None
-    stopping: threading.Event
+class _Events:
+    """An event stream's source: the subscriber queue as server-sent events."""
 
-    def address_string(self) -> str:  # Unix sockets have no peer address
-        return str(self.client_address[0]) if self.client_address else "unix"
+    def __init__(
+        self, q: queue.Queue[dict[str, Any]], unsubscribe: Callable[[], None], keepalive: float
+    ) -> None:
+        self.q = q
+        self.unsubscribe = unsubscribe
+        self.keepalive = keepalive
+        self.last = 0.0
+        self.first = True
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("control %s: " + format, self.address_string(), *args)
+    def read(self, timeout: float) -> bytes:
+        if self.first:
+            self.first = False
+            self.last = time.monotonic()
+            return b": subscribed\n\n"
+        due = self.last + self.keepalive
+        try:
+            ev = self.q.get(timeout=max(0.0, min(timeout, due - time.monotonic())))
+        except queue.Empty:
+            if time.monotonic() < due:
+                return b""
+            self.last = time.monotonic()
+            return b": keepalive\n\n"
+        self.last = time.monotonic()
+        kind = re.sub(r"\s", "_", str(ev.get("type", "event")))  # one line, whatever it holds
+        return f"event: {kind}\ndata: {json.dumps(ev, default=str)}\n\n".encode()
 
-    def _send(self, status: int, payload: Any) -> None:
-        data = (json.dumps(payload, default=str, indent=None) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def close(self) -> None:
+        self.unsubscribe()
 
-    def _authorized(self) -> bool:
+
+class _App:
+    """Routes one request, on its connection's thread, to the handler (an `http1.App`)."""
+
+    def __init__(self, handler: ControlHandler, token: bytes | None, limits: Limits) -> None:
+        self.handler = handler
+        self.token = token
+        self.limits = limits
+
+    def _authorized(self, got: str) -> bool:
         if self.token is None:
             return True
-        got = self.headers.get("Authorization", "")
         if not got.startswith("Bearer "):
             return False
-        return hmac.compare_digest(got[7:].strip().encode(), self.token)
+        return hmac.compare_digest(got[7:].strip().encode("latin-1"), self.token)
 
-    def _body(self) -> Any:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return None
+    def __call__(self, req: Request) -> Answer | Stream:
+        if not self._authorized(req.headers.get("authorization", "")):
+            raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        raw_path, _, query = req.target.partition("?")
+        path = unquote(raw_path).rstrip("/") or "/"
+        method = req.method
+        if path == EVENTS_PATH:
+            if method != "GET":
+                raise ApiError(
+                    405, f"{method} is not allowed on {path} (use GET)", {"Allow": "GET"}
+                )
+            return self._events(query)
+        allowed = []
+        for r in ROUTES:
+            m = r.pattern.match(path)
+            if not m:
+                continue
+            if r.method != method:
+                allowed.append(r.method)
+                continue
+            body = json_body(req.read_body()) if method in ("POST", "PUT", "DELETE") else None
+            return Answer(200, r.call(self.handler, m.groups(), body))
+        if allowed:
+            use = ", ".join(sorted(set(allowed)))
+            raise ApiError(405, f"{method} is not allowed on {path} (use {use})", {"Allow": use})
+        raise ApiError(404, f"no such endpoint: {path}")
+
+    def _events(self, query: str) -> Stream:
         try:
-            n = int(length)
+            parsed = parse_qs(query, max_num_fields=4 * len(EVENT_FILTERS))
         except ValueError as e:
-            raise ApiError(400, f"Content-Length: {length!r} is not a number") from e
-        if n < 0 or n > MAX_BODY:
-            raise ApiError(413, f"body of {n} bytes is over the {MAX_BODY}-byte limit")
-        raw = self.rfile.read(n)
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"body is not valid JSON: {e}") from e
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            if not self._authorized():
-                raise ApiError(401, "missing or wrong bearer token")
-            url = urlsplit(self.path)
-            path = unquote(url.path).rstrip("/") or "/"
-            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            body = self._body() if method in ("POST", "PUT", "DELETE") else None
-            if method == "GET" and path == EVENTS_PATH:
-                self._events(query)
-                return
-            allowed = []
-            for r in ROUTES:
-                m = r.pattern.match(path)
-                if not m:
-                    continue
-                if r.method != method:
-                    allowed.append(r.method)
-                    continue
-                self._send(200, r.call(self.handler, m.groups(), query, body))
-                return
-            if allowed:
-                raise ApiError(405, f"{method} is not allowed on {path} (use {', '.join(allowed)})")
-            raise ApiError(404, f"no such endpoint: {path}")
-        except ApiError as e:
-            self._send(e.status, {"error": e.message})
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        except Exception as e:  # a bug must not take the daemon down: log it, answer 500
-            log.exception("control request %s %s failed", method, self.path)
-            with contextlib.suppress(OSError):
-                self._send(500, {"error": f"internal error: {e!r}"})
-
-    def _events(self, query: dict[str, str]) -> None:
-        unknown = set(query) - set(EVENT_FILTERS)
+            raise ApiError(400, f"query: {e}") from None
+        filters = {k: v[-1] for k, v in parsed.items()}
+        unknown = set(filters) - set(EVENT_FILTERS)
         if unknown:
-            raise ApiError(400, f"unknown filter(s) {sorted(unknown)}; use {list(EVENT_FILTERS)}")
-        q, unsubscribe = self.handler.subscribe(query)
+            raise ApiError(
+                400, f"unknown filter(s) {_show(sorted(unknown))}; use {list(EVENT_FILTERS)}"
+            )
+
+        def open_stream() -> _Events:
+            q, unsubscribe = self.handler.subscribe(filters)
+            return _Events(q, unsubscribe, self.limits.keepalive)
+
+        return Stream(open_stream)
+
+
+# --- the bearer token ------------------------------------------------------------------------
+
+
+class TokenFileError(MaglevError):
+    """control.token-file cannot be used (unreadable, empty, or readable by others)."""
+
+
+def read_token_file(path: str) -> str:
+    """The bearer token in `path`, refused (`TokenFileError`, naming the path and its mode) when
+    the file is readable or writable by its group or others, as ssh refuses such a private key:
+    a token others can read is no secret, one others can write lets them choose it."""
+    try:  # O_NONBLOCK: a FIFO put there must not hang the start
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise TokenFileError(f"control.token-file {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)  # of the file opened, whatever a symlink pointed at
+        mode = stat.S_IMODE(st.st_mode)
+        if not stat.S_ISREG(st.st_mode):
+            raise TokenFileError(f"control.token-file {path}: not a regular file")
+        if mode & 0o077:
+            raise TokenFileError(
+                f"control.token-file {path}: mode {mode:04o} lets its group or others read or "
+                f"write it; make it private to maglevd's user (chmod 600 {path})"
+            )
+        raw = os.read(fd, MAX_TOKEN + 2)
+    except OSError as e:
+        raise TokenFileError(f"control.token-file {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        token = "\x00"  # refused below
+    if not token:
+        raise TokenFileError(f"control.token-file {path}: the file is empty")
+    if len(token) > MAX_TOKEN or not token.isprintable() or any(c.isspace() for c in token):
+        raise TokenFileError(
+            f"control.token-file {path}: the token must be one line of at most {MAX_TOKEN} "
+            "printable ASCII characters without spaces"
+        )
+    return token
+
+
+# --- the listening sockets -------------------------------------------------------------------
+
+
+def bind_unix(path: str, mode: int, group: str | None, backlog: int) -> socket.socket:
+    """A listening Unix socket at `path` that never exists there with other than `mode` and
+    `group`: binding creates the file with umask-derived permissions, so it is bound in a
+    private directory (mode 0700) beside `path`, given its mode and group, put to listen, and
+    only then renamed into place (replacing the stale socket of an earlier run at once)."""
+    gid = -1
+    if group:
+        import grp
+
         try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            self.wfile.write(b": subscribed\n\n")
-            self.wfile.flush()
-            while not self.stopping.is_set():
-                try:
-                    ev = q.get(timeout=1.0)
-                except queue.Empty:
-                    self.wfile.write(b": keepalive\n\n")
-                    self.wfile.flush()
-                    continue
-                data = json.dumps(ev, default=str)
-                self.wfile.write(f"event: {ev.get('type', 'event')}\ndata: {data}\n\n".encode())
-                self.wfile.flush()
-        except OSError:
-            pass
-        finally:
-            unsubscribe()
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f"control.socket-group: no group named {group!r}") from None
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    private = tempfile.mkdtemp(prefix=".m", dir=parent)
+    tmp = os.path.join(private, "s")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(tmp)
+        os.chmod(tmp, mode)
+        if gid != -1:
+            os.chown(tmp, -1, gid)
+        s.listen(backlog)
+        os.replace(tmp, path)
+    except BaseException:
+        s.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(private)
+    return s
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, _ = self.socket.accept()
-        return conn, ("unix", 0)
-
-
-class _TcpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def bind_tcp(listen: str, backlog: int) -> socket.socket:
+    host, port = parse_host_port(listen)
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    s = socket.socket(family, kind, proto)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(address)
+        s.listen(backlog)
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 class ControlServer:
@@ -267,54 +365,61 @@ class ControlServer:
         socket_group: str | None = None,
         tcp_listen: str | None = None,
         token: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if tcp_listen and not token:
             raise ValueError("control.tcp-listen needs a token: unauthenticated TCP is refused")
+        lim = limits or Limits()
         self.stopping = threading.Event()
-        self._servers: list[socketserver.BaseServer] = []
+        self._servers: list[HttpServer] = []
         self._threads: list[threading.Thread] = []
         self.socket_path = socket_path
-        if socket_path:
-            cls = type(
-                "UnixHandler", (_RequestHandler,), {"handler": handler, "stopping": self.stopping}
-            )
-            if os.path.exists(socket_path):
-                os.unlink(socket_path)  # a stale socket of an earlier run
-            os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
-            srv = _UnixServer(socket_path, cls)
-            os.chmod(socket_path, socket_mode)
-            if socket_group:
-                import grp
-
-                os.chown(socket_path, -1, grp.getgrnam(socket_group).gr_gid)
-            self._servers.append(srv)
+        self._socket_id: tuple[int, int] | None = None
         self.tcp_address: tuple[str, int] | None = None
-        if tcp_listen:
-            cls = type(
-                "TcpHandler",
-                (_RequestHandler,),
-                {"handler": handler, "stopping": self.stopping, "token": (token or "").encode()},
-            )
-            tsrv = _TcpServer(parse_host_port(tcp_listen), cls)
-            self.tcp_address = tsrv.server_address[:2]  # type: ignore[assignment]
-            self._servers.append(tsrv)
+        try:
+            if socket_path:
+                usock = bind_unix(socket_path, socket_mode, socket_group, lim.backlog)
+                st = os.stat(socket_path)
+                self._socket_id = (st.st_dev, st.st_ino)
+                app = _App(handler, None, lim)
+                self._servers.append(HttpServer(usock, app, "unix", lim, self.stopping))
+            if tcp_listen:
+                tsock = bind_tcp(tcp_listen, lim.backlog)
+                self.tcp_address = tsock.getsockname()[:2]
+                app = _App(handler, (token or "").encode(), lim)
+                self._servers.append(HttpServer(tsock, app, "tcp", lim, self.stopping))
+        except BaseException:
+            self._close()
+            raise
+
+    @property
+    def connections(self) -> int:
+        """Open connections, event streams included (for tests and diagnostics)."""
+        return sum(s.connections for s in self._servers)
 
     def start(self) -> None:
         for srv in self._servers:
-            kind = "unix" if isinstance(srv, _UnixServer) else "tcp"
-            t = threading.Thread(
-                target=srv.serve_forever, args=(0.05,), name=f"maglev-control-{kind}", daemon=True
-            )
+            t = threading.Thread(target=srv.serve, name=f"maglev-control-{srv.kind}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
         self.stopping.set()
         for srv in self._servers:
-            srv.shutdown()
-            srv.server_close()
-        if self.socket_path and os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)
+            srv.stop()
+        for t in self._threads:
+            t.join(5.0)
+        self._close()
+
+    def _close(self) -> None:
+        for srv in self._servers:
+            srv.close()
+        path, self.socket_path = self.socket_path, None
+        if path and self._socket_id is not None:
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == self._socket_id:  # ours, not a newer daemon's
+                    os.unlink(path)
 
 
 def iter_sse(lines: Iterator[bytes]) -> Iterator[dict[str, Any]]:

@@ -1,19 +1,26 @@
 """Prometheus metrics: a collector over the published snapshots, served on `metrics.listen`.
 
-Scrapes run on the `maglev-metrics` thread, over a narrow port: the reconciler's latest
-snapshot (VPP's per-VIP lb counters included: the reconciler reads them on its timer, so a
-scrape never sends VPP a request), the check scheduler's counters, and the daemon's fixed info.
-VPP's lb node error counters are read from its stats segment (shared memory, not the API).
+The `maglev-metrics` thread accepts; each connection is served on its own short-lived
+`maglev-metrics-conn` thread (capped, with a read timeout), so an idle or slow client cannot hold
+up other scrapes. A scrape reads over a narrow port, never sending the reconciler or VPP's API a
+request: the reconciler's latest snapshot (VPP's per-VIP lb counters included: the reconciler
+reads them on its timer), the check scheduler's counters (under its locks), and the daemon's
+fixed info. VPP's lb node error counters are read from its stats segment (shared memory, not
+the API), one scrape at a time (`LbErrorReader` holds a lock).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
@@ -206,19 +213,99 @@ class MaglevCollector:
         yield fam
 
 
+# A scraper sends its request at once; a connection that sends nothing for this long is closed,
+# so an idle or slow client holds one connection thread for a few seconds, never the server.
+READ_TIMEOUT = 5.0
+# Scrapers are few (a Prometheus or two, an operator's curl): beyond this many connections at
+# once something is wrong, and a 503 costs less than a thread per connection.
+MAX_CONNECTIONS = 16
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class _DebugStream(io.TextIOBase):
+    """wsgiref writes a failed request's traceback (a client that timed out or went away) to
+    the handler's stderr: keep it in the debug log instead of the daemon's stderr."""
+
+    def write(self, s: str) -> int:
+        if s.strip():
+            log.debug("metrics: %s", s.rstrip())
+        return len(s)
+
+
 class _QuietHandler(WSGIRequestHandler):
+    timeout = READ_TIMEOUT  # StreamRequestHandler.setup() puts it on the connection's socket
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("metrics %s", format % args)
 
+    def get_stderr(self) -> Any:
+        return _DebugStream()
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    """One daemon thread per connection, at most `max_connections` at once.
+
+    Each scrape only reads the published snapshots (see `MaglevCollector`), so scrapes may run
+    side by side; the single-threaded wsgiref server let one idle connection block them all.
+    """
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], read_timeout: float, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        handler = type("MetricsHandler", (_QuietHandler,), {"timeout": read_timeout})
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.debug(
+                "metrics: %d connections open; refusing %s", self.max_connections, client_address
+            )
+            with contextlib.suppress(OSError):
+                request.setblocking(False)  # the accept loop never waits on a client
+                request.send(_BUSY)
+            self.shutdown_request(request)
+            return
+        t = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="maglev-metrics-conn",
+            daemon=True,
+        )
+        try:
+            t.start()
+        except BaseException:
+            self._slots.release()
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went quiet past the read timeout, or hung up: not the daemon's problem.
+        log.debug("metrics: connection from %s ended: %s", client_address, sys.exc_info()[1])
+
 
 class MetricsServer:
-    def __init__(self, collector: MaglevCollector, listen: str) -> None:
+    def __init__(
+        self,
+        collector: MaglevCollector,
+        listen: str,
+        *,
+        read_timeout: float = READ_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(collector)
         host, port = parse_host_port(listen)
-        self.server: WSGIServer = make_server(
-            host, port, make_wsgi_app(self.registry), handler_class=_QuietHandler
-        )
+        self.server: WSGIServer = _Server((host, port), read_timeout, max_connections)
+        self.server.set_app(make_wsgi_app(self.registry))
         self.address = self.server.server_address[:2]
         self._thread = threading.Thread(
             target=self.server.serve_forever, args=(0.1,), name="maglev-metrics", daemon=True

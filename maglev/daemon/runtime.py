@@ -1,13 +1,18 @@
 """The daemon: wires the threads, owns the process lifecycle, reloads and stops.
 
 Threads: `maglev-check-N` (probe workers), `maglev-reconciler`, `maglev-config-watch`,
-`maglev-control-*`, `maglev-metrics`, and `maglev-vppsim` when the emulator is embedded.
+`maglev-control-*`, `maglev-metrics` (and its `maglev-metrics-conn`), and `maglev-vppsim` when
+the emulator is embedded.
 The main thread only waits on `self.events`: signal handlers and other threads put requests
 there (reload, stop, a thread that died) and the main thread acts on them one at a time. It owns
 reloads: it reads and validates the file (slow for a big config, so not on the reconciler
 thread) and hands the new config to the reconciler, which owns the live config, compares it
 once and publishes the outcome in its snapshot. The control API and the metrics collector are
 given narrow ports (`ReconcilerPort`, `DaemonInfo`), not this object.
+
+One maglevd per control socket: before anything binds a socket or connects to VPP, the main
+thread takes an exclusive lock on `<control socket>.lock` (`InstanceLock`) and holds it until the
+daemon has stopped; a second maglevd with the same socket refuses to start, naming the first.
 
 Stopping leaves VPP's lb tables exactly as they are, so a restart disturbs no traffic. A thread
 that dies unexpectedly stops the daemon with exit code 1 and its traceback logged: a half-dead
@@ -37,8 +42,9 @@ from maglev.config.watcher import ConfigWatcher
 from maglev.daemon import memory
 from maglev.daemon.api import DaemonApi, reload_doc
 from maglev.daemon.bus import BusLogHandler, EventBus
-from maglev.daemon.control import ControlServer
+from maglev.daemon.control import ControlServer, TokenFileError, read_token_file
 from maglev.daemon.info import DaemonInfo
+from maglev.daemon.lock import AlreadyRunning, InstanceLock
 from maglev.daemon.metrics import MaglevCollector, MetricsServer
 from maglev.daemon.notify import sd_notify
 from maglev.errors import ConfigError, ConfigInvalid, MaglevError
@@ -66,6 +72,14 @@ class Settings:
     metrics_listen: str | None = None  # overrides metrics.listen
 
 
+def lock_path(settings: Settings, config: Config) -> str | None:
+    """`<control socket>.lock`; `<pidfile>.lock` when there is no control socket."""
+    sock = settings.control_socket or config.control.socket
+    if sock:
+        return f"{sock}.lock"
+    return f"{settings.pidfile}.lock" if settings.pidfile else None
+
+
 class Runtime:
     def __init__(self, settings: Settings, config: Config) -> None:
         self.settings = settings
@@ -87,11 +101,22 @@ class Runtime:
         self.stats_socket = config.vpp.stats_socket
         self.exit_code = 0
         self._sigterms = 0
+        path = lock_path(settings, config)
+        self.lock = InstanceLock(path) if path else None
 
     # --- start ------------------------------------------------------------------------------
 
     def start(self) -> None:
         cfg = self.config
+        # First: nothing may bind a socket (the control socket's path is unlinked first) or talk
+        # to VPP while another maglevd owns them.
+        if self.lock is not None:
+            self.lock.acquire(self.pid)
+        else:
+            log.warning("no control socket and no pidfile: nothing stops a second maglevd")
+        # Second, before any thread starts: a token file others can read is refused outright.
+        c = cfg.control
+        self._token = read_token_file(c.token_file) if c.token_file else None
         logging.getLogger().addHandler(BusLogHandler(self.bus))
         log.info(
             "maglevd %s starting: diff engine %s, config %s (%d frontends, %d backends, "
@@ -155,10 +180,7 @@ class Runtime:
 
     def _start_control(self, cfg: Config) -> None:
         c = cfg.control
-        token = None
-        if c.token_file:
-            with open(c.token_file, encoding="utf-8") as f:
-                token = f.read().strip()
+        token = self._token
         path = self.settings.control_socket or c.socket
         api = DaemonApi(self.port, self.bus, self.info, self.request_reload)
         self.control = ControlServer(api, path, c.socket_mode, c.socket_group, c.tcp_listen, token)
@@ -327,6 +349,8 @@ class Runtime:
                         os.unlink(self.settings.pidfile)
             except OSError:
                 pass
+        if self.lock is not None:
+            self.lock.release()  # last: a successor may now unlink and bind the control socket
         log.info("maglevd stopped")
 
 
@@ -346,6 +370,14 @@ def run(settings: Settings) -> int:
     rt.install_signals()
     try:
         rt.start()
+    except AlreadyRunning as e:
+        log.error("%s", e)  # nothing was started, and the running one's files are its own
+        return 1
+    except TokenFileError as e:  # the operator's to fix: one clear line, nothing started
+        log.critical("maglevd refuses to start: %s", e)
+        if rt.lock is not None:
+            rt.lock.release()
+        return 1
     except Exception as e:
         log.critical("maglevd failed to start: %s", e, exc_info=True)
         with contextlib.suppress(Exception):

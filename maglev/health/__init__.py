@@ -14,6 +14,7 @@ Pieces and the threads that use them:
   was never started one pass at a time (`run_once`) on a `ManualClock`.
 - `state` — `BackendHealth`, the per-backend state machine; pure, owned by the reconciler thread.
 - `netns` — sockets created inside a named network namespace.
+- `sandbox` — what an exec check's child drops between fork and exec: every capability.
 
 How the reconciler drives it: feed every `ProbeResult` from its queue to the backend's
 `BackendHealth.apply(result, now)`; on a transition, act on it; then, whenever

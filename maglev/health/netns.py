@@ -9,8 +9,8 @@ a thread per namespace. setns(CLONE_NEWNET) affects only the calling thread and 
 CAP_SYS_ADMIN. The namespace file is opened afresh each time, so a namespace deleted and re-created
 under the same name is picked up.
 
-Commands of `exec` checks are run through `ip netns exec NAME` (see `checks.exec`), since a child
-process must be forked inside the namespace.
+The child of an `exec` check enters the namespace itself, between fork and exec, through a
+descriptor from `open_ns` (see `checks.exec` and `sandbox`): the worker thread never switches.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def ns_path(name: str) -> str:
     return os.path.join(NETNS_DIR, name)
 
 
+def open_ns(name: str) -> int:
+    """A close-on-exec descriptor of namespace `name`, for setns(2); OSError if there is none."""
+    return os.open(ns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+
+
 def socket_in(name: str | None, family: int, kind: int, proto: int = 0) -> socket.socket:
     """A new socket in namespace `name` (None: the thread's own namespace).
 
@@ -57,7 +62,7 @@ def socket_in(name: str | None, family: int, kind: int, proto: int = 0) -> socke
     """
     if name is None:
         return socket.socket(family, kind, proto)
-    target = os.open(ns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    target = open_ns(name)
     try:
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:

@@ -1,7 +1,9 @@
 """maglevd as a real subprocess, against the emulator (its own process) and real loopback backends.
 
 Covers what an operator does: start, watch a backend die, edit and replace the config, break it,
-drive every maglevc command, scrape /metrics, stop with SIGTERM and find VPP untouched.
+drive every maglevc command and check what each prints (text and JSON), scrape /metrics, stop with
+SIGTERM and find VPP untouched. Waits are on events and states, with generous deadlines; nothing
+asserts how long something took.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +26,8 @@ from typing import Any
 
 import pytest
 
+import maglev
+from maglev import diff
 from maglev.vpp import apidefs
 from maglev.vpp.dumper import read_lb_state
 from maglev.vpp.papi import VppConnection
@@ -115,7 +120,7 @@ class Daemon:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: os.path.exists(self.vpp_sock), 10, "emulator socket")
+        wait_for(lambda: os.path.exists(self.vpp_sock), 30, "emulator socket")
         self.write_config()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -133,7 +138,7 @@ class Daemon:
             stdout=self.logf,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for(lambda: self.status().get("vpp", {}).get("last_sync_ok"), 20, "first sync")
+        wait_for(lambda: self.status().get("vpp", {}).get("last_sync_ok"), 30, "first sync")
 
     def maglevc(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -214,89 +219,303 @@ def daemon(tmp_path: pathlib.Path) -> Iterator[Daemon]:
             print(d.logtext())
 
 
-def test_backend_killed_goes_to_weight_zero_fast(daemon: Daemon) -> None:
-    wait_for(lambda: daemon.vpp() == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}, 10, "programmed")
+def rows(text: str) -> list[list[str]]:
+    """The cells of each line of maglevc's text output (its columns are 2+ spaces apart)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
+
+
+def text_of(daemon: Daemon, *args: str) -> list[list[str]]:
+    r = daemon.maglevc(*args)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return rows(r.stdout)
+
+
+def json_of(daemon: Daemon, *args: str) -> Any:
+    r = daemon.maglevc("--json", *args)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def members(daemon: Daemon) -> dict[str, tuple[Any, ...]]:
+    """backend -> (pool, state, configured, override, effective weight, why) of frontend web."""
+    fe = json_of(daemon, "show", "frontend", "web")
+    return {
+        b["name"]: (
+            b["pool"], b["state"], b["configured_weight"], b["override"],
+            b["effective_weight"], b["reason"],
+        )
+        for b in fe["backends"]
+    }  # fmt: skip
+
+
+def backend_state(daemon: Daemon, name: str) -> str:
+    return str(json_of(daemon, "show", "backend", name)["state"])
+
+
+def test_backend_killed_goes_down_and_to_weight_zero(daemon: Daemon) -> None:
+    wait_for(lambda: daemon.vpp() == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}, 30, "programmed")
+    daemon.backends[0].stop()
+    # The transition, with the failed probe's reason, then the weight it causes at VPP.
+    down = wait_for(
+        lambda: [
+            t for t in json_of(daemon, "show", "backend", "b1")["transitions"]
+            if (t["from"], t["to"]) == ("up", "down")
+        ],
+        30,
+        "b1 up -> down",
+    )  # fmt: skip
+    assert down[0]["reason"].startswith("L4CON"), down
     conn = daemon.vpp_connect()  # one connection: a poll costs a dump, not a handshake
     try:
-        t0 = time.monotonic()
-        daemon.backends[0].stop()
-        wait_for(lambda: weights(conn)[ADDRS[0]] == 0, 5, "weight 0")
-        elapsed = time.monotonic() - t0
+        wait_for(lambda: weights(conn) == {ADDRS[0]: 0, ADDRS[1]: 50, ADDRS[2]: 0}, 30, "weight 0")
     finally:
         conn.disconnect()
-    # fall (2) x interval (300 ms, then fast 100 ms) plus the probe timeout and a margin
-    assert elapsed < 2 * 0.3 + 0.2 + 1.0, elapsed
-    log = daemon.logtext()
-    assert "backend b1: up -> down (L4CON" in log
+    assert "backend b1: up -> down (L4CON" in daemon.logtext()
+    assert members(daemon)["b1"] == ("primary", "down", 100, None, 0, "down")
+
+
+def check_reads(daemon: Daemon) -> None:
+    """Every `show` command, as text and as JSON, against the config above (all backends up)."""
+    cfg = (daemon.vpp_sock, str(daemon.cfg), str(daemon.port))
+
+    def version(text: list[list[str]], doc: Any) -> None:
+        assert ["version", maglev.__version__] in text and ["engine", diff.IMPLEMENTATION] in text
+        assert doc["version"] == maglev.__version__ and doc["engine"] == diff.IMPLEMENTATION
+        assert doc["vpp_version"].endswith("vppsim") and ["vpp_version", doc["vpp_version"]] in text
+
+    def status(text: list[list[str]], doc: Any) -> None:
+        for row in (["engine", diff.IMPLEMENTATION], ["connected", "yes"], ["socket", cfg[0]],
+                    ["last_sync_ok", "yes"], ["file", cfg[1]], ["released", "1"], ["up", "3"],
+                    ["ops_failed", "0"]):  # fmt: skip
+            assert row in text, (row, text)
+        assert doc["engine"] == diff.IMPLEMENTATION and doc["dry_run"] is False
+        assert doc["vpp"]["connected"] is True and doc["vpp"]["last_sync_ok"] is True
+        assert doc["vpp"]["socket"] == cfg[0] and doc["vpp"]["unmanaged_vips"] == []
+        assert doc["config"]["file"] == cfg[1] and doc["config"]["last_reload"]["ok"] is True
+        assert doc["frontends"] == {"total": 1, "released": 1, "up": 1}
+        assert doc["backends"] == {"total": 3, "up": 3}
+        assert doc["reconciler"]["ops_failed"] == 0 and doc["reconciler"]["ops_ok"] >= 4
+
+    fe_row = ["web", "192.0.2.10/32", "tcp", "80", "gre4", "up", "primary", "3/3"]
+    programmed = [
+        ("primary", "b1", "127.0.0.21", "up", 100, None, 100, "active pool primary"),
+        ("primary", "b2", "127.0.0.22", "up", 50, None, 50, "active pool primary"),
+        ("backup", "b3", "127.0.0.23", "up", 100, None, 0, "standby pool backup"),
+    ]
+
+    def frontend_doc(fe: Any) -> None:
+        assert (fe["name"], fe["address"], fe["protocol"], fe["port"], fe["encap"]) == (
+            "web", "192.0.2.10/32", "tcp", 80, "gre4",
+        )  # fmt: skip
+        assert (fe["state"], fe["active_pool"], fe["released"]) == ("up", "primary", True)
+        assert (fe["flow_table_length"], fe["flush_on_down"]) == (1024, True)
+        got = [
+            (b["pool"], b["name"], b["address"], b["state"], b["configured_weight"],
+             b["override"], b["effective_weight"], b["reason"])
+            for b in fe["backends"]
+        ]  # fmt: skip
+        assert got == programmed
+
+    def frontends(text: list[list[str]], doc: Any) -> None:
+        assert text[0][:3] == ["FRONTEND", "ADDRESS", "PROTO"] and text[1:] == [fe_row]
+        assert [fe["name"] for fe in doc] == ["web"]
+        frontend_doc(doc[0])
+
+    def frontend(text: list[list[str]], doc: Any) -> None:
+        for row in (["name", "web"], ["address", "192.0.2.10/32"], ["encap", "gre4"],
+                    ["state", "up"], ["active_pool", "primary"]):  # fmt: skip
+            assert row in text, (row, text)
+        for pool, name, addr, state, conf, _, eff, why in programmed:
+            assert [pool, name, addr, state, str(conf), str(eff), why] in text, text
+        frontend_doc(doc)
+
+    def backends(text: list[list[str]], doc: Any) -> None:
+        assert text[0][0] == "BACKEND"
+        for name, addr in zip(("b1", "b2", "b3"), ADDRS, strict=True):
+            assert [name, addr, "tcp", "up", "yes", "L4OK connected"] in text, text
+        assert [(b["name"], b["address"], b["healthcheck"], b["state"], b["enabled"],
+                 b["frontends"], b["last_probe"]["reason"]) for b in doc] == [
+            (name, addr, "tcp", "up", True, ["web"], "L4OK")
+            for name, addr in zip(("b1", "b2", "b3"), ADDRS, strict=True)
+        ]  # fmt: skip
+
+    def backend(text: list[list[str]], doc: Any) -> None:
+        for row in (["name", "b1"], ["address", ADDRS[0]], ["healthcheck", "tcp"],
+                    ["state", "up"], ["frontends", "web"], ["reason", "L4OK"]):  # fmt: skip
+            assert row in text, (row, text)
+        assert any(r[1:] == ["unknown", "up", "L4OK", "connected"] for r in text), text
+        assert (doc["name"], doc["address"], doc["state"], doc["enabled"]) == (
+            "b1", ADDRS[0], "up", True,
+        )  # fmt: skip
+        assert doc["last_probe"]["ok"] is True and doc["last_probe"]["detail"] == "connected"
+        first = doc["transitions"][0]
+        assert (first["from"], first["to"], first["reason"]) == ("unknown", "up", "L4OK")
+
+    def healthchecks(text: list[list[str]], doc: Any) -> None:
+        assert text[1:] == [["tcp", "tcp", cfg[2], "0.3", "0.1", "1", "0.2", "2", "2"]]
+        assert doc == [
+            {"name": "tcp", "type": "tcp", "port": daemon.port, "interval": 0.3,
+             "fast_interval": 0.1, "down_interval": 1.0, "timeout": 0.2, "rise": 2, "fall": 2,
+             "jitter": 0.0, "netns": None},
+        ]  # fmt: skip
+
+    def lb_state(text: list[list[str]], doc: Any) -> None:
+        assert text[0] == ["VIP", "ENCAP", "BUCKETS", "AS", "WEIGHT", "AS BUCKETS"]
+        assert [r[:5] for r in text[1:]] == [
+            ["192.0.2.10/32 6:80", "gre4", "1024", addr, w]
+            for addr, w in zip(ADDRS, ("100", "50", "0"), strict=True)
+        ]
+        assert doc["conf"]["ip4_src_address"] == "198.51.100.1"
+        (vip,) = doc["vips"]
+        assert (vip["prefix"], vip["protocol"], vip["port"], vip["encap"]) == (
+            "192.0.2.10/32", 6, 80, "gre4",
+        )  # fmt: skip
+        assert vip["flow_table_length"] == 1024 and vip["src_ip_sticky"] is False
+        ases = {a["address"]: (a["weight"], a["num_buckets"]) for a in vip["ases"]}
+        assert {a: w for a, (w, _) in ases.items()} == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}
+        buckets = [ases[a][1] for a in ADDRS]
+        assert sum(buckets) == 1024 and buckets[0] > buckets[1] > buckets[2] == 0
+        assert [r[5] for r in text[1:]] == [str(b) for b in buckets]
+
+    checks: dict[tuple[str, ...], Callable[[list[list[str]], Any], None]] = {
+        ("show", "version"): version,
+        ("show", "status"): status,
+        ("show", "frontends"): frontends,
+        ("show", "frontend", "web"): frontend,
+        ("show", "backends"): backends,
+        ("show", "backend", "b1"): backend,
+        ("show", "healthchecks"): healthchecks,
+        ("show", "vpp", "lb", "state"): lb_state,
+    }
+
+    def run(args: tuple[str, ...]) -> None:
+        checks[args](text_of(daemon, *args), json_of(daemon, *args))
+
+    # The reads change nothing, so they run side by side (each is a process start).
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, checks))
+
+
+def watch_one(daemon: Daemon, as_json: bool) -> str:
+    """`watch events --count 1` while b1 is paused and resumed until it reports; its output."""
+    opt = ["--json"] if as_json else []
+    proc = subprocess.Popen(
+        [str(BIN / "maglevc"), "--socket", daemon.ctl, *opt, "watch", "events", "--count", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Cause events until the watcher (which needs a moment to subscribe) reports one.
+        deadline = time.monotonic() + 30
+        action = "pause"
+        while proc.poll() is None and time.monotonic() < deadline:
+            daemon.maglevc("set", "backend", "b1", action)
+            action = "resume" if action == "pause" else "pause"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.3)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    return out
 
 
 def test_every_maglevc_command(daemon: Daemon, tmp_path: pathlib.Path) -> None:
-    ok = [
-        ("show", "version"),
-        ("show", "status"),
-        ("show", "frontends"),
-        ("show", "frontend", "web"),
-        ("show", "backends"),
-        ("show", "backend", "b1"),
-        ("show", "healthchecks"),
-        ("show", "vpp", "lb", "state"),
-        ("show", "vpp", "lb", "counters"),
-        ("set", "backend", "b2", "pause"),
-        ("set", "backend", "b2", "resume"),
-        ("set", "backend", "b3", "disable"),
-        ("set", "backend", "b3", "enable"),
-        ("set", "frontend", "web", "pool", "primary", "backend", "b2", "weight", "20"),
-        ("sync", "vpp", "lb", "state"),
-        ("config", "check", str(daemon.cfg)),
-        ("config", "reload"),
-        ("watch", "events", "--count", "1"),
+    wait_for(lambda: daemon.status()["backends"]["up"] == 3, 30, "every backend up")
+    wait_for(lambda: daemon.vpp() == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}, 30, "programmed")
+    check_reads(daemon)
+
+    # Operator actions: each reply, then its effect (the JSON form repeats it: nothing changes).
+    def action(name: str, verb: str, state: str) -> None:
+        assert text_of(daemon, "set", "backend", name, verb) == [
+            ["backend", name], ["state", state], ["changed", "yes"],
+        ]  # fmt: skip
+
+    def again(name: str, verb: str, state: str) -> None:
+        doc = json_of(daemon, "set", "backend", name, verb)
+        assert doc == {"backend": name, "state": state, "changed": False}
+
+    action("b2", "pause", "paused")
+    again("b2", "pause", "paused")
+    wait_for(lambda: daemon.vpp()[ADDRS[1]] == 0, 30, "b2 drained")
+    assert members(daemon)["b2"] == ("primary", "paused", 50, None, 0, "paused")
+    action("b2", "resume", "unknown")  # probed afresh
+    wait_for(lambda: backend_state(daemon, "b2") == "up", 30, "b2 up again")
+    again("b2", "resume", "up")
+    wait_for(lambda: daemon.vpp()[ADDRS[1]] == 50, 30, "b2 weight back")
+    action("b3", "disable", "disabled")
+    again("b3", "disable", "disabled")
+    assert members(daemon)["b3"] == ("backup", "disabled", 100, None, 0, "disabled")
+    action("b3", "enable", "unknown")
+    wait_for(lambda: backend_state(daemon, "b3") == "up", 30, "b3 up again")
+    again("b3", "enable", "up")
+
+    # A weight override, and clearing it.
+    override = ("set", "frontend", "web", "pool", "primary", "backend", "b2", "weight")
+    assert text_of(daemon, *override, "20") == [
+        ["frontend", "web"], ["pool", "primary"], ["backend", "b2"], ["override", "20"],
+    ]  # fmt: skip
+    assert json_of(daemon, *override, "20") == {
+        "frontend": "web", "pool": "primary", "backend": "b2", "override": 20,
+    }  # fmt: skip
+    wait_for(lambda: daemon.vpp()[ADDRS[1]] == 20, 30, "override applied")
+    assert members(daemon)["b2"] == ("primary", "up", 50, 20, 20, "override 20")
+    assert text_of(daemon, *override, "default")[-1] == ["override", "-"]
+    assert json_of(daemon, *override, "default")["override"] is None
+    wait_for(lambda: daemon.vpp()[ADDRS[1]] == 50, 30, "override cleared")
+    assert members(daemon)["b2"] == ("primary", "up", 50, None, 50, "active pool primary")
+
+    # A full sync; VPP's counters are read with it (the VIP did not exist at the first one).
+    assert text_of(daemon, "sync", "vpp", "lb", "state") == [["ok", "yes"], ["connected", "yes"]]
+    assert json_of(daemon, "sync", "vpp", "lb", "state") == {"ok": True, "connected": True}
+    counters = wait_for(
+        lambda: json_of(daemon, "show", "vpp", "lb", "counters")["vips"], 30, "VIP counters"
+    )
+    assert [(v["prefix"], v["protocol"], v["port"], v["counters"]) for v in counters] == [
+        ("192.0.2.10/32", 6, 80,
+         {"existing-session": 0, "first-packet": 0, "untracked": 0, "no-server": 0}),
+    ]  # fmt: skip
+    assert text_of(daemon, "show", "vpp", "lb", "counters") == [
+        ["VIP", "EXISTING-SESSION", "FIRST-PACKET", "UNTRACKED", "NO-SERVER"],
+        ["192.0.2.10/32 6:80", "0", "0", "0", "0"],
     ]
 
-    def both(args: tuple[str, ...]) -> None:
-        r = daemon.maglevc(*args)
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-        rj = daemon.maglevc("--json", *args)
-        assert rj.returncode == 0, (args, rj.stderr)
-        json.loads(rj.stdout)
+    # config check: the running file plans nothing; a changed weight plans its one write.
+    r = daemon.maglevc("config", "check", str(daemon.cfg))
+    assert r.returncode == 0 and r.stdout.startswith(f"{daemon.cfg}: valid;"), r.stdout
+    assert r.stdout.strip().endswith("0 ops"), r.stdout
+    doc = json_of(daemon, "config", "check", str(daemon.cfg))
+    assert doc["valid"] is True and doc["plan"] == [] and doc["summary"].endswith("0 ops")
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(daemon.cfg.read_text().replace("b1: {}", "b1: {weight: 80}"))
+    write = f"set weight 192.0.2.10/32 tcp:80 {ADDRS[0]} weight 80"
+    lines = daemon.maglevc("config", "check", str(candidate)).stdout.strip().splitlines()
+    assert "1 ops (set_weight 1)" in lines[0] and [x.strip() for x in lines[1:]] == [write]
+    doc = json_of(daemon, "config", "check", str(candidate))
+    assert doc["valid"] is True and doc["plan"] == [write]
+    assert daemon.vpp()[ADDRS[0]] == 100  # a check changes nothing
 
-    # The reads change nothing, so they run side by side (each is a process start); the rest run
-    # in order.
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        list(pool.map(both, [a for a in ok if a[0] == "show"]))
-    for args in ok:
-        if args[0] == "show":
-            continue
-        if args[0] == "watch":
-            # Make an event happen while watching.
-            proc = subprocess.Popen(
-                [str(BIN / "maglevc"), "--socket", daemon.ctl, "--json", *args],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                # Cause events until the watcher (which needs a moment to subscribe) reports one.
-                deadline = time.monotonic() + 20
-                action = "pause"
-                while proc.poll() is None and time.monotonic() < deadline:
-                    daemon.maglevc("set", "backend", "b1", action)
-                    action = "resume" if action == "pause" else "pause"
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(0.3)
-                out, _ = proc.communicate(timeout=5)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            ev = json.loads(out.strip().splitlines()[0])
-            assert ev["type"] == "backend" and ev["backend"] == "b1"
-            continue
-        both(args)
-    assert wait_for(lambda: daemon.vpp()[ADDRS[1]] == 20, 5, "override applied")
-    r = daemon.maglevc(
-        "set", "frontend", "web", "pool", "primary", "backend", "b2", "weight", "default"
-    )
-    assert r.returncode == 0
-    assert wait_for(lambda: daemon.vpp()[ADDRS[1]] == 50, 5, "override cleared")
+    # config reload of an unchanged file.
+    text = text_of(daemon, "config", "reload")
+    for row in (["ok", "yes"], ["problems", "-"], ["why", "control API"], ["changes", "none"]):
+        assert row in text, (row, text)
+    doc = json_of(daemon, "config", "reload")
+    assert (doc["ok"], doc["problems"], doc["why"], doc["changes"]) == (
+        True, [], "control API", "none",
+    )  # fmt: skip
+
+    # watch events, as JSON and as text: b1's transitions as they happen.
+    ev = json.loads(watch_one(daemon, as_json=True).strip().splitlines()[0])
+    assert (ev["type"], ev["backend"], ev["frontends"]) == ("backend", "b1", ["web"])
+    assert (ev["from"], ev["to"]) in {("up", "paused"), ("paused", "unknown"), ("unknown", "up")}
+    line = watch_one(daemon, as_json=False).strip().splitlines()[0]
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d backend backend=b1 frontends=\['web'\] from=\w+ to=\w+ .*", line
+    ), line
+
+    # Errors: an unknown name, an invalid file.
     r = daemon.maglevc("show", "backend", "nope")
     assert r.returncode == 1 and "no backend named 'nope'" in r.stderr
     bad = tmp_path / "bad.yaml"
@@ -315,19 +534,19 @@ def test_reload_by_edit_rename_and_invalid(daemon: Daemon, tmp_path: pathlib.Pat
       - {name: p, backends: {b3: {weight: 30}}}
 """
     daemon.write_config(extra)  # edited in place
-    wait_for(lambda: any(k.startswith("192.0.2.11") for k in vips(daemon)), 10, "frontend added")
+    wait_for(lambda: any(k.startswith("192.0.2.11") for k in vips(daemon)), 30, "frontend added")
     # Replaced by rename, as editors and config management do: the frontend goes away.
     tmp = tmp_path / ".maglev.yaml.new"
     daemon.write_config("", path=tmp)
     os.rename(tmp, daemon.cfg)
     wait_for(
-        lambda: not any(k.startswith("192.0.2.11") for k in vips(daemon)), 10, "frontend removed"
+        lambda: not any(k.startswith("192.0.2.11") for k in vips(daemon)), 30, "frontend removed"
     )
     # An invalid edit is rejected; the running config stays.
     daemon.cfg.write_text(daemon.cfg.read_text().replace("weight: 50", "weight: 500"))
     st = wait_for(
         lambda: (s := daemon.status()) and not s["config"]["last_reload"]["ok"] and s,
-        10,
+        30,
         "rejection",
     )
     problems = st["config"]["last_reload"]["problems"]
@@ -337,7 +556,7 @@ def test_reload_by_edit_rename_and_invalid(daemon: Daemon, tmp_path: pathlib.Pat
     daemon.write_config("")
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: daemon.status()["config"]["last_reload"]["ok"], 10, "reload ok")
+    wait_for(lambda: daemon.status()["config"]["last_reload"]["ok"], 30, "reload ok")
 
 
 def vips(daemon: Daemon) -> list[str]:
@@ -368,7 +587,7 @@ def test_metrics_parse(daemon: Daemon) -> None:
 
 
 def test_sigterm_leaves_vpp_tables_untouched(daemon: Daemon) -> None:
-    wait_for(lambda: daemon.vpp() == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}, 10, "programmed")
+    wait_for(lambda: daemon.vpp() == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}, 30, "programmed")
     before = daemon.vpp()
     assert daemon.stop() == 0
     assert daemon.vpp() == before
@@ -382,7 +601,7 @@ def test_sigterm_leaves_vpp_tables_untouched(daemon: Daemon) -> None:
             (s := daemon.status())["backends"].get("up") == 3
             and s["frontends"]["released"] == s["frontends"]["total"]
         ),
-        20,
+        30,
         "all backends up and every frontend released",
     )
     assert daemon.vpp() == before

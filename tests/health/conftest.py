@@ -2,7 +2,8 @@
 
 TCP echo-ish server, HTTP and HTTPS servers (a throw-away CA made here with `cryptography`), a
 port nothing listens on, and a blackhole: a listener whose accept queue is full, so the kernel
-drops further SYNs and a connect hangs until its deadline.
+drops further SYNs and a connect hangs until its deadline. `probe_to_deadline` shows a probe that
+cannot finish ending at exactly its deadline, on a manual clock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import socket
 import socketserver
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -25,8 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from maglev.health import checks, fast
-from maglev.model import CheckType, HealthCheck, IPAddress, ProbeResult, ProbeTarget
+from maglev.clock import ManualClock
+from maglev.health import checks, fast, reactor
+from maglev.health.checks.base import Progress
+from maglev.model import CheckType, HealthCheck, IPAddress, ProbeResult, ProbeTarget, Reason
 
 LO = ipaddress.IPv4Address("127.0.0.1")
 
@@ -155,10 +159,12 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         elif p == "/garbage":
             self.wfile.write(b"SSH-2.0-OpenSSH\r\n\r\n")
             self.close_connection = True
-        elif p == "/slow":
-            threading.Event().wait(1.0)
+        elif p == "/hang":  # answers only when the test is over
+            self.server.release.wait(30)  # type: ignore[attr-defined]
             with contextlib.suppress(OSError):
                 self._send(200, b"late\n")
+        elif p.startswith("/marker-at-"):  # MARK after that many bytes
+            self._send(200, b"z" * int(p.removeprefix("/marker-at-")) + b"MARK")
         else:
             self._send(404, b"no\n")
 
@@ -171,6 +177,7 @@ class _HttpServer(http.server.ThreadingHTTPServer):
         pass  # probes close with a reset (SO_LINGER 0): expected, not worth a traceback
 
     seen: list[dict[str, str]]
+    release: threading.Event
 
 
 @dataclass
@@ -183,6 +190,7 @@ class HttpServer:
 def _serve_http(ctx: ssl.SSLContext | None = None) -> Iterator[HttpServer]:
     srv = _HttpServer(("127.0.0.1", 0), _HttpHandler)
     srv.seen = []
+    srv.release = threading.Event()
     if ctx is not None:
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
@@ -190,6 +198,7 @@ def _serve_http(ctx: ssl.SSLContext | None = None) -> Iterator[HttpServer]:
     try:
         yield HttpServer(srv.server_address[1], srv.seen)
     finally:
+        srv.release.set()
         srv.shutdown()
         srv.server_close()
 
@@ -298,5 +307,39 @@ def https_server(pki: Pki) -> Iterator[HttpsServer]:
 
 
 def check(type: CheckType, **kw: object) -> HealthCheck:
-    kw.setdefault("timeout", 1.0)
+    # A generous deadline: on a loaded machine a probe that should succeed must not time out.
+    # Tests of timeouts set their own (and run on a manual clock: `probe_to_deadline`).
+    kw.setdefault("timeout", 10.0)
     return HealthCheck(name=f"{type.value}-check", type=type, **kw)  # type: ignore[arg-type]
+
+
+def probe_to_deadline(
+    check: HealthCheck, ready: Callable[[Progress], bool], address: IPAddress = LO
+) -> ProbeResult:
+    """Run a (coroutine) probe that cannot finish on a manual clock; return its timeout result.
+
+    The clock stands still until `ready(progress)` says the probe is waiting for what never comes
+    (a real event, awaited with a generous real deadline); then the probe is shown still running
+    a moment before its deadline, and over at exactly its deadline.
+    """
+    clock = ManualClock()
+    r = reactor.Reactor(clock=clock)
+    progress = Progress(Reason.L4TOUT, "timeout")
+    ends: list[tuple[object, BaseException | None]] = []
+    start = clock.now
+    deadline = start + check.timeout
+    func = checks.PROBES[check.type]
+    r.spawn(func(address, check, progress), deadline, lambda _j, v, e: ends.append((v, e)))
+    give_up = time.monotonic() + 30
+    while not ready(progress):
+        assert time.monotonic() < give_up and not ends, (progress.detail, ends)
+        r.run_once(0.01)
+    clock.now = deadline - 1e-6
+    r.run_once()
+    assert ends == [] and r.jobs == 1, ends
+    clock.now = deadline
+    r.run_once()
+    r.close()
+    ((value, error),) = ends
+    target = ProbeTarget(address, check.name)
+    return checks.result(target, check, progress, value, error, start, clock.now)

@@ -22,7 +22,7 @@ import pytest
 from maglev.health.checks import icmp
 from maglev.health.checks.exec import argv_for
 from maglev.model import CheckType, Reason
-from tests.health.conftest import LO, check, run_probe
+from tests.health.conftest import LO, check, probe_to_deadline, run_probe
 
 pytestmark = pytest.mark.integration
 
@@ -231,10 +231,13 @@ def _gone(pid: int) -> bool:
 
 def test_exec_timeout_kills_the_process_group(tmp_path: pathlib.Path) -> None:
     pidfile = tmp_path / "pids"
-    script = f"sleep 30 & echo $! > {pidfile}; echo $$ >> {pidfile}; wait"
-    r = run_probe(check(CheckType.EXEC, shell=True, command=(script,), timeout=0.5))
-    assert (r.ok, r.reason) == (False, Reason.EXECTOUT)
-    assert r.duration >= 0.5 - 1e-9  # killed at its deadline, not before (after: the machine's)
+    script = f"sleep 30 & echo $! > {pidfile}.tmp; echo $$ >> {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"
+    c = check(CheckType.EXEC, shell=True, command=(script,), timeout=0.5)
+    # On a manual clock: the command runs (both processes started) while the clock stands still,
+    # is still running a moment before the deadline, and is killed at exactly the deadline.
+    r = probe_to_deadline(c, lambda _progress: pidfile.exists())
+    assert (r.ok, r.reason, r.detail) == (False, Reason.EXECTOUT, "command killed after 0.5s")
+    assert r.duration == pytest.approx(0.5, abs=1e-9)
     pids = [int(p) for p in pidfile.read_text().split()]
     assert len(pids) == 2
     deadline = time.monotonic() + 5

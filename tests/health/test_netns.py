@@ -99,19 +99,19 @@ def test_namespace_host_over_veth(pair: Pair) -> None:
         lsock.bind((str(B_ADDR), 0))
         lsock.listen(8)
         port = lsock.getsockname()[1]
-        r = run_probe(check(CheckType.TCP, port=port, netns=pair.a, timeout=3.0), B_ADDR)
+        r = run_probe(check(CheckType.TCP, port=port, netns=pair.a, timeout=10.0), B_ADDR)
         assert r.ok, r.detail
         r = run_probe(check(CheckType.TCP, port=port, netns=pair.a, timeout=0.3), NOBODY)
         assert (r.ok, r.reason) == (False, Reason.L4TOUT)  # no neighbour answers: blackhole
 
 
 def test_icmp_to_namespace_host(pair: Pair) -> None:
-    r = run_probe(check(CheckType.ICMP, netns=pair.a, timeout=3.0), B_ADDR)
+    r = run_probe(check(CheckType.ICMP, netns=pair.a, timeout=10.0), B_ADDR)
     assert (r.ok, r.reason) == (True, Reason.ICMPOK), r.detail
     r = run_probe(check(CheckType.ICMP, netns=pair.a, timeout=0.3), NOBODY)
     assert (r.ok, r.reason) == (False, Reason.ICMPTOUT)
     # With a source address of the probing namespace.
-    r = run_probe(check(CheckType.ICMP, netns=pair.a, source_ip4=A_ADDR, timeout=3.0), B_ADDR)
+    r = run_probe(check(CheckType.ICMP, netns=pair.a, source_ip4=A_ADDR, timeout=10.0), B_ADDR)
     assert r.ok, r.detail
 
 

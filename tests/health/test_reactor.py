@@ -10,7 +10,6 @@ import os
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -68,14 +67,25 @@ def test_deadline_is_thrown_into_the_coroutine_and_cleans_up() -> None:
     b.close()
 
 
+class _Ticking(ManualClock):
+    """A clock that moves 10 ms at every reading: a loop polling it sees time go by, unhurried."""
+
+    def monotonic(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
 def test_run_one_raises_deadline_no_sooner_than_its_timeout() -> None:
     async def waits_forever() -> None:
         await reactor.sleep(3600)
 
-    t0 = time.monotonic()
+    clock = _Ticking()
+    t0 = clock.now
     with pytest.raises(Deadline):
-        reactor.run_one(waits_forever(), 0.1)
-    assert time.monotonic() - t0 >= 0.1  # (no upper bound: a loaded machine may be late)
+        reactor.run_one(waits_forever(), 0.1, clock)
+    # Its deadline was read off the clock at the start (t0 + 0.01), and it fired on a reading
+    # at or past it: never sooner, whatever the machine's pace.
+    assert clock.now >= t0 + 0.01 + 0.1
 
 
 def test_timers_due_within_slack_run_early_in_the_same_pass() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
 
 from maglev import __version__
+from maglev.health.checks.base import MATCH_CAP
 from maglev.model import CheckType, Reason
-from tests.health.conftest import HttpServer, HttpsServer, check, run_probe
+from tests.health.conftest import HttpServer, HttpsServer, check, probe_to_deadline, run_probe
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +34,10 @@ def test_tcp_refused(refused_port: int) -> None:
 
 
 def test_tcp_blackhole_times_out_at_deadline(blackhole: int) -> None:
-    r = run_probe(check(CheckType.TCP, port=blackhole, timeout=0.3))
+    c = check(CheckType.TCP, port=blackhole, timeout=0.3, send="x")  # (the coroutine probe;
+    r = probe_to_deadline(c, lambda _progress: True)  # the fast one: in test_fast)
     assert (r.ok, r.reason, r.detail) == (False, Reason.L4TOUT, "connect timeout after 0.3s")
-    assert r.duration >= 0.3 - 1e-9  # not before its deadline (how late: up to the machine)
+    assert r.duration == pytest.approx(0.3, abs=1e-9)  # at its deadline, on the manual clock
 
 
 def test_tcp_send_expect(tcp_server: int) -> None:
@@ -135,9 +140,54 @@ def test_http_body_regex(http_server: HttpServer) -> None:
     assert run_probe(
         check(CheckType.HTTP, port=port, path="/close-delimited", expect_body="MARKER$")
     ).ok
-    # Bodies are read up to 64 KiB only: a marker past the cap is not seen.
+    # Bodies are read up to MATCH_CAP only: a marker past the cap is not seen.
     r = run_probe(check(CheckType.HTTP, port=port, path="/big", expect_body="TAIL"))
     assert (r.ok, r.reason) == (False, Reason.L7RSP)
+
+
+def test_body_regex_runs_over_at_most_16_kib(http_server: HttpServer) -> None:
+    """The regex's input is capped (its cost is linear in it; see config's `reply_regex`)."""
+    assert MATCH_CAP == 16 * 1024
+    port = http_server.port
+    inside = check(
+        CheckType.HTTP, port=port, path=f"/marker-at-{MATCH_CAP - 4}", expect_body="MARK"
+    )
+    assert run_probe(inside).ok
+    past = check(CheckType.HTTP, port=port, path=f"/marker-at-{MATCH_CAP}", expect_body="MARK")
+    r = run_probe(past)
+    assert (r.ok, r.reason, r.detail) == (False, Reason.L7RSP, "HTTP 200, body did not match")
+
+
+@contextlib.contextmanager
+def _sender(data: bytes) -> Iterator[int]:
+    """A listener that sends `data` to each connection and keeps it open."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    done = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = lsock.accept()
+            with conn:
+                conn.sendall(data)
+                done.wait(30)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield lsock.getsockname()[1]
+    finally:
+        done.set()
+        lsock.close()
+        t.join(10)
+
+
+@pytest.mark.parametrize(("at", "ok"), [(MATCH_CAP - 4, True), (MATCH_CAP, False)])
+def test_tcp_expect_runs_over_at_most_16_kib(at: int, ok: bool) -> None:
+    with _sender(b"z" * at + b"MARK") as port:
+        r = run_probe(check(CheckType.TCP, port=port, expect="MARK"))
+    assert (r.ok, r.reason) == ((True, Reason.L7OK) if ok else (False, Reason.L7RSP)), r.detail
 
 
 def test_http_malformed_reply(http_server: HttpServer) -> None:
@@ -146,9 +196,11 @@ def test_http_malformed_reply(http_server: HttpServer) -> None:
 
 
 def test_http_slow_reply_is_l7_timeout(http_server: HttpServer) -> None:
-    r = run_probe(check(CheckType.HTTP, port=http_server.port, path="/slow", timeout=0.3))
-    assert (r.ok, r.reason) == (False, Reason.L7TOUT)  # the reply comes 1 s late: not waited for
-    assert r.duration >= 0.3 - 1e-9
+    # The server answers /hang only after the test; the deadline comes first, on the manual clock.
+    c = check(CheckType.HTTP, port=http_server.port, path="/hang", timeout=0.3)
+    r = probe_to_deadline(c, lambda progress: progress.detail == "no response")
+    assert (r.ok, r.reason, r.detail) == (False, Reason.L7TOUT, "no response after 0.3s")
+    assert r.duration == pytest.approx(0.3, abs=1e-9)
 
 
 def test_http_refused_and_blackhole(refused_port: int, blackhole: int) -> None:

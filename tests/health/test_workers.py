@@ -2,7 +2,7 @@
 
 Schedules are checked exactly in `test_scheduler` (a manual clock, no threads); here the threads
 run as in the daemon, so the tests wait for real events with generous deadlines and assert no
-upper bound on elapsed time.
+bound on elapsed time, upper or lower.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from maglev.health.scheduler import Scheduler
-from maglev.health.workers import SLACK
 from maglev.model import CheckType, HealthCheck, ProbeResult, ProbeTarget
 from tests.health.conftest import LO
 
@@ -63,13 +62,16 @@ def test_worker_threads_are_named_and_probe_on_the_system_clock(
         sched.run_once()  # its workers run on their own threads
     t = ProbeTarget(LO, "c")
     c = HealthCheck(name="c", type=CheckType.TCP, port=tcp_server, fast_interval=0.05, jitter=0.0)
+    before = time.monotonic()
     sched.set_targets({t: c})
     got = _collect(results, 4, 10.0)
+    after = time.monotonic()
     assert len(got) == 4 and all(r.target == t and r.ok for r in got)
-    # A probe is never due sooner than fast_interval after the last one started, and never
-    # starts more than SLACK early (no upper bound: a loaded machine may run it late).
-    starts = [r.at - r.duration for r in got]
-    assert all(b - a >= c.fast_interval - SLACK - 1e-6 for a, b in itertools.pairwise(starts))
+    # Their times are readings of the system clock, taken in order (the exact schedule, gaps
+    # and all, is checked on a manual clock in test_scheduler; real time here has no bounds).
+    stamps = [x for r in got for x in (r.at - r.duration, r.at)]
+    assert before <= stamps[0] and stamps[-1] <= after
+    assert all(a <= b + 1e-9 for a, b in itertools.pairwise(stamps))
 
 
 def _thread_nice(name: str) -> int:

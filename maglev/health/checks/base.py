@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"maglev/{__version__}"
 
+MATCH_CAP = 16 * 1024
+"""The most of a reply a regex (`expect`, `expect-body`) is run over. `re` cannot be interrupted,
+so a search's cost must be bounded where it starts: the config accepts only patterns whose search
+is linear in the reply (`maglev.config.healthchecks.reply_regex`), and this caps the reply."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

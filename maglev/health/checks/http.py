@@ -2,9 +2,10 @@
 
 Runs on a check worker's reactor, so many probes share one thread. The request carries
 `Connection: close`; redirects are not followed (a 302 is judged by `expect_status` like any
-other status). The reply is read up to 64 KiB: status line and headers always, the body only when
-`expect_body` needs it (by Content-Length, else until the peer closes; chunked bodies are read
-raw until close, and the regex runs on what arrived). TLS runs over `ssl.MemoryBIO`s so the
+other status). The head (status line and headers) is read up to 64 KiB; the body only when
+`expect_body` needs it, and only its first `MATCH_CAP` (16 KiB) bytes, which bound the regex's
+work (by Content-Length, else until the peer closes; chunked bodies are read raw, and the regex
+runs on what arrived). TLS runs over `ssl.MemoryBIO`s so the
 handshake never blocks the loop; SNI is `server_name`, else `host`, else none (an IP address
 is never sent as SNI); with `verify`, the chain is checked against `ca_file` (or the system store)
 and the certificate against that name or the address.
@@ -20,6 +21,7 @@ import threading
 
 from maglev.health import reactor
 from maglev.health.checks.base import (
+    MATCH_CAP,
     USER_AGENT,
     Outcome,
     Progress,
@@ -30,7 +32,7 @@ from maglev.health.checks.base import (
 )
 from maglev.model import CheckType, HealthCheck, IPAddress, Reason
 
-READ_CAP = 64 * 1024
+READ_CAP = 64 * 1024  # of the head
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})(?: ([^\r\n]*))?\r?\n")
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.IGNORECASE)
 
@@ -222,7 +224,7 @@ async def _read_response(conn: _Plain, check: HealthCheck) -> Outcome:
     head = buf[: head_end + 2]
     body = buf[head_end + 4 :]
     cl = _CONTENT_LENGTH.search(head)
-    want = min(int(cl.group(1)), READ_CAP) if cl else READ_CAP
+    want = min(int(cl.group(1)), MATCH_CAP) if cl else MATCH_CAP
     while len(body) < want:
         chunk = await conn.recv(want - len(body))
         if not chunk:

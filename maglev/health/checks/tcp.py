@@ -1,7 +1,9 @@
 """TCP probe: connect; optionally send `send` and wait for a reply matching regex `expect`.
 
 Runs on a check worker's reactor. A bare connect is L4OK. With `send`/`expect` the reply is
-read (up to 64 KiB, until the regex matches or the peer closes) and judged: L7OK or L7RSP.
+read (up to `MATCH_CAP`, 16 KiB, until the regex matches or the peer closes) and judged: L7OK or
+L7RSP. The regex runs over the whole reply after each chunk: each search is bounded (a linear
+pattern over at most 16 KiB), and the probe's deadline ends the loop between chunks.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import socket
 
 from maglev.health import reactor
 from maglev.health.checks.base import (
+    MATCH_CAP,
     Outcome,
     Progress,
     connect_failure,
@@ -22,7 +25,6 @@ from maglev.health.checks.base import (
 )
 from maglev.model import HealthCheck, IPAddress, Reason
 
-READ_CAP = 64 * 1024
 _CONNECTED = Outcome(True, Reason.L4OK, "connected")
 
 
@@ -49,8 +51,8 @@ async def probe(address: IPAddress, check: HealthCheck, progress: Progress) -> O
                 return Outcome(True, Reason.L4OK, "connected, sent")
             pattern = re.compile(check.expect.encode())
             buf = b""
-            while len(buf) < READ_CAP:
-                chunk = await reactor.recv(sock, READ_CAP - len(buf))
+            while len(buf) < MATCH_CAP:
+                chunk = await reactor.recv(sock, MATCH_CAP - len(buf))
                 if not chunk:
                     break
                 buf += chunk
