@@ -386,7 +386,7 @@ def config_check(c: Ctx, file: str) -> None:
     def human(r: dict[str, Any]) -> str:
         if not r["valid"]:
             return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
-        lines = [f"{file}: valid; plan: {r.get('summary', '')}"]
+        lines = [f"{file}: valid; {r.get('summary', '')}"]
         lines += [f"  {op}" for op in r.get("plan", [])]
         return "\n".join(lines)
 

@@ -145,7 +145,7 @@ class Recorder:
         self.calls.append(("check", text))
         if "bad" in text:
             return {"valid": False, "problems": ["frontends: bad is not a mapping"]}
-        return {"valid": True, "summary": "0 operations", "plan": []}
+        return {"valid": True, "summary": "plan: 0 ops", "plan": []}
 
     def subscribe(
         self, filters: dict[str, str]
@@ -271,7 +271,7 @@ def test_maglevc_commands(served: tuple[Recorder, ControlServer, str], tmp_path:
     cfg.write_text("frontends: {}\n")
     r = run(cli, ["--socket", path, "config", "check", str(cfg)])
     assert r.exit_code == 0, r.output
-    assert r.output.splitlines() == [f"{cfg}: valid; plan: 0 operations"]
+    assert r.output.splitlines() == [f"{cfg}: valid; plan: 0 ops"]
     assert rec.calls[-1] == ("check", "frontends: {}\n")
     cfg.write_text("frontends: bad\n")
     r = run(cli, ["--socket", path, "config", "check", str(cfg)])

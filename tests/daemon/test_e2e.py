@@ -484,15 +484,16 @@ def test_every_maglevc_command(daemon: Daemon, tmp_path: pathlib.Path) -> None:
 
     # config check: the running file plans nothing; a changed weight plans its one write.
     r = daemon.maglevc("config", "check", str(daemon.cfg))
-    assert r.returncode == 0 and r.stdout.startswith(f"{daemon.cfg}: valid;"), r.stdout
-    assert r.stdout.strip().endswith("0 ops"), r.stdout
+    assert r.returncode == 0 and r.stdout.splitlines() == [f"{daemon.cfg}: valid; plan: 0 ops"]
     doc = json_of(daemon, "config", "check", str(daemon.cfg))
     assert doc["valid"] is True and doc["plan"] == [] and doc["summary"].endswith("0 ops")
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text(daemon.cfg.read_text().replace("b1: {}", "b1: {weight: 80}"))
     write = f"set weight 192.0.2.10/32 tcp:80 {ADDRS[0]} weight 80"
     lines = daemon.maglevc("config", "check", str(candidate)).stdout.strip().splitlines()
-    assert "1 ops (set_weight 1)" in lines[0] and [x.strip() for x in lines[1:]] == [write]
+    assert lines[0] == f"{candidate}: valid; plan: 1 ops (set_weight 1)" and [
+        x.strip() for x in lines[1:]
+    ] == [write]
     doc = json_of(daemon, "config", "check", str(candidate))
     assert doc["valid"] is True and doc["plan"] == [write]
     assert daemon.vpp()[ADDRS[0]] == 100  # a check changes nothing
