@@ -1,8 +1,10 @@
 """Diff engine benchmark: a full comparison on the compiled engine and its pure-Python twin.
 
-A full comparison = desired weights from backend states (`compute_desired`) + the diff against
-VPP's tables (`diff_tables`), for 1,000 frontends x 64 backends (two pools of 32; every backend
-its own address) where about 10% of VPP's weights differ from the desired ones. Both twins run
+A full comparison = VPP's weight per backend (`current_weights`) + desired weights from backend
+states (`compute_desired`, every frontend's mass-failure guard on: the default, fail-static at
+min-healthy 50%) + the diff against VPP's tables (`diff_tables`), for 1,000 frontends x 64
+backends (two pools of 32; every backend its own address) where about 10% of VPP's weights
+differ from the desired ones. Both twins run
 side by side in one run (interleaved repetitions) on identical inputs, prepared once the way
 the reconciler holds them (the config compiled per load, states and VPP rows converted per
 sync). The conversions are pure Python shared by both twins, so they are reported separately,
@@ -95,7 +97,8 @@ def build_case(
 def _full(engine: ModuleType, layout: rl.Layout, table: ra.ActualTable, st: Any, ov: Any) -> Any:
     owned = array("b", bytes(len(table.vip_ids)))
     selected = array("b", [1]) * len(layout.frontends)
-    desired = engine.compute_desired(layout.topology, st, ov)
+    current = engine.current_weights(layout.topology, table.actual)
+    desired = engine.compute_desired(layout.topology, st, ov, current)
     return engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
 
 

@@ -1,10 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Compiled diff engine: the two hot loops of a full sync as typed C loops.
 
-Owns per-frontend desired weights from backend states, and the ordered operations that turn
-VPP's lb tables into the desired ones. Inputs and outputs are flat arrays of small ints (ranks
-instead of addresses; shapes documented in `maglev.diff`), read through typed memoryviews, so
-the loops touch no Python objects except to emit operation tuples. Pure and deterministic;
+Owns per-frontend desired weights from backend states (and VPP's current weights, which the
+mass-failure guard may keep), and the ordered operations that turn VPP's lb tables into the
+desired ones. Inputs and outputs are flat arrays of small ints (ranks instead of addresses;
+shapes documented in `maglev.diff`), read through typed memoryviews, so the loops touch no
+Python objects except to emit operation tuples. Pure and deterministic;
 called by the reconciler thread. `_diff_py.py` is its line-for-line twin (a hypothesis test
 asserts they agree).
 """
@@ -18,15 +19,24 @@ from maglev._diff_codes import (
     FE_DOWN,
     FE_UNKNOWN,
     FE_UP,
+    GUARD_HOLD,
+    GUARD_NONE,
+    GUARD_PANIC,
+    MODE_DRAIN,
+    MODE_FAIL_STATIC,
+    MODE_PANIC,
     OP_ADD_AS,
     OP_CREATE_VIP,
     OP_DELETE_AS,
     OP_DELETE_VIP,
     OP_SET_WEIGHT,
+    PERCENT,
     R_ACTIVE,
     R_DISABLED,
     R_DOWN,
+    R_HELD,
     R_OVERRIDE,
+    R_PANIC,
     R_PAUSED,
     R_STANDBY,
     R_UNKNOWN,
@@ -51,6 +61,14 @@ cdef int C_R_DOWN = _codes.R_DOWN
 cdef int C_R_PAUSED = _codes.R_PAUSED
 cdef int C_R_DISABLED = _codes.R_DISABLED
 cdef int C_R_UNKNOWN = _codes.R_UNKNOWN
+cdef int C_R_HELD = _codes.R_HELD
+cdef int C_R_PANIC = _codes.R_PANIC
+cdef int C_MODE_DRAIN = _codes.MODE_DRAIN
+cdef int C_MODE_PANIC = _codes.MODE_PANIC
+cdef int C_GUARD_NONE = _codes.GUARD_NONE
+cdef int C_GUARD_HOLD = _codes.GUARD_HOLD
+cdef int C_GUARD_PANIC = _codes.GUARD_PANIC
+cdef long long C_PERCENT = _codes.PERCENT
 cdef int C_FE_UNKNOWN = _codes.FE_UNKNOWN
 cdef int C_FE_UP = _codes.FE_UP
 cdef int C_FE_DOWN = _codes.FE_DOWN
@@ -69,8 +87,150 @@ def engine_name():
     return "cython"
 
 
-def compute_desired(topology, states, overrides):
-    """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i')."""
+def current_weights(topology, actual):
+    """slot_current 'i': each slot's weight in VPP's table, -1 where VPP has no such AS."""
+    cdef const long long[:] fe_vip = topology[0]
+    cdef const int[:] fe_slot_start = topology[3]
+    cdef const long long[:] slot_as = topology[4]
+    cdef const long long[:] act_vip = actual[0]
+    cdef const int[:] act_as_start = actual[2]
+    cdef const long long[:] act_as = actual[3]
+    cdef const int[:] act_weight = actual[4]
+    cdef Py_ssize_t nfe = fe_vip.shape[0]
+    cdef Py_ssize_t nact = act_vip.shape[0]
+    cdef Py_ssize_t nslots = slot_as.shape[0]
+    cdef array.array current_a = array.clone(_INT, nslots, zero=False)
+    cdef int* current = current_a.data.as_ints
+    cdef Py_ssize_t i = 0, j = 0, s, s1, b, b1
+    for s in range(nslots):
+        current[s] = -1
+    while i < nfe and j < nact:
+        if fe_vip[i] < act_vip[j]:
+            i += 1
+        elif act_vip[j] < fe_vip[i]:
+            j += 1
+        else:
+            s = fe_slot_start[i]
+            s1 = fe_slot_start[i + 1]
+            b = act_as_start[j]
+            b1 = act_as_start[j + 1]
+            while s < s1 and b < b1:
+                if slot_as[s] < act_as[b]:
+                    s += 1
+                elif act_as[b] < slot_as[s]:
+                    b += 1
+                else:
+                    current[s] = act_weight[b]
+                    s += 1
+                    b += 1
+            i += 1
+            j += 1
+    return current_a
+
+
+cdef inline int _mass_failure_guard(
+    Py_ssize_t f,
+    Py_ssize_t active,
+    const int[:] fe_slot_start,
+    const int[:] fe_pool_start,
+    const int[:] pool_member_start,
+    const int[:] member_slot,
+    const int[:] member_weight,
+    const signed char[:] member_counted,
+    const int[:] fe_guard_conf,
+    const int[:] slot_backend,
+    const signed char[:] states,
+    const int[:] overrides,
+    const int[:] current,
+    int* weight,
+    signed char* flush,
+    signed char* reason,
+    int* counts,
+    int* mark,
+) noexcept:
+    """The mass-failure guard of frontend `f` over its weights so far; its GUARD_* code."""
+    # When maglev's own probing breaks (its network, a firewall, a namespace), every backend
+    # looks down at once, and deciding each one on its own takes every weight to 0: the
+    # frontend blackholes although its backends are fine. Many members of one pool failing at
+    # once is more likely maglev's failure than theirs, so, as PyBal's depool threshold and
+    # Envoy's panic mode do, health alone may not take the serving pool below `min-healthy`:
+    # - the serving pool is the active one (failing over to a healthy backup pool is not a mass
+    #   failure); when no pool can serve, the one VPP still serves from (the first with a
+    #   member of weight > 0 in VPP), else the first pool;
+    # - its members are its entries of configured weight > 0 (a backend's first entry);
+    #   paused and disabled ones count as members but never as healthy, and are never brought
+    #   back (the operator's action is honoured);
+    # - below the threshold, fail-static keeps the first missing members in slot order (address
+    #   order: ECMP peers with one config and one view keep the same ones) that VPP still
+    #   gives a weight at that weight, unflushed, and drains the rest; panic serves every
+    #   missing member at its weight; drain decides each backend on its own.
+    cdef Py_ssize_t p0 = fe_pool_start[f]
+    cdef Py_ssize_t p1 = fe_pool_start[f + 1]
+    cdef Py_ssize_t sp = active
+    cdef Py_ssize_t p, m, s
+    cdef long long members, healthy, value, threshold, need
+    cdef int w, mode
+    if sp < 0:
+        for p in range(p0, p1):
+            for m in range(pool_member_start[p], pool_member_start[p + 1]):
+                if current[member_slot[m]] > 0:
+                    sp = p
+                    break
+            if sp >= 0:
+                break
+        if sp < 0 and p0 < p1:
+            sp = p0
+    members = 0
+    healthy = 0
+    if sp >= 0:
+        for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
+            if member_counted[m]:
+                members += 1
+                if states[slot_backend[member_slot[m]]] == C_ST_UP:
+                    healthy += 1
+    value = fe_guard_conf[3 * f + 1]
+    if fe_guard_conf[3 * f + 2]:
+        threshold = (value * members + C_PERCENT - 1) // C_PERCENT
+    else:
+        threshold = value if value < members else members
+    counts[4 * f] = <int>(sp - p0) if sp >= 0 else -1
+    counts[4 * f + 1] = <int>healthy
+    counts[4 * f + 2] = <int>members
+    counts[4 * f + 3] = <int>threshold
+    mode = fe_guard_conf[3 * f]
+    if healthy >= threshold or mode == C_MODE_DRAIN:
+        return C_GUARD_NONE
+    if mode == C_MODE_PANIC:
+        for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
+            s = member_slot[m]
+            if member_counted[m] and (reason[s] == C_R_DOWN or reason[s] == C_R_UNKNOWN):
+                w = overrides[s]
+                if w < 0:
+                    w = member_weight[m]
+                weight[s] = w
+                flush[s] = 0
+                reason[s] = C_R_PANIC
+        return C_GUARD_PANIC
+    # Mark the members' slots with the pool's index (unique: no frontend's marks are reset),
+    # then keep the first missing ones in slot order.
+    for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
+        if member_counted[m]:
+            mark[member_slot[m]] = <int>sp
+    need = threshold - healthy
+    for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
+        if need == 0:
+            break
+        if mark[s] == sp and current[s] > 0 and (reason[s] == C_R_DOWN or reason[s] == C_R_UNKNOWN):
+            weight[s] = current[s]
+            flush[s] = 0
+            reason[s] = C_R_HELD
+            need -= 1
+    return C_GUARD_HOLD
+
+
+def compute_desired(topology, states, overrides, current):
+    """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i',
+    fe_guard 'b', fe_guard_counts 'i')."""
     cdef const long long[:] fe_vip = topology[0]
     cdef const signed char[:] fe_flush = topology[2]
     cdef const int[:] fe_slot_start = topology[3]
@@ -80,8 +240,11 @@ def compute_desired(topology, states, overrides):
     cdef const int[:] pool_member_start = topology[7]
     cdef const int[:] member_slot = topology[8]
     cdef const int[:] member_weight = topology[9]
+    cdef const signed char[:] member_counted = topology[10]
+    cdef const int[:] fe_guard_conf = topology[11]
     cdef const signed char[:] st_of = states
     cdef const int[:] ovr = overrides
+    cdef const int[:] cur = current
     cdef Py_ssize_t nfe = fe_vip.shape[0]
     cdef Py_ssize_t nslots = slot_as.shape[0]
     cdef array.array weight_a = array.clone(_INT, nslots, zero=True)
@@ -89,13 +252,21 @@ def compute_desired(topology, states, overrides):
     cdef array.array reason_a = array.clone(_BYTE, nslots, zero=True)
     cdef array.array fe_state_a = array.clone(_BYTE, nfe, zero=True)
     cdef array.array fe_active_a = array.clone(_INT, nfe, zero=True)
+    cdef array.array fe_guard_a = array.clone(_BYTE, nfe, zero=True)
+    cdef array.array counts_a = array.clone(_INT, 4 * nfe, zero=True)
+    cdef array.array mark_a = array.clone(_INT, nslots, zero=False)
     cdef int* weight = weight_a.data.as_ints
     cdef signed char* flush = <signed char*> flush_a.data.as_schars
     cdef signed char* reason = <signed char*> reason_a.data.as_schars
     cdef signed char* fe_state = <signed char*> fe_state_a.data.as_schars
     cdef int* fe_active = fe_active_a.data.as_ints
+    cdef signed char* fe_guard = <signed char*> fe_guard_a.data.as_schars
+    cdef int* counts = counts_a.data.as_ints
+    cdef int* mark = mark_a.data.as_ints
     cdef Py_ssize_t f, p, m, s, active
     cdef int w, st, known
+    for s in range(nslots):
+        mark[s] = -1
     for f in range(nfe):
         # The active pool: the first, in config order, with an up member of non-zero weight.
         active = -1
@@ -146,7 +317,12 @@ def compute_desired(topology, states, overrides):
         else:
             fe_state[f] = C_FE_DOWN if known else C_FE_UNKNOWN
             fe_active[f] = -1
-    return (weight_a, flush_a, reason_a, fe_state_a, fe_active_a)
+        fe_guard[f] = _mass_failure_guard(
+            f, active, fe_slot_start, fe_pool_start, pool_member_start, member_slot,
+            member_weight, member_counted, fe_guard_conf, slot_backend, st_of, ovr,
+            cur, weight, flush, reason, counts, mark,
+        )
+    return (weight_a, flush_a, reason_a, fe_state_a, fe_active_a, fe_guard_a, counts_a)
 
 
 cdef inline bint _attrs_differ(const int[:] fe_attrs, Py_ssize_t f,

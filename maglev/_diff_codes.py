@@ -22,11 +22,24 @@ R_DOWN = 4
 R_PAUSED = 5
 R_DISABLED = 6
 R_UNKNOWN = 7
+R_HELD = 8  # not up, kept at its weight in VPP by the mass-failure guard (fail-static)
+R_PANIC = 9  # not up, served at its weight by the mass-failure guard (panic)
 
 # Frontend aggregate state codes (output).
 FE_UNKNOWN = 0
 FE_UP = 1
 FE_DOWN = 2
+
+# What a frontend does when too few of its serving pool's members are healthy (input).
+MODE_DRAIN = 0  # nothing: each backend is decided on its own
+MODE_FAIL_STATIC = 1  # keep enough missing members at their weight in VPP
+MODE_PANIC = 2  # serve every member at its weight, whatever its health
+
+# The mass-failure guard of a frontend (output).
+GUARD_NONE = 0
+GUARD_HOLD = 1  # fail-static: health may not take the pool below its threshold
+GUARD_PANIC = 2
+PERCENT = 10000  # a min-healthy percentage is given in hundredths of a percent: 100% = PERCENT
 
 # Operation codes (output): (op, vip_rank, as_rank, weight, flush).
 OP_CREATE_VIP = 1

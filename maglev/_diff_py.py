@@ -1,7 +1,8 @@
 """Pure-Python twin of the compiled diff engine `maglev._diff` (same inputs, same outputs).
 
-Owns the two hot loops of a full sync: per-frontend desired weights from backend states, and the
-ordered operations that turn VPP's lb tables into the desired ones. Everything is flat arrays of
+Owns the two hot loops of a full sync: per-frontend desired weights from backend states (and
+VPP's current weights, which the mass-failure guard may keep), and the ordered operations that
+turn VPP's lb tables into the desired ones. Everything is flat arrays of
 small ints (ranks instead of addresses) so the compiled twin can run typed C loops; the shapes
 are documented in `maglev.diff`, and `maglev.reconcile` (`layout`, `actual`, `decide`) converts
 to and from them; the codes come from `maglev._diff_codes`, as the compiled engine's do.
@@ -18,15 +19,24 @@ from maglev._diff_codes import (
     FE_DOWN,
     FE_UNKNOWN,
     FE_UP,
+    GUARD_HOLD,
+    GUARD_NONE,
+    GUARD_PANIC,
+    MODE_DRAIN,
+    MODE_FAIL_STATIC,
+    MODE_PANIC,
     OP_ADD_AS,
     OP_CREATE_VIP,
     OP_DELETE_AS,
     OP_DELETE_VIP,
     OP_SET_WEIGHT,
+    PERCENT,
     R_ACTIVE,
     R_DISABLED,
     R_DOWN,
+    R_HELD,
     R_OVERRIDE,
+    R_PANIC,
     R_PAUSED,
     R_STANDBY,
     R_UNKNOWN,
@@ -43,15 +53,24 @@ __all__ = [
     "FE_DOWN",
     "FE_UNKNOWN",
     "FE_UP",
+    "GUARD_HOLD",
+    "GUARD_NONE",
+    "GUARD_PANIC",
+    "MODE_DRAIN",
+    "MODE_FAIL_STATIC",
+    "MODE_PANIC",
     "OP_ADD_AS",
     "OP_CREATE_VIP",
     "OP_DELETE_AS",
     "OP_DELETE_VIP",
     "OP_SET_WEIGHT",
+    "PERCENT",
     "R_ACTIVE",
     "R_DISABLED",
     "R_DOWN",
+    "R_HELD",
     "R_OVERRIDE",
+    "R_PANIC",
     "R_PAUSED",
     "R_STANDBY",
     "R_UNKNOWN",
@@ -62,6 +81,7 @@ __all__ = [
     "ST_UNKNOWN",
     "ST_UP",
     "compute_desired",
+    "current_weights",
     "diff_tables",
     "engine_name",
 ]
@@ -71,8 +91,139 @@ def engine_name() -> str:
     return "python"
 
 
-def compute_desired(topology: Any, states: Any, overrides: Any) -> Any:
-    """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i')."""
+def current_weights(topology: Any, actual: Any) -> Any:
+    """slot_current 'i': each slot's weight in VPP's table, -1 where VPP has no such AS."""
+    fe_vip, _, _, fe_slot_start, slot_as = topology[:5]
+    act_vip, _, act_as_start, act_as, act_weight = actual
+    nfe = len(fe_vip)
+    nact = len(act_vip)
+    current = array("i", [-1]) * len(slot_as)
+    i = 0
+    j = 0
+    while i < nfe and j < nact:
+        if fe_vip[i] < act_vip[j]:
+            i += 1
+        elif act_vip[j] < fe_vip[i]:
+            j += 1
+        else:
+            s = fe_slot_start[i]
+            s1 = fe_slot_start[i + 1]
+            b = act_as_start[j]
+            b1 = act_as_start[j + 1]
+            while s < s1 and b < b1:
+                if slot_as[s] < act_as[b]:
+                    s += 1
+                elif act_as[b] < slot_as[s]:
+                    b += 1
+                else:
+                    current[s] = act_weight[b]
+                    s += 1
+                    b += 1
+            i += 1
+            j += 1
+    return current
+
+
+def _mass_failure_guard(
+    f: int,
+    active: int,
+    fe_slot_start: Any,
+    fe_pool_start: Any,
+    pool_member_start: Any,
+    member_slot: Any,
+    member_weight: Any,
+    member_counted: Any,
+    fe_guard_conf: Any,
+    slot_backend: Any,
+    states: Any,
+    overrides: Any,
+    current: Any,
+    weight: Any,
+    flush: Any,
+    reason: Any,
+    counts: Any,
+    mark: Any,
+) -> int:
+    """The mass-failure guard of frontend `f` over its weights so far; its GUARD_* code."""
+    # When maglev's own probing breaks (its network, a firewall, a namespace), every backend
+    # looks down at once, and deciding each one on its own takes every weight to 0: the
+    # frontend blackholes although its backends are fine. Many members of one pool failing at
+    # once is more likely maglev's failure than theirs, so, as PyBal's depool threshold and
+    # Envoy's panic mode do, health alone may not take the serving pool below `min-healthy`:
+    # - the serving pool is the active one (failing over to a healthy backup pool is not a mass
+    #   failure); when no pool can serve, the one VPP still serves from (the first with a
+    #   member of weight > 0 in VPP), else the first pool;
+    # - its members are its entries of configured weight > 0 (a backend's first entry);
+    #   paused and disabled ones count as members but never as healthy, and are never brought
+    #   back (the operator's action is honoured);
+    # - below the threshold, fail-static keeps the first missing members in slot order (address
+    #   order: ECMP peers with one config and one view keep the same ones) that VPP still
+    #   gives a weight at that weight, unflushed, and drains the rest; panic serves every
+    #   missing member at its weight; drain decides each backend on its own.
+    p0 = fe_pool_start[f]
+    p1 = fe_pool_start[f + 1]
+    sp = active
+    if sp < 0:
+        for p in range(p0, p1):
+            for m in range(pool_member_start[p], pool_member_start[p + 1]):
+                if current[member_slot[m]] > 0:
+                    sp = p
+                    break
+            if sp >= 0:
+                break
+        if sp < 0 and p0 < p1:
+            sp = p0
+    members = 0
+    healthy = 0
+    if sp >= 0:
+        for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
+            if member_counted[m]:
+                members += 1
+                if states[slot_backend[member_slot[m]]] == ST_UP:
+                    healthy += 1
+    value = fe_guard_conf[3 * f + 1]
+    if fe_guard_conf[3 * f + 2]:
+        threshold = (value * members + PERCENT - 1) // PERCENT
+    else:
+        threshold = value if value < members else members
+    counts[4 * f] = sp - p0 if sp >= 0 else -1
+    counts[4 * f + 1] = healthy
+    counts[4 * f + 2] = members
+    counts[4 * f + 3] = threshold
+    mode = fe_guard_conf[3 * f]
+    if healthy >= threshold or mode == MODE_DRAIN:
+        return GUARD_NONE
+    if mode == MODE_PANIC:
+        for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
+            s = member_slot[m]
+            if member_counted[m] and (reason[s] == R_DOWN or reason[s] == R_UNKNOWN):
+                w = overrides[s]
+                if w < 0:
+                    w = member_weight[m]
+                weight[s] = w
+                flush[s] = 0
+                reason[s] = R_PANIC
+        return GUARD_PANIC
+    # Mark the members' slots with the pool's index (unique: no frontend's marks are reset),
+    # then keep the first missing ones in slot order.
+    for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
+        if member_counted[m]:
+            mark[member_slot[m]] = sp
+    need = threshold - healthy
+    for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
+        if need == 0:
+            break
+        if mark[s] == sp and current[s] > 0 and (reason[s] == R_DOWN or reason[s] == R_UNKNOWN):
+            weight[s] = current[s]
+            flush[s] = 0
+            reason[s] = R_HELD
+            need -= 1
+    return GUARD_HOLD
+
+
+def compute_desired(topology: Any, states: Any, overrides: Any, current: Any) -> Any:
+    """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i',
+    fe_guard 'b', fe_guard_counts 'i')."""
     (
         fe_vip,
         _fe_attrs,
@@ -84,6 +235,8 @@ def compute_desired(topology: Any, states: Any, overrides: Any) -> Any:
         pool_member_start,
         member_slot,
         member_weight,
+        member_counted,
+        fe_guard_conf,
     ) = topology
     nfe = len(fe_vip)
     nslots = len(slot_as)
@@ -92,6 +245,9 @@ def compute_desired(topology: Any, states: Any, overrides: Any) -> Any:
     reason = array("b", bytes(nslots))
     fe_state = array("b", bytes(nfe))
     fe_active = array("i", bytes(4 * nfe))
+    fe_guard = array("b", bytes(nfe))
+    counts = array("i", bytes(16 * nfe))
+    mark = array("i", [-1]) * nslots
     for f in range(nfe):
         # The active pool: the first, in config order, with an up member of non-zero weight.
         active = -1
@@ -142,7 +298,12 @@ def compute_desired(topology: Any, states: Any, overrides: Any) -> Any:
         else:
             fe_state[f] = FE_DOWN if known else FE_UNKNOWN
             fe_active[f] = -1
-    return (weight, flush, reason, fe_state, fe_active)
+        fe_guard[f] = _mass_failure_guard(
+            f, active, fe_slot_start, fe_pool_start, pool_member_start, member_slot,
+            member_weight, member_counted, fe_guard_conf, slot_backend, states, overrides,
+            current, weight, flush, reason, counts, mark,
+        )  # fmt: skip
+    return (weight, flush, reason, fe_state, fe_active, fe_guard, counts)
 
 
 def _attrs_differ(fe_attrs: Any, f: int, act_attrs: Any, j: int) -> bool:

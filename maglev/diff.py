@@ -21,9 +21,16 @@ port; ASes: IPv4 before IPv6, numeric address). Arrays are `array.array` with th
     pool_member_start 'i' [P+1]
     member_slot 'i' [M]       slot of each pool member
     member_weight 'i' [M]     configured weight of each pool member
+    member_counted 'b' [M]    1 when the entry counts for the mass-failure guard (its pool's first
+                              entry of the backend, configured weight > 0)
+    fe_guard_conf 'i' [3F]    (MODE_*, min-healthy, 1 when min-healthy is in hundredths of a
+                              percent (PERCENT = 100%) rather than a count) per frontend
 `states` 'b' [B]: state code per backend index (ST_*). `overrides` 'i' [S]: weight or -1.
+`current` 'i' [S] (current_weights): each slot's weight in VPP now, -1 where VPP lacks the AS.
 `Desired` (compute_desired): slot_weight 'i' [S], slot_flush 'b' [S] (flush when taken to 0),
-    slot_reason 'b' [S] (R_*), fe_state 'b' [F] (FE_*), fe_active 'i' [F] (pool index or -1).
+    slot_reason 'b' [S] (R_*), fe_state 'b' [F] (FE_*), fe_active 'i' [F] (pool index or -1),
+    fe_guard 'b' [F] (GUARD_*), fe_guard_counts 'i' [4F] (the pool the guard judged (index in
+    the frontend, or -1), its healthy members, its members, the threshold) per frontend.
 `Actual` (from VPP dumps, live ASes only; VIPs sorted by rank):
     act_vip 'q' [V], act_attrs 'i' [4V], act_as_start 'i' [V+1], act_as 'q' [A] (increasing
     within a VIP), act_weight 'i' [A].
@@ -64,15 +71,24 @@ from maglev._diff_codes import (  # noqa: E402
     FE_DOWN,
     FE_UNKNOWN,
     FE_UP,
+    GUARD_HOLD,
+    GUARD_NONE,
+    GUARD_PANIC,
+    MODE_DRAIN,
+    MODE_FAIL_STATIC,
+    MODE_PANIC,
     OP_ADD_AS,
     OP_CREATE_VIP,
     OP_DELETE_AS,
     OP_DELETE_VIP,
     OP_SET_WEIGHT,
+    PERCENT,
     R_ACTIVE,
     R_DISABLED,
     R_DOWN,
+    R_HELD,
     R_OVERRIDE,
+    R_PANIC,
     R_PAUSED,
     R_STANDBY,
     R_UNKNOWN,
@@ -98,6 +114,8 @@ class Topology(NamedTuple):
     pool_member_start: array[int]
     member_slot: array[int]
     member_weight: array[int]
+    member_counted: array[int]
+    fe_guard_conf: array[int]
 
 
 class Desired(NamedTuple):
@@ -106,6 +124,8 @@ class Desired(NamedTuple):
     slot_reason: array[int]
     fe_state: array[int]
     fe_active: array[int]
+    fe_guard: array[int]
+    fe_guard_counts: array[int]
 
 
 class Actual(NamedTuple):
@@ -116,18 +136,29 @@ class Actual(NamedTuple):
     act_weight: array[int]
 
 
+def current_weights(
+    topology: Topology, actual: Actual, engine: ModuleType | None = None
+) -> array[int]:
+    """Each slot's weight in `actual` (VPP's tables), -1 where VPP has no such AS."""
+    e = _engine if engine is None else engine
+    current: array[int] = e.current_weights(topology, actual)
+    return current
+
+
 def compute_desired(
     topology: Topology,
     states: array[int],
     overrides: array[int],
+    current: array[int],
     engine: ModuleType | None = None,
 ) -> Desired:
-    """Per-slot weights, flush flags and reasons; per-frontend state and active pool.
+    """Per-slot weights, flush flags and reasons; per-frontend state, active pool and guard.
 
-    `engine` picks a twin explicitly (tests run both); default: the selected one.
+    `current` (from `current_weights`) is what VPP has now: the mass-failure guard may keep a
+    weight VPP has. `engine` picks a twin explicitly (tests run both); default: the selected one.
     """
     e = _engine if engine is None else engine
-    return Desired._make(e.compute_desired(topology, states, overrides))
+    return Desired._make(e.compute_desired(topology, states, overrides, current))
 
 
 def diff_tables(
@@ -148,16 +179,25 @@ __all__ = [
     "FE_DOWN",
     "FE_UNKNOWN",
     "FE_UP",
+    "GUARD_HOLD",
+    "GUARD_NONE",
+    "GUARD_PANIC",
     "IMPLEMENTATION",
+    "MODE_DRAIN",
+    "MODE_FAIL_STATIC",
+    "MODE_PANIC",
     "OP_ADD_AS",
     "OP_CREATE_VIP",
     "OP_DELETE_AS",
     "OP_DELETE_VIP",
     "OP_SET_WEIGHT",
+    "PERCENT",
     "R_ACTIVE",
     "R_DISABLED",
     "R_DOWN",
+    "R_HELD",
     "R_OVERRIDE",
+    "R_PANIC",
     "R_PAUSED",
     "R_STANDBY",
     "R_UNKNOWN",
@@ -171,6 +211,7 @@ __all__ = [
     "Desired",
     "Topology",
     "compute_desired",
+    "current_weights",
     "diff_tables",
     "engine_name",
 ]

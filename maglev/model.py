@@ -184,6 +184,36 @@ class Pool:
     members: tuple[PoolMember, ...]
 
 
+class MassFailure(enum.Enum):
+    """What a frontend does when fewer of its serving pool's members are healthy than its
+    `min-healthy` (the mass-failure guard; the rule itself is in the diff engine)."""
+
+    FAIL_STATIC = "fail-static"  # health drains members down to the threshold, not beyond
+    PANIC = "panic"  # every member (not paused or disabled) serves, whatever its health
+    DRAIN = "drain"  # no guard: each backend is decided on its own
+
+
+@dataclass(frozen=True, slots=True)
+class MinHealthy:
+    """A frontend's `min-healthy`: a count of members, or (`percent`) a share of them in
+    hundredths of a percent (5000 = 50%), rounded up. 0 turns the guard off."""
+
+    value: int = 5000
+    percent: bool = True
+
+    def threshold(self, members: int) -> int:
+        """Healthy members needed out of `members` (the engine computes the same)."""
+        if self.percent:
+            return -(-self.value * members // 10000)
+        return min(self.value, members)
+
+    def __str__(self) -> str:
+        if not self.percent:
+            return str(self.value)
+        whole, frac = divmod(self.value, 100)
+        return f"{whole}.{frac:02d}".rstrip("0").rstrip(".") + "%"
+
+
 @dataclass(frozen=True, slots=True)
 class Frontend:
     name: str
@@ -197,6 +227,8 @@ class Frontend:
     src_ip_sticky: bool = False
     flow_table_length: int = 1024
     flush_on_down: bool = True
+    min_healthy: MinHealthy = MinHealthy()
+    on_mass_failure: MassFailure = MassFailure.FAIL_STATIC
 
     def backend_names(self) -> tuple[str, ...]:
         """Every backend of every pool, first occurrence order, no duplicates."""
@@ -222,10 +254,29 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Canary:
+    """A target probed like a backend but serving no frontend: proof that maglev can see."""
+
+    name: str  # its key under health.vantage.canaries (`canaries[0]` for a list item)
+    address: IPAddress
+    healthcheck: str
+
+
+@dataclass(frozen=True, slots=True)
+class VantageSettings:
+    """`health.vantage`: when maglev's own view is broken, freeze health-driven drains."""
+
+    canaries: tuple[Canary, ...] = ()
+    max_down_fraction: float | None = None  # None: only canaries trip the guard
+    window: float = 10.0  # seconds the down-fraction counts over
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSettings:
     workers: int = 2
     queue_size: int = 10000
     priority: int = -5  # nice value of the check worker threads (-20..19)
+    vantage: VantageSettings | None = None  # None: no vantage guard
 
 
 @dataclass(frozen=True, slots=True)

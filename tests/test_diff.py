@@ -129,8 +129,8 @@ def run(
     owned: Iterable[VipKey] = (),
 ) -> tuple[Plan, rd.Evaluation]:
     layout = rl.build_layout(cfg)
-    ev = rd.evaluate(layout, states, overrides, engine=engine)
     table = ra.prepare_actual_map(layout, actual or {})
+    ev = rd.evaluate(layout, states, overrides, engine=engine, table=table)
     return rd.make_plan(ev, table, frozenset(owned), engine=engine), ev
 
 

@@ -22,6 +22,8 @@ from maglev.model import (
     Encap,
     Frontend,
     IPAddress,
+    MassFailure,
+    MinHealthy,
     Pool,
     PoolMember,
     Protocol,
@@ -77,6 +79,11 @@ _VIPS = st.lists(st.sampled_from(VIPS), max_size=5, unique=True)
 _EXTRA_VIPS = st.lists(st.sampled_from(VIPS), max_size=3, unique=True)
 _STRAY = st.dictionaries(st.sampled_from(ADDRS), st.sampled_from([0, 50]), max_size=3)
 _OWNED = st.sets(st.sampled_from(VIPS))
+_MIN_HEALTHY = st.one_of(
+    st.builds(MinHealthy, st.sampled_from([0, 2500, 3333, 5000, 6667, 10000]), st.just(True)),
+    st.builds(MinHealthy, st.integers(0, 5), st.just(False)),
+)
+_MASS_FAILURE = st.sampled_from(list(MassFailure))
 
 
 @st.composite
@@ -103,6 +110,8 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
             src_ip_sticky=draw(_BOOL),
             flow_table_length=draw(_LENGTH),
             flush_on_down=draw(_BOOL),
+            min_healthy=draw(_MIN_HEALTHY),
+            on_mass_failure=draw(_MASS_FAILURE),
         )
     config = Config(VppSettings(), {}, backends, frontends)
     states = draw(st.dictionaries(pick_name, _STATE))
@@ -140,7 +149,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any]:
+def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any, Any]:
     layout = rl.build_layout(w["config"])
     sts = rl.encode_states(layout, w["states"])
     ovs = rl.encode_overrides(layout, w["overrides"])
@@ -148,8 +157,10 @@ def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any]:
     owned = array("b", [int(k in w["owned"]) for k in table.vip_ids])
     names = w["selected"] if w["selected"] is not None else w["config"].frontends
     selected = rd.select(layout, names)
-    desired = engine.compute_desired(layout.topology, sts, ovs)
-    return desired, engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
+    current = engine.current_weights(layout.topology, table.actual)
+    desired = engine.compute_desired(layout.topology, sts, ovs, current)
+    diffed = engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
+    return current, desired, diffed
 
 
 def apply(table: Table, plan: Plan) -> Table:
@@ -206,8 +217,8 @@ def test_twins_agree_and_the_plan_yields_the_desired_table(w: dict[str, Any]) ->
     assert _engine_run(_diff_py, w) == _engine_run(load_engine("cython"), w)
 
     layout = rl.build_layout(w["config"])
-    ev = rd.evaluate(layout, w["states"], w["overrides"])
     table = ra.prepare_actual_map(layout, w["actual"])
+    ev = rd.evaluate(layout, w["states"], w["overrides"], table=table)
     selected = None if w["selected"] is None else rd.select(layout, w["selected"])
     plan = rd.make_plan(ev, table, frozenset(w["owned"]), selected)
     before: Table = {

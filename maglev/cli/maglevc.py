@@ -16,7 +16,7 @@ import click
 
 from maglev import __version__
 from maglev.cli.client import ControlClient, ControlError, cleartext_risk, q
-from maglev.cli.tables import render_kv, render_table
+from maglev.cli.tables import guard_text, render_kv, render_table, status_text
 
 DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
 
@@ -130,17 +130,19 @@ def show_version(c: Ctx) -> None:
 @show.command("status")
 @pass_ctx
 def show_status(c: Ctx) -> None:
-    c.out(c.call("GET", "/v1/status"))
+    c.out(c.call("GET", "/v1/status"), status_text)
 
 
 def _frontends_table(rows: list[dict[str, Any]]) -> str:
     return render_table(
-        ["FRONTEND", "ADDRESS", "PROTO", "PORT", "ENCAP", "STATE", "ACTIVE POOL", "UP/TOTAL"],
+        ["FRONTEND", "ADDRESS", "PROTO", "PORT", "ENCAP", "STATE", "ACTIVE POOL", "UP/TOTAL",
+         "GUARD"],
         [
             [
                 r["name"], r["address"], r["protocol"], r["port"], r["encap"], r["state"],
                 r.get("active_pool") or "-",
                 f"{sum(1 for b in r['backends'] if b['state'] == 'up')}/{len(r['backends'])}",
+                r["guard"]["mode"] if r.get("guard", {}).get("active") else "-",
             ]
             for r in rows
         ],
@@ -151,6 +153,8 @@ def _frontend_detail(r: dict[str, Any]) -> str:
     head = {
         k: r[k] for k in ("name", "address", "protocol", "port", "encap", "state", "active_pool")
     }
+    if r.get("guard"):
+        head["guard"] = guard_text(r["guard"])
     table = render_table(
         ["POOL", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "EFFECTIVE", "WHY"],
         [
@@ -364,6 +368,24 @@ def sync_vpp(c: Ctx, what: tuple[str, ...]) -> None:
     if what not in ((), ("lb",), ("lb", "state")):
         _fail(f"unknown target 'vpp {' '.join(what)}' (usage: sync vpp lb state)")
     c.out(c.call("POST", "/v1/sync"))
+
+
+@cli.group(cls=PrefixGroup)
+def guard() -> None:
+    """The vantage guard (health.vantage): release the drains it holds."""
+
+
+@guard.command("release")
+@pass_ctx
+def guard_release(c: Ctx) -> None:
+    """Release the vantage guard now: the drains it holds apply at once, in one pass."""
+
+    def human(r: dict[str, Any]) -> str:
+        if not r["released"]:
+            return f"vantage guard not holding (state {r['state']}): nothing to release"
+        return f"vantage guard released: {r['drains_applied']} held drain(s) applied"
+
+    c.out(c.call("POST", "/v1/guard/release"), human)
 
 
 @cli.group(cls=PrefixGroup)

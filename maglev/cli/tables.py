@@ -42,3 +42,22 @@ def render_kv(doc: dict[str, Any], indent: int = 0) -> str:
         else:
             out.append(f"{pad}{k.ljust(width)}  {_cell(v)}")
     return "\n".join(out)
+
+
+def guard_text(g: dict[str, Any]) -> str:
+    """A frontend's mass-failure guard (its API doc) in one phrase."""
+    if g.get("healthy") is None:
+        return f"{g['mode']}, min-healthy {g['min_healthy']}: not evaluated yet"
+    return (
+        f"{g['mode']}, {'ACTIVE' if g['active'] else 'inactive'}: {g['healthy']} of "
+        f"{g['members']} members of pool {g['pool'] or '-'} healthy, min-healthy "
+        f"{g['min_healthy']} ({g['threshold']})"
+    )
+
+
+def status_text(doc: dict[str, Any]) -> str:
+    """`show status`: a line first for each frontend under its mass-failure guard, then the rest."""
+    guards = doc.get("mass_failure_guard") or []
+    lines = [f"mass-failure guard  frontend {g['frontend']}: {guard_text(g)}" for g in guards]
+    head = {k: v for k, v in doc.items() if k != "mass_failure_guard"}
+    return "\n".join([*lines, render_kv(head)])

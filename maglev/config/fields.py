@@ -29,6 +29,7 @@ T = TypeVar("T")
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?")
 _DURATION_MAX_CHARS = 64
 """Longer text is not a duration (and even a linear match of 4 MiB holds the GIL 0.5 s)."""
+_PERCENT = re.compile(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?")  # the number of `12.5%`
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 MAX_DURATION = 7 * 86400.0
 """Upper bound of any duration: a week is already absurd for a timer here, and the bound keeps
@@ -362,6 +363,31 @@ class Node:
             self.add(key, f"{show(value)} must be greater than 0")
             return default
         return seconds
+
+    def count_or_percent(
+        self, key: str, default: tuple[int, bool], max_count: int
+    ) -> tuple[int, bool]:
+        """A count 0..max_count, as (count, False), or a percentage `0%`..`100%` with up to
+        two decimals, as (hundredths of a percent, True): `50%` is (5000, True)."""
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and value.strip().endswith("%"):
+            m = _PERCENT.fullmatch(value.strip()[:-1].strip())
+            if m is not None:
+                share = int(m.group(1)) * 100 + int((m.group(2) or "").ljust(2, "0"))
+                if share <= 10000:
+                    return share, True
+                self.add(key, f"{show(value)} is not in 0%..100%")
+                return default
+        number = as_int(value)
+        if number is None:
+            self.add(key, f"expected a percentage like 50% or a count like 2, {got(value)}")
+            return default
+        if not 0 <= number <= max_count:
+            self.add(key, f"{show(value)} is not in 0..{max_count}")
+            return default
+        return number, False
 
     def choice(self, key: str, options: Mapping[str, E], default: D) -> E | D:
         """One of `options` (matched case-insensitively on its keys)."""

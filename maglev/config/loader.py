@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from maglev.config import healthchecks as healthchecks_mod
-from maglev.config import limits, schema, validate
+from maglev.config import limits, schema, validate, vantage
 from maglev.config.fields import KEY_IN_PATH_MAX, Node, Problems, got, show
 from maglev.errors import ConfigError, ConfigInvalid, Problem
 from maglev.model import (
@@ -265,6 +265,7 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
         validate.metrics_settings(metrics_node) if metrics_node is not None else MetricsSettings()
     )
     health = validate.health_settings(health_node) if health_node is not None else HealthSettings()
+    health = vantage.with_vantage(health, health_node, healthchecks)
 
     built_frontends = {n: f for n, f in frontends.items() if f is not None}
     validate.gre_sources(top, vpp, built_frontends)

@@ -72,6 +72,8 @@ FRONTEND = (
     "src-ip-sticky",
     "flow-table-length",
     "flush-on-down",
+    "min-healthy",
+    "on-mass-failure",
     "pools",
 )
 
@@ -83,7 +85,11 @@ CONTROL = ("socket", "socket-group", "socket-mode", "tcp-listen", "token-file")
 
 METRICS = ("listen",)
 
-HEALTH = ("workers", "queue-size", "priority")
+HEALTH = ("workers", "queue-size", "priority", "vantage")
+
+VANTAGE = ("canaries", "max-down-fraction", "window")
+
+CANARY = ("address", "healthcheck")
 
 
 def healthcheck_keys(check_type: CheckType) -> tuple[str, ...]:

@@ -27,7 +27,9 @@ from maglev.model import (
     HealthSettings,
     IPNetwork,
     LbSettings,
+    MassFailure,
     MetricsSettings,
+    MinHealthy,
     Pool,
     PoolMember,
     Protocol,
@@ -38,6 +40,8 @@ from maglev.model import (
 PROTOCOLS = {p.value: p for p in Protocol}
 ENCAPS = {e.value: e for e in Encap}
 UNMANAGED = {u.value: u for u in UnmanagedPolicy}
+MASS_FAILURE = {m.value: m for m in MassFailure}
+MAX_MIN_HEALTHY = 100_000  # a count; above any pool's size it means every member
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _MODE = re.compile(r"(?:0o?)?([0-7]{1,4})")
@@ -258,6 +262,8 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
     pools = pool_list(node, encap, backends)
     src_ip_sticky = node.boolean("src-ip-sticky", False)
     flush_on_down = node.boolean("flush-on-down", True)
+    share, percent = node.count_or_percent("min-healthy", (5000, True), MAX_MIN_HEALTHY)
+    on_mass_failure = node.choice("on-mass-failure", MASS_FAILURE, MassFailure.FAIL_STATIC)
     if len(node.problems) != broken or address is None or encap is None:
         return None
     return Frontend(
@@ -272,6 +278,8 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
         src_ip_sticky=src_ip_sticky,
         flow_table_length=length,
         flush_on_down=flush_on_down,
+        min_healthy=MinHealthy(share, percent),
+        on_mass_failure=on_mass_failure,
     )
 
 

@@ -22,9 +22,12 @@ from maglev.daemon.bus import EventBus
 from maglev.daemon.control import ApiError
 from maglev.daemon.info import DaemonInfo
 from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
+from maglev.model import Frontend
 from maglev.reconcile import events
+from maglev.reconcile.decide import GuardView
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
+from maglev.reconcile.vantage import VantageStatus
 from maglev.vpp.lb import ENCAP_OF_CODE
 
 
@@ -51,6 +54,35 @@ def reload_doc(r: events.ReloadStatus) -> dict[str, Any]:
         doc["applied_seconds"] = r.applied_seconds
         doc["restart_needed"] = list(r.restart_needed)
     return doc
+
+
+def vantage_doc(v: VantageStatus) -> dict[str, Any]:
+    """The vantage guard as the status shows it."""
+    return {
+        "state": v.state.value,
+        "since": _ts(v.since),
+        "why": v.why,
+        "held_backends": len(v.held),
+        "canaries": {name: state.value for name, state in v.canaries},
+        "trips": v.trips,
+    }
+
+
+HELD = "vantage guard"
+"""What a backend doc names as holding its drain (`drain_held_by`)."""
+
+
+def guard_doc(fe: Frontend, g: GuardView | None) -> dict[str, Any]:
+    """A frontend's mass-failure guard as the API shows it (`g` None: not evaluated yet)."""
+    return {
+        "active": g.active if g else False,
+        "mode": fe.on_mass_failure.value,
+        "min_healthy": str(fe.min_healthy),
+        "pool": g.pool if g else None,
+        "healthy": g.healthy if g else None,
+        "members": g.members if g else None,
+        "threshold": g.threshold if g else None,
+    }
 
 
 class DaemonApi:
@@ -129,11 +161,18 @@ class DaemonApi:
                 "ops_failed": s.counters.ops_failed,
                 "last_pass_ms": round(s.counters.last_pass_seconds * 1e3, 3),
             },
+            "vantage": vantage_doc(s.vantage),
+            "mass_failure_guard": [
+                {"frontend": n, **guard_doc(s.config.frontends[n], g)}
+                for n, g in sorted(s.mass_failure.items())
+                if n in s.config.frontends
+            ],
         }
 
     def _frontend_doc(self, s: Snapshot, name: str) -> dict[str, Any]:
         fe = s.config.frontends[name]
         view = s.frontends.get(name)
+        held = s.vantage.held
         by_name = {b.name: b for b in view.backends} if view else {}
         rows = []
         for pool in fe.pools:
@@ -150,7 +189,8 @@ class DaemonApi:
                         "configured_weight": m.weight,
                         "override": s.overrides.get((name, m.backend)),
                         "effective_weight": bv.weight if bv else None,
-                        "reason": bv.reason if bv else "held: startup (not yet released)",
+                        "reason": (bv.reason if bv else "held: startup (not yet released)")
+                        + (f" (down: drain held by the {HELD})" if m.backend in held else ""),
                     }
                 )
         return {
@@ -165,6 +205,7 @@ class DaemonApi:
             "state": view.state.value if view else "unknown",
             "active_pool": view.active_pool if view else None,
             "released": name in s.released,
+            "guard": guard_doc(fe, view.guard if view else None),
             "backends": rows,
         }
 
@@ -190,6 +231,7 @@ class DaemonApi:
             "state": st.state.value if st else "unknown",
             "counter": st.counter if st else 0,
             "frontends": [n for n, fe in s.config.frontends.items() if name in fe.backend_names()],
+            "drain_held_by": HELD if name in s.vantage.held else None,
             "last_probe": None
             if p is None
             else {
@@ -315,6 +357,10 @@ class DaemonApi:
             "backend": r.backend,
             "override": r.override,
         }
+
+    def guard_release(self, by: str) -> dict[str, Any]:
+        r = self._ask(events.ReleaseGuard(by))
+        return {"released": r.released, "state": r.state, "drains_applied": r.drains}
 
     def sync(self) -> dict[str, Any]:
         r = self._ask(events.SyncRequest())

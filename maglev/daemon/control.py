@@ -63,6 +63,7 @@ class ControlHandler(Protocol):
         self, frontend: str, pool: str, backend: str, weight: int | None
     ) -> dict[str, Any]: ...
     def sync(self) -> dict[str, Any]: ...
+    def guard_release(self, by: str) -> dict[str, Any]: ...
     def reload(self) -> dict[str, Any]: ...
     def check_config(self, text: str) -> dict[str, Any]: ...
     def subscribe(
@@ -75,6 +76,7 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     call: Callable[[ControlHandler, tuple[str, ...], Any], Any]
+    peer: bool = False  # the caller (`Peer`, as text) is passed as the last group
 
 
 def _weight_body(body: Any) -> int:
@@ -126,8 +128,8 @@ def json_body(raw: bytes) -> Any:
 BACKEND_ACTIONS = ("pause", "resume", "enable", "disable")
 
 ROUTES: tuple[Route, ...] = tuple(
-    Route(m, re.compile("^" + p + "$"), c)
-    for m, p, c in (
+    Route(m, re.compile("^" + p + "$"), c, *peer)
+    for m, p, c, *peer in (
         ("GET", r"/v1/version", lambda h, a, b: h.version()),
         ("GET", r"/v1/status", lambda h, a, b: h.status()),
         ("GET", r"/v1/frontends", lambda h, a, b: h.frontends()),
@@ -155,6 +157,7 @@ ROUTES: tuple[Route, ...] = tuple(
         ("POST", r"/v1/sync", lambda h, a, b: h.sync()),
         ("POST", r"/v1/reload", lambda h, a, b: h.reload()),
         ("POST", r"/v1/config/check", lambda h, a, b: h.check_config(_config_body(b))),
+        ("POST", r"/v1/guard/release", lambda h, a, b: h.guard_release(a[-1]), True),
     )
 )
 EVENTS_PATH = "/v1/events"
@@ -230,7 +233,8 @@ class _App:
                 allowed.append(r.method)
                 continue
             body = json_body(req.read_body()) if method in ("POST", "PUT", "DELETE") else None
-            return Answer(200, r.call(self.handler, m.groups(), body))
+            args = (*m.groups(), f"operator ({req.peer})") if r.peer else m.groups()
+            return Answer(200, r.call(self.handler, args, body))
         if allowed:
             use = ", ".join(sorted(set(allowed)))
             raise ApiError(405, f"{method} is not allowed on {path} (use {use})", {"Allow": use})

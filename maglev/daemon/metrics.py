@@ -37,6 +37,7 @@ from maglev.health.scheduler import CheckerStats
 from maglev.model import BackendState
 from maglev.reconcile.port import ReconcilerPort
 from maglev.reconcile.snapshot import Histogram, Snapshot
+from maglev.reconcile.vantage import GuardState
 from maglev.vpp.stats import LbErrorReader
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,16 @@ class MaglevCollector:
             "1 when the frontend has traffic-taking backends",
             labels=["frontend"],
         )
+        guard = GaugeMetricFamily(
+            "maglev_frontend_mass_failure_guard",
+            "1 while the frontend's mass-failure guard holds weights (fail-static) or serves "
+            "every member (panic)",
+            labels=["frontend", "mode"],
+        )
         for fname, fe in cfg.frontends.items():
+            guard.add_metric(
+                [fname, fe.on_mass_failure.value], 1.0 if fname in s.mass_failure else 0.0
+            )
             for pool in fe.pools:
                 for m in pool.members:
                     conf.add_metric([fname, pool.name, m.backend], float(m.weight))
@@ -110,7 +120,7 @@ class MaglevCollector:
                 fst.add_metric([fname], 1.0 if view.state.value == "up" else 0.0)
                 for bv in view.backends:
                     eff.add_metric([fname, bv.name], float(bv.weight))
-        yield from (eff, conf, fst)
+        yield from (eff, conf, fst, guard)
 
         stats = self.checker()
         probes = CounterMetricFamily(
@@ -184,8 +194,29 @@ class MaglevCollector:
             value=float(stats.dropped_results),
         )  # fmt: skip
         yield GaugeMetricFamily("maglev_probe_streams", "probe streams", value=float(stats.streams))
+        yield from self._vantage(s)
         yield from self._vip_counters(s)
         yield from self._lb_errors()
+
+    def _vantage(self, s: Snapshot) -> Iterator[Any]:
+        v = s.vantage
+        yield GaugeMetricFamily(
+            "maglev_vantage_guard_active", "1 while the vantage guard holds health-driven drains",
+            value=1.0 if v.state is GuardState.HOLDING else 0.0,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "maglev_vantage_held_backends", "backends down whose drain the vantage guard holds",
+            value=float(len(v.held)),
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "maglev_vantage_trips", "times the vantage guard tripped", value=float(v.trips)
+        )
+        up = GaugeMetricFamily(
+            "maglev_vantage_canary_up", "1 when the canary is up", labels=["canary"]
+        )
+        for name, state in v.canaries:
+            up.add_metric([name], 1.0 if state is BackendState.UP else 0.0)
+        yield up
 
     def _lb_errors(self) -> Iterator[Any]:
         path = self.info.stats_socket

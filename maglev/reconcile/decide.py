@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from maglev import diff
-from maglev.model import BackendState, Config, FrontendState, IPAddress, UnmanagedPolicy
+from maglev.model import (
+    BackendState,
+    Config,
+    FrontendState,
+    IPAddress,
+    MassFailure,
+    UnmanagedPolicy,
+)
 from maglev.reconcile.actual import ActualTable, RankedActual, prepare_actual_map
 from maglev.reconcile.layout import (
     EncodedStates,
@@ -40,6 +47,8 @@ _REASON_TEXT = {
     diff.R_PAUSED: "paused",
     diff.R_DISABLED: "disabled",
     diff.R_UNKNOWN: "unknown",
+    diff.R_HELD: "held: mass-failure guard (fail-static)",
+    diff.R_PANIC: "panic: mass-failure guard",
 }
 
 
@@ -53,11 +62,24 @@ class BackendView:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardView:
+    """A frontend's mass-failure guard as the engine judged it (see `maglev.diff`)."""
+
+    active: bool  # holding weights (fail-static) or serving every member (panic)
+    mode: MassFailure
+    pool: str | None  # the serving pool it judged
+    healthy: int
+    members: int
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
 class FrontendView:
     name: str
     state: FrontendState
     active_pool: str | None
     backends: tuple[BackendView, ...]  # in address order
+    guard: GuardView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +111,30 @@ class Evaluation:
                     lay.slot_backend_name[s], lay.slot_address[s], w, bool(d.slot_flush[s]), text
                 )
             )
-        return FrontendView(fe.name, _FE_STATE[d.fe_state[index]], active_name, tuple(views))
+        return FrontendView(
+            fe.name, _FE_STATE[d.fe_state[index]], active_name, tuple(views), self.guard(index)
+        )
+
+    def guard(self, index: int) -> GuardView:
+        """The mass-failure guard of one frontend (cheap: no per-backend work)."""
+        fe = self.layout.frontends[index]
+        d = self.desired
+        pool, healthy, members, threshold = d.fe_guard_counts[4 * index : 4 * index + 4]
+        return GuardView(
+            d.fe_guard[index] != diff.GUARD_NONE,
+            fe.on_mass_failure,
+            fe.pools[pool].name if pool >= 0 else None,
+            healthy,
+            members,
+            threshold,
+        )
+
+    def guarded_backends(self, index: int) -> tuple[str, ...]:
+        """The backends of one frontend that its mass-failure guard keeps serving."""
+        lay, reason = self.layout, self.desired.slot_reason
+        start, end = lay.topology.fe_slot_start[index], lay.topology.fe_slot_start[index + 1]
+        kept = (diff.R_HELD, diff.R_PANIC)
+        return tuple(lay.slot_backend_name[s] for s in range(start, end) if reason[s] in kept)
 
     def views(self) -> dict[str, FrontendView]:
         """Every frontend's view by name (built on demand: the sync itself does not need it)."""
@@ -101,12 +146,17 @@ def evaluate(
     states: Mapping[str, BackendState],
     overrides: Mapping[tuple[str, str], int] | None = None,
     engine: ModuleType | None = None,
+    table: ActualTable | None = None,
 ) -> Evaluation:
-    """Run the engine (`engine`: a twin picked explicitly, default the selected one)."""
+    """Run the engine (`engine`: a twin picked explicitly, default the selected one) against
+    VPP's ranked tables (`table`; None: VPP has nothing, so the guard can keep nothing)."""
     desired = diff.compute_desired(
         layout.topology,
         encode_states(layout, states),
         encode_overrides(layout, overrides or {}),
+        layout.no_overrides
+        if table is None
+        else diff.current_weights(layout.topology, table.actual, engine),
         engine,
     )
     return Evaluation(layout, desired)
@@ -209,10 +259,6 @@ def plan_for(
     else reported unmanaged); a targeted one reads only the named frontends' VIPs.
     """
     layout = states.layout
-    ev = Evaluation(
-        layout,
-        diff.compute_desired(layout.topology, states.codes, encode_overrides(layout, overrides)),
-    )
     everyone = len(names) == len(config.frontends)
     if not full:
         key_of = layout.keys
@@ -221,10 +267,21 @@ def plan_for(
         table = ranked.table(actual)
     else:
         table = prepare_actual_map(layout, actual)
+    topology = layout.topology
+    current = diff.current_weights(topology, table.actual)
+    ev = Evaluation(
+        layout,
+        diff.compute_desired(topology, states.codes, encode_overrides(layout, overrides), current),
+    )
     selected = None if everyone else select(layout, names)
     plan = make_plan(ev, table, owned if full else (), selected)
     index = layout.frontend_index
     return plan, {n: ViewRef(ev, index[n]) for n in names}
+
+
+def guard_code(ref: ViewRef | None) -> int:
+    """A frontend's GUARD_* code in its view (none without a view)."""
+    return diff.GUARD_NONE if ref is None else ref.evaluation.desired.fe_guard[ref.index]
 
 
 def brief(ref: ViewRef) -> tuple[FrontendState, str | None]:
@@ -259,10 +316,11 @@ def preview(
         else:
             cand_states[name] = BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
     layout = build_layout(candidate)
-    ev = evaluate(layout, cand_states, overrides)
+    table = prepare_actual_map(layout, actual)
+    ev = evaluate(layout, cand_states, overrides, table=table)
     named = set(layout.keys.values())
     removed = {frontend_key(fe) for fe in current.frontends.values()} - named
     owned = removed | removed_vips
     if candidate.vpp.unmanaged_vips is UnmanagedPolicy.DELETE:
         owned |= set(actual) - named
-    return make_plan(ev, prepare_actual_map(layout, actual), owned)
+    return make_plan(ev, table, owned)

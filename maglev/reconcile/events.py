@@ -56,6 +56,13 @@ class SyncResult:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardReleaseResult:
+    released: bool  # False: the vantage guard was not holding
+    state: str  # the guard's state after the request
+    drains: int  # held drains the release applies (in the pass that follows)
+
+
+@dataclass(frozen=True, slots=True)
 class PreviewResult:
     summary: str
     lines: tuple[str, ...]
@@ -131,11 +138,27 @@ class Preview:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseGuard:
+    """Operator: release the vantage guard now; the drains it held apply in one pass."""
+
+    by: str  # who asked (logged): "operator (uid 0 gid 0 pid 4242)"
+    reply: Future[GuardReleaseResult] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Leave the loop. VPP's tables are left exactly as they are."""
 
 
-Request = ApplyConfig | BackendAction | WeightOverride | SyncRequest | ReadLbState | Preview
+Request = (
+    ApplyConfig
+    | BackendAction
+    | WeightOverride
+    | SyncRequest
+    | ReadLbState
+    | Preview
+    | ReleaseGuard
+)
 
 READ_ONLY: tuple[type, ...] = (ReadLbState, Preview)
 """Requests that change nothing the reconciler owns: a failure while answering one (even a bug)

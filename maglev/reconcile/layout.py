@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from maglev import diff
 from maglev.health.state import BackendHealth
-from maglev.model import BackendState, Config, Frontend, IPAddress
+from maglev.model import BackendState, Config, Frontend, IPAddress, MassFailure
 from maglev.vpp.lb import VipKey, frontend_attrs, frontend_key
 
 STATE_CODE: dict[BackendState, int] = {
@@ -31,6 +31,12 @@ STATE_CODE: dict[BackendState, int] = {
     BackendState.PAUSED: diff.ST_PAUSED,
     BackendState.DISABLED: diff.ST_DISABLED,
     BackendState.REMOVED: diff.ST_DISABLED,  # on its way out: no traffic, flows flushed
+}
+
+GUARD_MODE: dict[MassFailure, int] = {
+    MassFailure.DRAIN: diff.MODE_DRAIN,
+    MassFailure.FAIL_STATIC: diff.MODE_FAIL_STATIC,
+    MassFailure.PANIC: diff.MODE_PANIC,
 }
 
 # Ranks are spaced so addresses the config does not know (ASes still in VPP, VIPs maglev did not
@@ -155,6 +161,7 @@ def build_layout(config: Config) -> Layout:
         array("i"),
         array("i"),
     )
+    member_counted, fe_guard_conf = array("b"), array("i")
     names: list[str] = []
     addresses: list[IPAddress] = []
     first_pool: list[str] = []
@@ -163,6 +170,9 @@ def build_layout(config: Config) -> Layout:
         fe_vip.append(vrank)
         fe_attrs.extend(frontend_attrs(fe).codes())
         fe_flush.append(int(fe.flush_on_down))
+        fe_guard_conf.extend(
+            (GUARD_MODE[fe.on_mass_failure], fe.min_healthy.value, int(fe.min_healthy.percent))
+        )
         pool_of: dict[str, str] = {}
         for pool in fe.pools:
             for m in pool.members:
@@ -181,14 +191,18 @@ def build_layout(config: Config) -> Layout:
         fe_slot_start.append(len(slot_as))
         for pool in fe.pools:
             pool_member_start.append(len(member_slot))
+            listed: set[str] = set()
             for m in pool.members:
                 member_slot.append(slot_index[(fe.name, m.backend)])
                 member_weight.append(m.weight)
+                # The guard's members: a backend's first entry in the pool, if it has weight.
+                member_counted.append(int(m.backend not in listed and m.weight > 0))
+                listed.add(m.backend)
         fe_pool_start.append(len(pool_member_start))
     pool_member_start.append(len(member_slot))
     topology = diff.Topology(
         fe_vip, fe_attrs, fe_flush, fe_slot_start, slot_as, slot_backend, fe_pool_start,
-        pool_member_start, member_slot, member_weight,
+        pool_member_start, member_slot, member_weight, member_counted, fe_guard_conf,
     )  # fmt: skip
     return Layout(
         config=config,

@@ -1,5 +1,5 @@
-"""The reconciler's publishing side: backend transition events, backend statuses, frontend events,
-unmanaged-VIP warnings and the `Snapshot` readers see.
+"""The reconciler's publishing side: backend transition events, backend statuses, frontend events
+(mass-failure guard included), unmanaged-VIP warnings and the `Snapshot` readers see.
 
 Plain functions over state the reconciler owns and passes in (or, for the snapshot, reads
 through `SnapshotSource`); nothing here keeps state of its own. Called on the reconciler thread,
@@ -15,12 +15,13 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from maglev.health.state import BackendHealth, Transition
-from maglev.model import Config, FrontendState, ProbeResult, ProbeTarget
-from maglev.reconcile.decide import ViewRef, brief
+from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
+from maglev.reconcile.decide import GuardView, ViewRef, brief, guard_code
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
+from maglev.reconcile.vantage import VantageGuard
 from maglev.vpp.lb import VipCounters, VipKey
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class SnapshotSource(Protocol):
     def last_reload(self) -> ReloadStatus: ...
     @property
     def reloads(self) -> dict[str, int]: ...
+    @property
+    def guard(self) -> VantageGuard: ...
 
 
 def refresh_statuses(
@@ -80,10 +83,12 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
     """An immutable copy of what readers see (the mutable parts are copied)."""
     config, link = src.config, src.link
     version = link.lb.version
+    views = {n: v for n, v in src.views.items() if n in config.frontends}
     return Snapshot(
         config=config,
         backends=MappingProxyType(dict(statuses)),
-        frontends=LazyViews({n: v for n, v in src.views.items() if n in config.frontends}),
+        frontends=LazyViews(views),
+        mass_failure=guarded(views),
         overrides=MappingProxyType(dict(src.overrides)),
         vpp_connected=link.lb.connected,
         vpp_version=version.version if version else None,
@@ -100,22 +105,27 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         last_reload=src.last_reload,
         reloads_ok=src.reloads["ok"],
         reloads_rejected=src.reloads["rejected"],
+        vantage=src.guard.status(),
     )
 
 
 def frontend_events(
     publish: Callable[[dict[str, Any]], None],
-    prev: Mapping[str, tuple[FrontendState, str | None] | None],
+    prev: Mapping[str, ViewRef | None],
     views: Mapping[str, ViewRef],
     first_sync_done: bool,
 ) -> None:
-    """Log and publish each frontend whose state or active pool a pass changed.
+    """Log and publish each frontend whose state, active pool or mass-failure guard a pass
+    changed.
 
-    `prev` holds each one's (state, active pool) before the pass, None if it had no view yet;
-    before the first full sync a frontend still unknown is not news.
+    `prev` holds each one's view before the pass, None if it had no view yet; before the first
+    full sync a frontend still unknown is not news.
     """
     for name, ref in views.items():
-        before = prev.get(name)
+        old_ref = prev.get(name)
+        if guard_code(old_ref) != guard_code(ref):
+            guard_event(publish, name, ref)
+        before = brief(old_ref) if old_ref is not None else None
         now = brief(ref)
         if before == now:
             continue
@@ -138,6 +148,54 @@ def frontend_events(
                 "active_pool": now[1],
             }
         )
+
+
+def guard_event(publish: Callable[[dict[str, Any]], None], name: str, ref: ViewRef) -> None:
+    """Log (WARNING) and publish a frontend's mass-failure guard turning on, off or over."""
+    g = ref.evaluation.guard(ref.index)
+    kept = ref.evaluation.guarded_backends(ref.index)
+    if g.active:
+        doing = (
+            f"keeping {len(kept)} backend(s) that are not up at their weight in VPP"
+            if g.mode is MassFailure.FAIL_STATIC
+            else f"serving {len(kept)} backend(s) that are not up"
+        )
+        log.warning(
+            "frontend %s: mass-failure guard active (on-mass-failure %s): %d of %d members of "
+            "pool %s healthy, below min-healthy %d; %s: %s",
+            name, g.mode.value, g.healthy, g.members, g.pool or "-", g.threshold, doing,
+            ",".join(kept) or "-",
+        )  # fmt: skip
+    else:
+        log.warning(
+            "frontend %s: mass-failure guard cleared (on-mass-failure %s): %d of %d members of "
+            "pool %s healthy, min-healthy %d",
+            name, g.mode.value, g.healthy, g.members, g.pool or "-", g.threshold,
+        )  # fmt: skip
+    publish(
+        {
+            "type": "mass-failure",
+            "frontend": name,
+            "active": g.active,
+            "mode": g.mode.value,
+            "pool": g.pool,
+            "healthy": g.healthy,
+            "members": g.members,
+            "threshold": g.threshold,
+            "backends": list(kept),
+        }
+    )
+
+
+def guarded(views: Mapping[str, ViewRef]) -> Mapping[str, GuardView]:
+    """The guard of each frontend whose mass-failure guard is active (one flag read each)."""
+    return MappingProxyType(
+        {
+            n: r.evaluation.guard(r.index)
+            for n, r in views.items()
+            if r.evaluation.desired.fe_guard[r.index]
+        }
+    )
 
 
 def note_unmanaged(unmanaged: Iterable[VipKey], logged: set[VipKey]) -> tuple[VipKey, ...]:

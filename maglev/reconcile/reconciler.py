@@ -31,7 +31,8 @@ This module holds the loop, the per-message hot path (probe results, transitions
 install/reload and the writing to VPP. The rest is called from here, on this thread, over the
 state passed in: `backends` (per-config lookups, health machines across a reload, probe
 streams), `actions` (operator actions), `link` (connecting with backoff), `startup` (the gate),
-`layout`/`actual`/`decide` (the engine's input and output), `publish` (events and the snapshot).
+`vantage` (the vantage guard: canaries, and which drains are held back), `layout`/`actual`/
+`decide` (the engine's input and output), `publish` (events and the snapshot).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from maglev.reconcile.publish import (
 from maglev.reconcile.requests import Answers
 from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
+from maglev.reconcile.vantage import GuardChange, VantageGuard
 from maglev.vpp.client import LbClient
 from maglev.vpp.lb import Actual, LbConf, VipCounters, VipKey, frontend_key
 from maglev.vpp.ops import Op, Plan, record
@@ -145,6 +147,7 @@ class Reconciler(Answers):
         self._phase: dict[ProbeTarget, Phase] = {}
         self._phase_news: dict[ProbeTarget, Phase] = {}  # for the scheduler, once per turn
         self._said: list[Transition] = []  # transitions not yet logged and published
+        self.guard = VantageGuard(self.clock)  # health.vantage: may hold drains back
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -213,6 +216,7 @@ class Reconciler(Answers):
             return
         by_target, health, touched = self._by_target, self.health, self._touched
         last_probe, probe, kinds = self.last_probe, self.tally.probe, self._check_kind
+        canary = self.guard.canary_targets
         for target, res in results.items():
             last_probe[target] = res
             probe(kinds.get(target.healthcheck, "unknown"), res.duration)
@@ -222,6 +226,8 @@ class Reconciler(Answers):
                 t = health[name].apply(res, now)
                 if t is not None:
                     self._transition(t)
+            if target in canary:
+                self.guard.canary_result(res, now)
             self._update_phase(target, names)
 
     def _index(self) -> None:
@@ -231,12 +237,13 @@ class Reconciler(Answers):
         )
 
     def _update_phase(self, target: ProbeTarget, names: list[str] | tuple[str, ...]) -> None:
-        if len(names) == 1:  # the usual case: one backend per target
+        if len(names) == 1 and target not in self.guard.canary_targets:  # the usual case
             phase = self.health[names[0]].phase
             if phase is None:
                 return
         else:
             phases = [p for n in names if (p := self.health[n].phase) is not None]
+            phases += self.guard.canary_phases(target)
             if not phases:
                 return
             phase = min(phases, key=phase_rank)
@@ -246,10 +253,23 @@ class Reconciler(Answers):
 
     def _transition(self, t: Transition) -> None:
         self._touched.add(t.backend)
+        state = self.guard.note(t) if self.guard.on else t.new  # a held drain: still up
         if self._states is not None and self._states.layout.config is self.config:
-            self._states.update(t.backend, t.new)
+            self._states.update(t.backend, state)
         self.dirty.update(self._fe_of.get(t.backend, ()))
         self._said.append(t)  # logged and published once VPP has been written (`_tell`)
+
+    def _guarded(self, change: GuardChange | None) -> None:
+        """The vantage guard tripped or released: the engine input of the backends it names
+        changes, and their frontends get a pass (a release's pending drains: one pass)."""
+        if change is None:
+            return
+        live = self._states is not None and self._states.layout.config is self.config
+        for name in change.backends:
+            if live and self._states is not None and (h := self.health.get(name)) is not None:
+                self._states.update(name, self.guard.present(name, h.state))
+            self.dirty.update(self._fe_of.get(name, ()))
+        self.publish(change.event())
 
     def _tell(self) -> None:
         """Count, log and publish this turn's transitions so far; deferred until VPP has been
@@ -267,6 +287,7 @@ class Reconciler(Answers):
         self.health = new
         self.config = config
         self._index()
+        self._guarded(self.guard.configure(config, new, now))
         self._bstatus = {}
         self._touched = set(new)
         self.overrides = actions.kept_overrides(self.overrides, config)
@@ -276,6 +297,7 @@ class Reconciler(Answers):
 
     def _sync_streams(self) -> None:
         targets, phases = probe_streams(self.health, self._target_of)
+        self.guard.add_streams(targets, phases)  # canaries: probed like backends
         self._phase = dict(phases)
         self.scheduler.set_targets(targets, phases)
 
@@ -302,6 +324,7 @@ class Reconciler(Answers):
         self.full_due = True
 
     def _write(self, now: float) -> None:
+        self._guarded(self.guard.evaluate(now, self.health))  # before any weight is written
         if self.link.dropped:
             self._lost("connection closed", now)
         if not self._connect(now):
@@ -370,7 +393,7 @@ class Reconciler(Answers):
         assert self.actual is not None
         if self._states is None or self._states.layout.config is not self.config:
             layout = build_layout(self.config)
-            self._states = EncodedStates(layout, StateView(self.health))
+            self._states = EncodedStates(layout, self.guard.view(StateView(self.health)))
             self._ranked = RankedActual(layout)
         owned = self._owned() if full else set()
         return decide.plan_for(
@@ -387,7 +410,7 @@ class Reconciler(Answers):
         if not names and only is not None:
             return True
         plan, views = self.plan_for(names, full=only is None)
-        before = {n: decide.brief(self.views[n]) if n in self.views else None for n in views}
+        before = {n: self.views.get(n) for n in views}
         self.views.update(views)
         if only is None:
             self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
@@ -404,7 +427,7 @@ class Reconciler(Answers):
         """The plan a candidate config would cause now (for `config check`); applies nothing."""
         if self.actual is None:
             return events.PreviewResult("VPP state unknown (not connected); no plan", ())
-        states = {n: h.state for n, h in self.health.items()}
+        states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
         plan = decide.preview(
             self.config, config, states, self.overrides, self.actual, self.removed_vips
         )

@@ -21,6 +21,7 @@ from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config
 from maglev.reconcile import actions, events
 from maglev.reconcile.startup import StartupGate
+from maglev.reconcile.vantage import GuardChange, VantageGuard
 from maglev.vpp.client import LbClient
 from maglev.vpp.lb import LbState, VipKey, frontend_key
 
@@ -40,6 +41,7 @@ class Answers:
     last_sync_ok: bool
     removed_vips: set[VipKey]
     gate: StartupGate
+    guard: VantageGuard
     config_loaded_at: float | None
     publish: Callable[[dict[str, Any]], None]
     reloads: dict[str, int]
@@ -50,6 +52,9 @@ class Answers:
         raise NotImplementedError
 
     def _sync_streams(self) -> None:
+        raise NotImplementedError
+
+    def _guarded(self, change: GuardChange | None) -> None:
         raise NotImplementedError
 
     def _install_config(self, config: Config, now: float) -> None:
@@ -96,6 +101,7 @@ class Answers:
             events.SyncRequest: self._sync_request,
             events.ReadLbState: self._read_lb_state,
             events.Preview: self._preview,
+            events.ReleaseGuard: self._release_guard,
         }
 
     def _backend_action(self, msg: events.BackendAction, now: float) -> events.ActionResult:
@@ -109,6 +115,14 @@ class Answers:
         answer = actions.set_override(self.config, self.overrides, msg)
         self.dirty.add(msg.frontend)
         return answer
+
+    def _release_guard(self, msg: events.ReleaseGuard, now: float) -> events.GuardReleaseResult:
+        change = self.guard.release(msg.by, now)
+        self._guarded(change)  # the held drains go out with this turn's pass
+        state = self.guard.state.value
+        return events.GuardReleaseResult(
+            change is not None, state, len(change.backends) if change else 0
+        )
 
     def _sync_request(self, msg: events.SyncRequest, now: float) -> events.SyncResult:
         self.full_due = True

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
-from maglev.reconcile.decide import FrontendView, ViewRef
+from maglev.reconcile.decide import FrontendView, GuardView, ViewRef
 from maglev.reconcile.events import ReloadStatus
+from maglev.reconcile.vantage import VantageStatus
 from maglev.vpp.lb import VipCounters, VipKey
 
 
@@ -89,6 +90,8 @@ class Snapshot:
     last_reload: ReloadStatus = field(default_factory=lambda: ReloadStatus(ok=True))
     reloads_ok: int = 0
     reloads_rejected: int = 0
+    vantage: VantageStatus = field(default_factory=VantageStatus)  # the vantage guard
+    mass_failure: Mapping[str, GuardView] = field(default_factory=dict)  # guard active
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:

@@ -3,9 +3,9 @@
 `LbClient` is everything the reconciler needs of VPP: connect, read the lb tables (with what
 `show lb vips verbose` adds), set the global lb conf, apply plan ops and record what succeeded,
 read the per-VIP counters, and the per-message call counts for metrics. `PapiLb` does it over
-one `VppConnection` (owned by the reconciler thread: vpp_papi is not safe to share); it turns each
-op into its one lb API request (`op_call`), sends a plan as one pipelined batch and reports which
-ops succeeded, so the record of VPP changes only with what really happened.
+one `VppConnection` (owned by the reconciler thread: vpp_papi is not safe to share); applying a
+plan is `maglev.vpp.applier`'s: each op becomes its one lb API request, the plan goes out as one
+pipelined batch, and only the ops that succeeded are recorded.
 `maglev.vpp.memory.MemoryLb` is the in-memory implementation pure planning tests use.
 """
 
@@ -20,10 +20,11 @@ from typing import Protocol
 from maglev.errors import VppError
 from maglev.model import LbSettings
 from maglev.vpp import showlb
+from maglev.vpp.applier import apply_ops
 from maglev.vpp.dumper import read_lb
-from maglev.vpp.lb import ENCAP_CODE, Actual, LbConf, LbState, VipCounters, actual_from_state
-from maglev.vpp.ops import AddAs, CreateVip, DeleteAs, Op, SetWeight, record
-from maglev.vpp.papi import LbCall, VersionInfo, VppConnection, check_results
+from maglev.vpp.lb import Actual, LbConf, LbState, VipCounters, actual_from_state
+from maglev.vpp.ops import Op
+from maglev.vpp.papi import VersionInfo, VppConnection
 
 log = logging.getLogger(__name__)
 
@@ -135,53 +136,8 @@ class PapiLb:
         Every failure is logged with its message and arguments. Raises VppError when the batch
         could not be sent at all (the connection is then dropped).
         """
-        results = self.conn.pipeline([op_call(op) for op in ops])
-        failed = check_results(results)
-        if failed:
-            done: Sequence[Op] = [op for op, r in zip(ops, results, strict=False) if r.ok]
-        else:
-            done = ops[: len(results)]
-        record(actual, done)
+        done = apply_ops(self.conn, ops, actual)
         return Applied(done, len(ops) - len(done))
 
     def call_counts(self) -> Mapping[tuple[str, str], int]:
         return dict(self.conn.results)
-
-
-def op_call(op: Op) -> LbCall:
-    """The lb API request that carries out one plan operation."""
-    pfx, proto, port = op.prefix, op.protocol, op.port
-    if isinstance(op, SetWeight):  # thousands per burst: one dict each
-        return LbCall(
-            "lb_as_set_weight",
-            {"pfx": pfx, "protocol": proto, "port": port, "as_address": op.address,
-             "weight": op.weight, "is_flush": op.flush},
-        )  # fmt: skip
-    if isinstance(op, AddAs):
-        return LbCall(
-            "lb_add_del_as_v2",
-            {"pfx": pfx, "protocol": proto, "port": port, "as_address": op.address,
-             "weight": op.weight, "is_del": False},
-        )  # fmt: skip
-    vip = {"pfx": pfx, "protocol": proto, "port": port}
-    if isinstance(op, DeleteAs):
-        return LbCall(
-            "lb_add_del_as_v2",
-            {**vip, "as_address": op.address, "is_del": True, "is_flush": op.flush},
-        )
-    if isinstance(op, CreateVip):
-        return LbCall(
-            "lb_add_del_vip_v2",
-            {
-                **vip,
-                "encap": ENCAP_CODE[op.encap],
-                "dscp": op.dscp,
-                "type": 0,
-                "target_port": op.target_port,
-                "node_port": 0,
-                "new_flows_table_length": op.flow_table_length,
-                "src_ip_sticky": op.src_ip_sticky,
-                "is_del": False,
-            },
-        )
-    return LbCall("lb_add_del_vip_v2", {**vip, "is_del": True})

@@ -231,6 +231,8 @@ def test_the_documented_example_uses_every_key() -> None:
         *schema.CONTROL,
         *schema.METRICS,
         *schema.HEALTH,
+        *schema.VANTAGE,
+        *schema.CANARY,
         *(k for keys in schema.HEALTHCHECK_BY_TYPE.values() for k in keys),
     }
     assert every - used == set()

@@ -296,7 +296,7 @@ def check_reads(daemon: Daemon) -> None:
         assert doc["backends"] == {"total": 3, "up": 3}
         assert doc["reconciler"]["ops_failed"] == 0 and doc["reconciler"]["ops_ok"] >= 4
 
-    fe_row = ["web", "192.0.2.10/32", "tcp", "80", "gre4", "up", "primary", "3/3"]
+    fe_row = ["web", "192.0.2.10/32", "tcp", "80", "gre4", "up", "primary", "3/3", "-"]
     programmed = [
         ("primary", "b1", "127.0.0.21", "up", 100, None, 100, "active pool primary"),
         ("primary", "b2", "127.0.0.22", "up", 50, None, 50, "active pool primary"),
