@@ -4,7 +4,7 @@ Owns the two hot loops of a full sync: per-frontend desired weights from backend
 VPP's current weights, which the mass-failure guard may keep), and the ordered operations that
 turn VPP's lb tables into the desired ones. Everything is flat arrays of
 small ints (ranks instead of addresses) so the compiled twin can run typed C loops; the shapes
-are documented in `maglev.diff`, and `maglev.reconcile` (`layout`, `actual`, `decide`) converts
+are documented in `maglev.diff`, and `maglev.reconcile` (`desired`, `actual`, `plan`) converts
 to and from them; the codes come from `maglev._diff_codes`, as the compiled engine's do.
 Pure and deterministic; called by the reconciler thread. Keep this file line-for-line with
 `_diff.pyx`: a hypothesis test asserts they agree.

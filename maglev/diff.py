@@ -2,11 +2,11 @@
 
 MAGLEV_REQUIRE_EXTENSIONS=1 turns a missing compiled engine into an ImportError (CI uses it to
 prove the Cython build really loaded). Both engines take and return the same plain data; most
-code should go through `maglev.reconcile` (`layout` and `actual` build these shapes from the
-config and from VPP's tables, `decide` turns the results into plan ops). The codes are defined
+code should go through `maglev.reconcile` (`desired` and `actual` build these shapes from the
+config and from VPP's tables, `plan` turns the results into plan ops). The codes are defined
 once, in `maglev._diff_codes`. Pure functions, called by the reconciler thread.
 
-Shapes. Addresses never enter the engine: `layout` ranks every VIP and every AS address so that
+Shapes. Addresses never enter the engine: `desired` ranks every VIP and every AS address so that
 rank order is the plan order (VIPs: IPv4 before IPv6, numeric address, prefix length, protocol,
 port; ASes: IPv4 before IPv6, numeric address). Arrays are `array.array` with the typecode given.
 

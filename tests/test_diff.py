@@ -26,8 +26,8 @@ from maglev.model import (
     VppSettings,
 )
 from maglev.reconcile import actual as ra
-from maglev.reconcile import decide as rd
-from maglev.reconcile import layout as rl
+from maglev.reconcile import desired as rl
+from maglev.reconcile import plan as rd
 from maglev.vpp.lb import ENCAP_CODE, ActualVip, VipAttrs, VipKey
 from maglev.vpp.ops import (
     AddAs,

@@ -12,8 +12,8 @@ import pytest
 from benchmarks import diff as bench
 from benchmarks.runner import print_result
 from maglev.reconcile import actual as ra
-from maglev.reconcile import decide as rd
-from maglev.reconcile import layout as rl
+from maglev.reconcile import desired as rl
+from maglev.reconcile import plan as rd
 
 RATIO = "cython/python full comparison"
 COMPILED = importlib.util.find_spec("maglev._diff") is not None

@@ -23,8 +23,8 @@ from maglev.model import (
     Protocol,
 )
 from maglev.reconcile import actual as ra
-from maglev.reconcile import decide as rd
-from maglev.reconcile import layout as rl
+from maglev.reconcile import desired as rl
+from maglev.reconcile import plan as rd
 from maglev.vpp.ops import AddAs, CreateVip, SetWeight
 from tests.test_diff import (
     WWW,

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from maglev import _diff_py, diff
 from maglev.model import Config, Frontend, MassFailure
 from maglev.reconcile import actual as ra
-from maglev.reconcile import layout as rl
+from maglev.reconcile import desired as rl
 from tests.test_diff import load_engine
 from tests.test_diff_property import worlds
 

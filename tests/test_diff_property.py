@@ -30,8 +30,8 @@ from maglev.model import (
     VppSettings,
 )
 from maglev.reconcile import actual as ra
-from maglev.reconcile import decide as rd
-from maglev.reconcile import layout as rl
+from maglev.reconcile import desired as rl
+from maglev.reconcile import plan as rd
 from maglev.vpp import lb
 from maglev.vpp.lb import ENCAP_CODE, VipKey
 from maglev.vpp.ops import (

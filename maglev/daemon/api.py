@@ -24,7 +24,7 @@ from maglev.daemon.info import DaemonInfo
 from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
 from maglev.model import Frontend
 from maglev.reconcile import events
-from maglev.reconcile.decide import GuardView
+from maglev.reconcile.plan import GuardView
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.vantage import VantageStatus

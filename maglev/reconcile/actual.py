@@ -20,7 +20,7 @@ from operator import attrgetter, itemgetter
 
 from maglev import diff
 from maglev.model import IPAddress
-from maglev.reconcile.layout import Layout
+from maglev.reconcile.desired import Layout
 from maglev.vpp.lb import ActualVip, AsInfo, VipAttrs, VipInfo, VipKey, actual_from_rows
 from maglev.vpp.ops import CreateVip, DeleteAs, DeleteVip, Op
 

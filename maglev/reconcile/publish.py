@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
-from maglev.reconcile.decide import GuardView, ViewRef, brief, guard_code
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.link import VppLink
+from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
 from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import VantageGuard

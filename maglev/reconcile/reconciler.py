@@ -31,8 +31,8 @@ This module holds the loop, the per-message hot path (probe results, transitions
 install/reload and the writing to VPP. The rest is called from here, on this thread, over the
 state passed in: `backends` (per-config lookups, health machines across a reload, probe
 streams), `actions` (operator actions), `link` (connecting with backoff), `startup` (the gate),
-`vantage` (the vantage guard: canaries, and which drains are held back), `layout`/`actual`/
-`decide` (the engine's input and output), `publish` (events and the snapshot).
+`vantage` (the vantage guard: canaries, and which drains are held back), `desired`/`actual`/
+`plan` (the engine's input and output), `publish` (events and the snapshot).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from maglev.clock import Clock, SystemClock
 from maglev.errors import VppError
 from maglev.health.state import BackendHealth, Phase, Transition
 from maglev.model import Config, ProbeResult, ProbeTarget, UnmanagedPolicy
-from maglev.reconcile import actions, decide, events
+from maglev.reconcile import actions, events
 from maglev.reconcile.actual import RankedActual
 from maglev.reconcile.backends import (
     ProbeControl,
@@ -57,9 +57,9 @@ from maglev.reconcile.backends import (
     phase_rank,
     probe_streams,
 )
-from maglev.reconcile.decide import ViewRef
-from maglev.reconcile.layout import EncodedStates, StateView, build_layout
+from maglev.reconcile.desired import EncodedStates, StateView, build_layout
 from maglev.reconcile.link import VppLink
+from maglev.reconcile.plan import ViewRef, plan_for, preview
 from maglev.reconcile.publish import (
     backend_events,
     frontend_events,
@@ -396,7 +396,7 @@ class Reconciler(Answers):
             self._states = EncodedStates(layout, self.guard.view(StateView(self.health)))
             self._ranked = RankedActual(layout)
         owned = self._owned() if full else set()
-        return decide.plan_for(
+        return plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
             self._ranked,
         )  # fmt: skip
@@ -428,9 +428,7 @@ class Reconciler(Answers):
         if self.actual is None:
             return events.PreviewResult("VPP state unknown (not connected); no plan", ())
         states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
-        plan = decide.preview(
-            self.config, config, states, self.overrides, self.actual, self.removed_vips
-        )
+        plan = preview(self.config, config, states, self.overrides, self.actual, self.removed_vips)
         return events.PreviewResult(plan.summary(), tuple(plan.lines()))
 
     def _apply(self, plan: Plan, now: float) -> bool:

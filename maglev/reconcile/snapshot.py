@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
-from maglev.reconcile.decide import FrontendView, GuardView, ViewRef
 from maglev.reconcile.events import ReloadStatus
+from maglev.reconcile.plan import FrontendView, GuardView, ViewRef
 from maglev.reconcile.vantage import VantageStatus
 from maglev.vpp.lb import VipCounters, VipKey
 

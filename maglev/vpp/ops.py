@@ -3,7 +3,7 @@
 A `Plan` is what the diff decided and what the client will do, in order; it can be printed
 (`Plan.lines()`) or logged (`Plan.summary()`) before anything touches VPP. Each op maps onto
 exactly one lb API call (`maglev.vpp.client` sends them); `record` mirrors the ops that
-succeeded in the record of what VPP has. Built by `maglev.reconcile.decide.make_plan` on the
+succeeded in the record of what VPP has. Built by `maglev.reconcile.plan.make_plan` on the
 reconciler thread; immutable, safe to hand on.
 """
 

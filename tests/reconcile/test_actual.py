@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from maglev.model import Encap, IPAddress
 from maglev.reconcile.actual import ActualTable, RankedActual, prepare_actual_map
-from maglev.reconcile.layout import build_layout
+from maglev.reconcile.desired import build_layout
 from maglev.vpp.lb import ActualVip, VipAttrs, VipKey
 from maglev.vpp.ops import AddAs, CreateVip, DeleteAs, DeleteVip, Op, SetWeight, record
 from tests.test_diff import backends, config, frontend, ip

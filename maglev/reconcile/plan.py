@@ -5,7 +5,7 @@ views the control API shows (state, active pool, per-backend weight and why); `m
 against VPP's ranked tables (all frontends, or those `select` flags) and turns the engine's op
 tuples into `maglev.vpp.ops` ops; `plan_for` is the reconciler's plan for some frontends,
 `preview` the plan a candidate config would cause. The rules themselves live in the engine
-(`maglev.diff`); its inputs are built in `layout` (config) and `actual` (VPP).
+(`maglev.diff`); its inputs are built in `desired` (config) and `actual` (VPP).
 Pure; called by the reconciler thread (an evaluation is immutable, so any thread may read it).
 """
 
@@ -26,7 +26,7 @@ from maglev.model import (
     UnmanagedPolicy,
 )
 from maglev.reconcile.actual import ActualTable, RankedActual, prepare_actual_map
-from maglev.reconcile.layout import (
+from maglev.reconcile.desired import (
     EncodedStates,
     Layout,
     build_layout,

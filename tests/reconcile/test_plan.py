@@ -9,8 +9,8 @@ import pytest
 from maglev import diff
 from maglev.model import Backend, BackendState, Encap, FrontendState, Protocol
 from maglev.reconcile import actual as ra
-from maglev.reconcile import decide as rd
-from maglev.reconcile import layout as rl
+from maglev.reconcile import desired as rl
+from maglev.reconcile import plan as rd
 from maglev.vpp import lb
 from maglev.vpp.lb import AsInfo, VipInfo, VipKey
 from maglev.vpp.ops import CreateVip

@@ -5,7 +5,7 @@ Owns the ranks: `build_layout` turns a `Config` (once per load) into the engine'
 gives frontend keys and addresses order-preserving int ranks with room for keys the config does
 not know; `encode_states`, `EncodedStates` and `encode_overrides` put backend states and
 operator overrides in the engine's per-index arrays. VPP's side of the input is ranked in
-`maglev.reconcile.actual`; the engine's output is read in `maglev.reconcile.decide`.
+`maglev.reconcile.actual`; the engine's output is read in `maglev.reconcile.plan`.
 Pure; called by the reconciler thread (a layout is immutable once built, so any thread may read
 one).
 """
