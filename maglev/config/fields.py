@@ -170,6 +170,21 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def parse_fraction(raw: object, cap: float) -> float | None:
+    """`30%` or a plain number as a fraction; None when it is neither (or NaN). Numbers beyond
+    `cap` come back as `cap` + 1, out of any range the caller allows, because float() of a huge
+    int overflows."""
+    value: float | None = None
+    if isinstance(raw, str) and raw.strip().endswith("%"):
+        try:
+            value = float(raw.strip()[:-1]) / 100
+        except ValueError:
+            value = None
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw) if abs(raw) <= cap else cap + 1.0
+    return None if value is None or value != value else value
+
+
 def format_duration(seconds: float) -> str:
     """The shortest config spelling of a duration (used in messages)."""
     if seconds and seconds < 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from maglev.config import schema
-from maglev.config.fields import Node, format_duration, got, show
+from maglev.config.fields import Node, format_duration, got, parse_fraction, show
 from maglev.config.regexcost import backtracking_risk
 from maglev.model import DEFAULT_PORTS, CheckType, HealthCheck, netns_name_ok
 
@@ -87,15 +87,8 @@ def jitter(node: Node, default: float) -> float:
     raw = node.raw("jitter")
     if raw is None:
         return default
-    value: float | None = None
-    if isinstance(raw, str) and raw.strip().endswith("%"):
-        try:
-            value = float(raw.strip()[:-1]) / 100
-        except ValueError:
-            value = None
-    elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        value = float(raw) if abs(raw) <= 1 else 1.0  # (float() of a huge int overflows)
-    if value is None or value != value:
+    value = parse_fraction(raw, 0.5)
+    if value is None:
         node.add("jitter", f"expected a percentage like 10% or a fraction 0..0.5, {got(raw)}")
         return default
     if not 0 <= value <= 0.5:

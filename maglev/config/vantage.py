@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from maglev.config import schema
-from maglev.config.fields import Node, got, show
+from maglev.config.fields import Node, got, parse_fraction, show
 from maglev.config.validate import check_name, unknown_name
 from maglev.model import Canary, HealthCheck, HealthSettings, IPAddress, VantageSettings
 
@@ -46,15 +46,8 @@ def down_fraction(node: Node, key: str) -> float | None:
     raw = node.raw(key)
     if raw is None:
         return None
-    value: float | None = None
-    if isinstance(raw, str) and raw.strip().endswith("%"):
-        try:
-            value = float(raw.strip()[:-1]) / 100
-        except ValueError:
-            value = None
-    elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        value = float(raw) if abs(raw) <= 2 else 2.0  # (float() of a huge int overflows)
-    if value is None or value != value:
+    value = parse_fraction(raw, 1.0)
+    if value is None:
         node.add(key, f"expected a percentage like 30% or a fraction 0..1, {got(raw)}")
         return None
     if not 0 < value < 1:
