@@ -181,6 +181,11 @@ class DaemonApi:
                 for n, g in sorted(s.mass_failure.items())
                 if n in s.config.frontends
             ],
+            "suppressed_backends": [
+                {"backend": n, "penalty": d.penalty, "until": _ts(d.until)}
+                for n, d in sorted(s.damping.items())
+                if d.suppressed and n in s.config.backends
+            ],
         }
 
     def _frontend_doc(self, s: Snapshot, name: str) -> dict[str, Any]:

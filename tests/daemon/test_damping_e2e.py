@@ -76,6 +76,8 @@ def test_a_flapping_backend_is_held_out_then_returns(daemon: Daemon) -> None:
     assert (metric(daemon, "maglev_backend_damping_penalty") or 0) > 400
     text = daemon.maglevc("show", "backend", "b1").stdout
     assert "flap damping:" in text and "suppressed" in text, text
+    status = daemon.maglevc("show", "status").stdout
+    assert "flap damping  backend b1: suppressed (penalty" in status, status
     table = rows(daemon.maglevc("show", "backends").stdout)
     assert ["b1", ADDRS[0], "tcp", "up (suppressed)"] == table[1][:4], table
     # The penalty decays below reuse: b1 returns on the reconciler's own wake-up.
