@@ -39,11 +39,13 @@ from maglev._diff_codes import (
     R_PANIC,
     R_PAUSED,
     R_STANDBY,
+    R_SUPPRESSED,
     R_UNKNOWN,
     R_ZERO,
     ST_DISABLED,
     ST_DOWN,
     ST_PAUSED,
+    ST_SUPPRESSED,
     ST_UNKNOWN,
     ST_UP,
 )
@@ -53,6 +55,7 @@ cdef int C_ST_UP = _codes.ST_UP
 cdef int C_ST_DOWN = _codes.ST_DOWN
 cdef int C_ST_PAUSED = _codes.ST_PAUSED
 cdef int C_ST_DISABLED = _codes.ST_DISABLED
+cdef int C_ST_SUPPRESSED = _codes.ST_SUPPRESSED
 cdef int C_R_ACTIVE = _codes.R_ACTIVE
 cdef int C_R_OVERRIDE = _codes.R_OVERRIDE
 cdef int C_R_STANDBY = _codes.R_STANDBY
@@ -63,6 +66,7 @@ cdef int C_R_DISABLED = _codes.R_DISABLED
 cdef int C_R_UNKNOWN = _codes.R_UNKNOWN
 cdef int C_R_HELD = _codes.R_HELD
 cdef int C_R_PANIC = _codes.R_PANIC
+cdef int C_R_SUPPRESSED = _codes.R_SUPPRESSED
 cdef int C_MODE_DRAIN = _codes.MODE_DRAIN
 cdef int C_MODE_PANIC = _codes.MODE_PANIC
 cdef int C_GUARD_NONE = _codes.GUARD_NONE
@@ -164,12 +168,15 @@ cdef inline int _mass_failure_guard(
     #   order: ECMP peers with one config and one view keep the same ones) that VPP still
     #   gives a weight at that weight, unflushed, and drains the rest; panic serves every
     #   missing member at its weight; drain decides each backend on its own.
+    # A backend flap damping suppresses (passing its checks, held out) is missing like a down
+    # one here: never healthy, and kept or served like one (its slot is never flushed).
     cdef Py_ssize_t p0 = fe_pool_start[f]
     cdef Py_ssize_t p1 = fe_pool_start[f + 1]
     cdef Py_ssize_t sp = active
     cdef Py_ssize_t p, m, s
     cdef long long members, healthy, value, threshold, need
     cdef int w, mode
+    cdef bint missing
     if sp < 0:
         for p in range(p0, p1):
             for m in range(pool_member_start[p], pool_member_start[p + 1]):
@@ -203,7 +210,8 @@ cdef inline int _mass_failure_guard(
     if mode == C_MODE_PANIC:
         for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
             s = member_slot[m]
-            if member_counted[m] and (reason[s] == C_R_DOWN or reason[s] == C_R_UNKNOWN):
+            missing = reason[s] == C_R_DOWN or reason[s] == C_R_UNKNOWN or reason[s] == C_R_SUPPRESSED
+            if member_counted[m] and missing:
                 w = overrides[s]
                 if w < 0:
                     w = member_weight[m]
@@ -220,7 +228,8 @@ cdef inline int _mass_failure_guard(
     for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
         if need == 0:
             break
-        if mark[s] == sp and current[s] > 0 and (reason[s] == C_R_DOWN or reason[s] == C_R_UNKNOWN):
+        missing = reason[s] == C_R_DOWN or reason[s] == C_R_UNKNOWN or reason[s] == C_R_SUPPRESSED
+        if mark[s] == sp and current[s] > 0 and missing:
             weight[s] = current[s]
             flush[s] = 0
             reason[s] = C_R_HELD
@@ -296,6 +305,8 @@ def compute_desired(topology, states, overrides, current):
             elif st == C_ST_DISABLED:
                 reason[s] = C_R_DISABLED
                 flush[s] = 1
+            elif st == C_ST_SUPPRESSED:
+                reason[s] = C_R_SUPPRESSED
             else:
                 reason[s] = C_R_UNKNOWN
                 known = 0

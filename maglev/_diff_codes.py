@@ -12,6 +12,7 @@ ST_UP = 1
 ST_DOWN = 2
 ST_PAUSED = 3
 ST_DISABLED = 4
+ST_SUPPRESSED = 5  # passing its checks, held out by flap damping (not flushed)
 
 # Why a backend has its weight (output, per slot).
 R_ACTIVE = 0  # up, member of the active pool, configured weight
@@ -24,6 +25,7 @@ R_DISABLED = 6
 R_UNKNOWN = 7
 R_HELD = 8  # not up, kept at its weight in VPP by the mass-failure guard (fail-static)
 R_PANIC = 9  # not up, served at its weight by the mass-failure guard (panic)
+R_SUPPRESSED = 10  # passing, held out by flap damping: weight 0, never flushed
 
 # Frontend aggregate state codes (output).
 FE_UNKNOWN = 0

@@ -39,11 +39,13 @@ from maglev._diff_codes import (
     R_PANIC,
     R_PAUSED,
     R_STANDBY,
+    R_SUPPRESSED,
     R_UNKNOWN,
     R_ZERO,
     ST_DISABLED,
     ST_DOWN,
     ST_PAUSED,
+    ST_SUPPRESSED,
     ST_UNKNOWN,
     ST_UP,
 )
@@ -73,11 +75,13 @@ __all__ = [
     "R_PANIC",
     "R_PAUSED",
     "R_STANDBY",
+    "R_SUPPRESSED",
     "R_UNKNOWN",
     "R_ZERO",
     "ST_DISABLED",
     "ST_DOWN",
     "ST_PAUSED",
+    "ST_SUPPRESSED",
     "ST_UNKNOWN",
     "ST_UP",
     "compute_desired",
@@ -160,6 +164,8 @@ def _mass_failure_guard(
     #   order: ECMP peers with one config and one view keep the same ones) that VPP still
     #   gives a weight at that weight, unflushed, and drains the rest; panic serves every
     #   missing member at its weight; drain decides each backend on its own.
+    # A backend flap damping suppresses (passing its checks, held out) is missing like a down
+    # one here: never healthy, and kept or served like one (its slot is never flushed).
     p0 = fe_pool_start[f]
     p1 = fe_pool_start[f + 1]
     sp = active
@@ -196,7 +202,8 @@ def _mass_failure_guard(
     if mode == MODE_PANIC:
         for m in range(pool_member_start[sp], pool_member_start[sp + 1]):
             s = member_slot[m]
-            if member_counted[m] and (reason[s] == R_DOWN or reason[s] == R_UNKNOWN):
+            missing = reason[s] == R_DOWN or reason[s] == R_UNKNOWN or reason[s] == R_SUPPRESSED
+            if member_counted[m] and missing:
                 w = overrides[s]
                 if w < 0:
                     w = member_weight[m]
@@ -213,7 +220,8 @@ def _mass_failure_guard(
     for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
         if need == 0:
             break
-        if mark[s] == sp and current[s] > 0 and (reason[s] == R_DOWN or reason[s] == R_UNKNOWN):
+        missing = reason[s] == R_DOWN or reason[s] == R_UNKNOWN or reason[s] == R_SUPPRESSED
+        if mark[s] == sp and current[s] > 0 and missing:
             weight[s] = current[s]
             flush[s] = 0
             reason[s] = R_HELD
@@ -277,6 +285,8 @@ def compute_desired(topology: Any, states: Any, overrides: Any, current: Any) ->
             elif st == ST_DISABLED:
                 reason[s] = R_DISABLED
                 flush[s] = 1
+            elif st == ST_SUPPRESSED:
+                reason[s] = R_SUPPRESSED
             else:
                 reason[s] = R_UNKNOWN
                 known = 0

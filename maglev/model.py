@@ -123,6 +123,20 @@ class VppSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FlapDamping:
+    """`healthchecks.NAME.flap-damping`, as BGP route-flap damping (RFC 2439): each down
+    transition adds `penalty`, which halves every `half_life` seconds; above `suppress` the
+    backend is held out (weight 0, not flushed) even while its checks pass, until the penalty
+    decays below `reuse`, or `max_suppress` seconds of suppression at most."""
+
+    penalty: float = 1000.0
+    half_life: float = 30.0
+    suppress: float = 2000.0
+    reuse: float = 750.0
+    max_suppress: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class HealthCheck:
     """One named health check. Fields that do not apply to `type` keep their defaults."""
 
@@ -162,6 +176,7 @@ class HealthCheck:
     # (name, value) pairs sorted by name: added to the child's minimal environment (a tuple,
     # not a dict, so the check stays hashable and comparable on reload)
     environment: tuple[tuple[str, str], ...] = ()
+    flap_damping: FlapDamping | None = None  # None: off
 
 
 @dataclass(frozen=True, slots=True)

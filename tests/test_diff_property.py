@@ -115,6 +115,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
         )
     config = Config(VppSettings(), {}, backends, frontends)
     states = draw(st.dictionaries(pick_name, _STATE))
+    suppressed = draw(st.sets(pick_name))  # flap damping: ST_SUPPRESSED where up
     overrides = draw(
         st.dictionaries(
             st.tuples(st.sampled_from([*frontends, "gone"]), pick_name), _OVERRIDE, max_size=4
@@ -142,6 +143,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "config": config,
         "states": states,
+        "suppressed": suppressed,
         "overrides": overrides,
         "actual": actual,
         "owned": owned,
@@ -151,7 +153,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
 
 def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any, Any]:
     layout = rl.build_layout(w["config"])
-    sts = rl.encode_states(layout, w["states"])
+    sts = rl.encode_states(layout, w["states"], w["suppressed"])
     ovs = rl.encode_overrides(layout, w["overrides"])
     table = ra.prepare_actual_map(layout, w["actual"])
     owned = array("b", [int(k in w["owned"]) for k in table.vip_ids])
@@ -218,7 +220,7 @@ def test_twins_agree_and_the_plan_yields_the_desired_table(w: dict[str, Any]) ->
 
     layout = rl.build_layout(w["config"])
     table = ra.prepare_actual_map(layout, w["actual"])
-    ev = rd.evaluate(layout, w["states"], w["overrides"], table=table)
+    ev = rd.evaluate(layout, w["states"], w["overrides"], table=table, suppressed=w["suppressed"])
     selected = None if w["selected"] is None else rd.select(layout, w["selected"])
     plan = rd.make_plan(ev, table, frozenset(w["owned"]), selected)
     before: Table = {

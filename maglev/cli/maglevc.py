@@ -191,7 +191,9 @@ def _backends_table(rows: list[dict[str, Any]]) -> str:
                 r["name"],
                 r["address"],
                 r.get("healthcheck") or "-",
-                r["state"],
+                f"{r['state']} (suppressed)"
+                if (r.get("damping") or {}).get("suppressed")
+                else r["state"],
                 r["enabled"],
                 last(r),
             ]
@@ -201,8 +203,10 @@ def _backends_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _backend_detail(r: dict[str, Any]) -> str:
-    head = {k: v for k, v in r.items() if k not in ("transitions", "last_probe")}
+    head = {k: v for k, v in r.items() if k not in ("transitions", "last_probe", "damping")}
     out = render_kv(head)
+    if r.get("damping"):
+        out += "\n\nflap damping:\n" + render_kv(r["damping"], indent=2)
     if r.get("last_probe"):
         out += "\n\nlast probe:\n" + render_kv(r["last_probe"], indent=2)
     if r.get("transitions"):

@@ -56,8 +56,14 @@ def guard_text(g: dict[str, Any]) -> str:
 
 
 def status_text(doc: dict[str, Any]) -> str:
-    """`show status`: a line first for each frontend under its mass-failure guard, then the rest."""
+    """`show status`: a line first for each frontend under its mass-failure guard and each
+    backend flap damping suppresses, then the rest."""
     guards = doc.get("mass_failure_guard") or []
     lines = [f"mass-failure guard  frontend {g['frontend']}: {guard_text(g)}" for g in guards]
-    head = {k: v for k, v in doc.items() if k != "mass_failure_guard"}
+    lines += [
+        f"flap damping  backend {d['backend']}: suppressed (penalty {d['penalty']:.0f})"
+        f" until {d['until'] or '-'}"
+        for d in doc.get("suppressed_backends") or []
+    ]
+    head = {k: v for k, v in doc.items() if k not in ("mass_failure_guard", "suppressed_backends")}
     return "\n".join([*lines, render_kv(head)])

@@ -14,7 +14,7 @@ import re
 from maglev.config import schema
 from maglev.config.fields import Node, format_duration, got, parse_fraction, show
 from maglev.config.regexcost import backtracking_risk
-from maglev.model import DEFAULT_PORTS, CheckType, HealthCheck, netns_name_ok
+from maglev.model import DEFAULT_PORTS, CheckType, FlapDamping, HealthCheck, netns_name_ok
 
 CHECK_TYPES = {t.value: t for t in CheckType}
 
@@ -57,6 +57,7 @@ def healthcheck(name: str, node: Node) -> HealthCheck | None:
         "netns": netns(node),
         "source_ip4": node.address("source-ip4", 4),
         "source_ip6": node.address("source-ip6", 6),
+        "flap_damping": flap_damping(node),
     }
     if ctype is CheckType.TCP:
         fields.update(send=node.text("send", None), expect=reply_regex(node, "expect"))
@@ -95,6 +96,37 @@ def jitter(node: Node, default: float) -> float:
         node.add("jitter", f"{show(raw)} is not in 0..0.5 (0%..50%)")
         return default
     return value
+
+
+def flap_damping(node: Node) -> FlapDamping | None:
+    """`flap-damping`: absent, off; a mapping (`{}`: the defaults), on."""
+    if not node.has("flap-damping"):
+        return None
+    fd = node.child("flap-damping")
+    if fd is None:  # not a mapping: reported
+        return None
+    fd.check_keys(schema.FLAP_DAMPING)
+    d = FlapDamping()
+    penalty = fd.integer("penalty", int(d.penalty), 1, 1_000_000)
+    suppress = fd.integer("suppress", int(d.suppress), 1, 1_000_000_000)
+    reuse = fd.integer("reuse", int(d.reuse), 1, 1_000_000_000)
+    half_life = fd.duration("half-life", d.half_life)
+    max_suppress = fd.duration("max-suppress", d.max_suppress)
+    if reuse >= suppress:
+        fd.add("reuse", f"{reuse} must be less than suppress ({suppress})")
+    if max_suppress < half_life:
+        fd.add(
+            "max-suppress",
+            f"{format_duration(max_suppress)} is shorter than half-life"
+            f" {format_duration(half_life)}",
+        )
+    return FlapDamping(
+        penalty=float(penalty),
+        half_life=half_life,
+        suppress=float(suppress),
+        reuse=float(reuse),
+        max_suppress=max_suppress,
+    )
 
 
 def netns(node: Node) -> str | None:

@@ -40,7 +40,10 @@ HEALTHCHECK_COMMON = (
     "netns",
     "source-ip4",
     "source-ip6",
+    "flap-damping",
 )
+
+FLAP_DAMPING = ("penalty", "half-life", "suppress", "reuse", "max-suppress")
 
 _HTTP = ("port", "path", "host", "method", "expect-status", "expect-body")
 

@@ -69,6 +69,20 @@ def vantage_doc(v: VantageStatus) -> dict[str, Any]:
 
 
 HELD = "vantage guard"
+
+
+def damping_doc(s: Snapshot, name: str) -> dict[str, Any] | None:
+    """A backend's flap damping (None: its healthcheck has none); `until`: when it returns."""
+    b = s.config.backends[name]
+    hc = s.config.healthchecks.get(b.healthcheck) if b.healthcheck else None
+    if hc is None or hc.flap_damping is None:
+        return None
+    d = s.damping.get(name)
+    if d is None:
+        return {"penalty": 0.0, "suppressed": False, "until": None}
+    return {"penalty": d.penalty, "suppressed": d.suppressed, "until": _ts(d.until)}
+
+
 """What a backend doc names as holding its drain (`drain_held_by`)."""
 
 
@@ -167,6 +181,11 @@ class DaemonApi:
                 for n, g in sorted(s.mass_failure.items())
                 if n in s.config.frontends
             ],
+            "suppressed_backends": [
+                {"backend": n, "penalty": d.penalty, "until": _ts(d.until)}
+                for n, d in sorted(s.damping.items())
+                if d.suppressed and n in s.config.backends
+            ],
         }
 
     def _frontend_doc(self, s: Snapshot, name: str) -> dict[str, Any]:
@@ -232,6 +251,7 @@ class DaemonApi:
             "counter": st.counter if st else 0,
             "frontends": [n for n, fe in s.config.frontends.items() if name in fe.backend_names()],
             "drain_held_by": HELD if name in s.vantage.held else None,
+            "damping": damping_doc(s, name),
             "last_probe": None
             if p is None
             else {

@@ -195,8 +195,29 @@ class MaglevCollector:
         )  # fmt: skip
         yield GaugeMetricFamily("maglev_probe_streams", "probe streams", value=float(stats.streams))
         yield from self._vantage(s)
+        yield from self._damping(s)
         yield from self._vip_counters(s)
         yield from self._lb_errors()
+
+    def _damping(self, s: Snapshot) -> Iterator[Any]:
+        """Flap damping of each backend whose healthcheck has it (0 when it never flapped)."""
+        pen = GaugeMetricFamily(
+            "maglev_backend_damping_penalty", "the backend's flap-damping penalty",
+            labels=["backend"],
+        )  # fmt: skip
+        sup = GaugeMetricFamily(
+            "maglev_backend_suppressed", "1 while flap damping holds the backend out",
+            labels=["backend"],
+        )  # fmt: skip
+        checks = s.config.healthchecks
+        for name, b in s.config.backends.items():
+            hc = checks.get(b.healthcheck) if b.healthcheck else None
+            if hc is None or hc.flap_damping is None:
+                continue
+            d = s.damping.get(name)
+            pen.add_metric([name], d.penalty if d else 0.0)
+            sup.add_metric([name], 1.0 if d and d.suppressed else 0.0)
+        yield from (pen, sup)
 
     def _vantage(self, s: Snapshot) -> Iterator[Any]:
         v = s.vantage

@@ -22,6 +22,7 @@ probe decides.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import deque
 from dataclasses import dataclass
@@ -53,6 +54,15 @@ class Transition:
 
 
 _PROBING = (BackendState.UNKNOWN, BackendState.UP, BackendState.DOWN)
+
+
+def _same_probe(a: HealthCheck | None, b: HealthCheck | None) -> bool:
+    """Whether two checks probe alike (their `flap_damping` aside: the reconciler's rule)."""
+    if a == b:
+        return True
+    if a is None or b is None:
+        return False
+    return dataclasses.replace(a, flap_damping=None) == dataclasses.replace(b, flap_damping=None)
 
 
 class BackendHealth:
@@ -199,15 +209,16 @@ class BackendHealth:
     ) -> BackendHealth:
         """The machine for this backend under a new config (self or a successor).
 
-        Same address and same healthcheck (equal values): this very machine, state and counter
-        kept. Another address is another host: a fresh machine. Same address with another check:
+        Same address and same healthcheck (equal values, flap damping aside): this very machine,
+        state and counter kept. Another address is another host: a fresh machine. Same address with another check:
         a fresh machine, except that a backend that was down starts down (counter 0, so it needs
         `rise` successes): a reload must never bring a failed backend back into service. Operator
         states (paused, disabled by an operator) survive either way, as does the history.
         """
         same_host = address == self.address
-        if same_host and check == self.check:
+        if same_host and _same_probe(check, self.check):
             nxt = self
+            nxt.check = check  # flap damping may differ: it is not the machine's concern
         else:
             nxt = BackendHealth(self.name, address, check, True, self._history.maxlen or HISTORY)
             nxt._history.extend(self._history)

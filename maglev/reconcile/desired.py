@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
@@ -221,14 +221,27 @@ def build_layout(config: Config) -> Layout:
     )
 
 
-def encode_states(layout: Layout, states: Mapping[str, BackendState]) -> array[int]:
-    """State code per engine backend index; missing -> unknown; `enabled: false` -> disabled."""
+def state_code(state: BackendState, enabled: bool, suppressed: bool) -> int:
+    """The engine's code for one backend: `enabled: false` -> disabled; up while flap damping
+    suppresses it -> suppressed (held out, never flushed); else its state's."""
+    if not enabled:
+        return diff.ST_DISABLED
+    if suppressed and state is BackendState.UP:
+        return diff.ST_SUPPRESSED
+    return STATE_CODE[state]
+
+
+def encode_states(
+    layout: Layout, states: Mapping[str, BackendState], suppressed: Container[str] = ()
+) -> array[int]:
+    """State code per engine backend index; missing -> unknown; `enabled: false` -> disabled;
+    up and named in `suppressed` (by flap damping) -> suppressed."""
     backends = layout.config.backends
     unknown = BackendState.UNKNOWN
     return array(
         "b",
         [
-            STATE_CODE[states.get(n, unknown)] if backends[n].enabled else diff.ST_DISABLED
+            state_code(states.get(n, unknown), backends[n].enabled, n in suppressed)
             for n in layout.backend_names
         ],
     )
@@ -272,13 +285,19 @@ class EncodedStates:
     Encoding all states for every pass costs O(backends) of Python; a transition changes one.
     """
 
-    def __init__(self, layout: Layout, states: Mapping[str, BackendState]) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        states: Mapping[str, BackendState],
+        suppressed: Container[str] = (),
+    ) -> None:
         self.layout = layout
-        self.codes = encode_states(layout, states)
+        self.codes = encode_states(layout, states, suppressed)
+        self.suppressed = suppressed  # read through: flap damping's live set
         self._index = {n: i for i, n in enumerate(layout.backend_names)}
         self._enabled = {n: layout.config.backends[n].enabled for n in layout.backend_names}
 
     def update(self, name: str, state: BackendState) -> None:
         i = self._index.get(name)
         if i is not None:
-            self.codes[i] = STATE_CODE[state] if self._enabled[name] else diff.ST_DISABLED
+            self.codes[i] = state_code(state, self._enabled[name], name in self.suppressed)

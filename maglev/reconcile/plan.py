@@ -12,7 +12,7 @@ Pure; called by the reconciler thread (an evaluation is immutable, so any thread
 from __future__ import annotations
 
 from array import array
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -49,6 +49,7 @@ _REASON_TEXT = {
     diff.R_UNKNOWN: "unknown",
     diff.R_HELD: "held: mass-failure guard (fail-static)",
     diff.R_PANIC: "panic: mass-failure guard",
+    diff.R_SUPPRESSED: "suppressed: flap damping",
 }
 
 
@@ -147,12 +148,14 @@ def evaluate(
     overrides: Mapping[tuple[str, str], int] | None = None,
     engine: ModuleType | None = None,
     table: ActualTable | None = None,
+    suppressed: Container[str] = (),
 ) -> Evaluation:
     """Run the engine (`engine`: a twin picked explicitly, default the selected one) against
-    VPP's ranked tables (`table`; None: VPP has nothing, so the guard can keep nothing)."""
+    VPP's ranked tables (`table`; None: VPP has nothing, so the guard can keep nothing);
+    `suppressed` names the backends flap damping holds out."""
     desired = diff.compute_desired(
         layout.topology,
-        encode_states(layout, states),
+        encode_states(layout, states, suppressed),
         encode_overrides(layout, overrides or {}),
         layout.no_overrides
         if table is None
@@ -299,8 +302,9 @@ def preview(
     overrides: Mapping[tuple[str, str], int],
     actual: Mapping[VipKey, ActualVip],
     removed_vips: set[VipKey],
+    suppressed: Container[str] = (),
 ) -> Plan:
-    """The full plan `candidate` would cause now.
+    """The full plan `candidate` would cause now (`suppressed`: held out by flap damping).
 
     Backends that keep their address and healthcheck keep their current state; others start as
     they would after a reload (unknown; disabled when not enabled; up without a healthcheck).
@@ -317,7 +321,7 @@ def preview(
             cand_states[name] = BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
     layout = build_layout(candidate)
     table = prepare_actual_map(layout, actual)
-    ev = evaluate(layout, cand_states, overrides, table=table)
+    ev = evaluate(layout, cand_states, overrides, table=table, suppressed=suppressed)
     named = set(layout.keys.values())
     removed = {frontend_key(fe) for fe in current.frontends.values()} - named
     owned = removed | removed_vips

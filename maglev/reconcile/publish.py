@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from maglev.clock import Clock
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
+from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
@@ -60,6 +62,10 @@ class SnapshotSource(Protocol):
     def reloads(self) -> dict[str, int]: ...
     @property
     def guard(self) -> VantageGuard: ...
+    @property
+    def damping(self) -> Damping: ...
+    @property
+    def clock(self) -> Clock: ...
 
 
 def refresh_statuses(
@@ -106,6 +112,7 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         reloads_ok=src.reloads["ok"],
         reloads_rejected=src.reloads["rejected"],
         vantage=src.guard.status(),
+        damping=src.damping.status(src.clock.monotonic(), src.clock.wall()),
     )
 
 

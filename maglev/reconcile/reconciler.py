@@ -41,7 +41,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from maglev.clock import Clock, SystemClock
@@ -57,6 +57,7 @@ from maglev.reconcile.backends import (
     phase_rank,
     probe_streams,
 )
+from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates, StateView, build_layout
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import ViewRef, plan_for, preview
@@ -148,6 +149,8 @@ class Reconciler(Answers):
         self._phase_news: dict[ProbeTarget, Phase] = {}  # for the scheduler, once per turn
         self._said: list[Transition] = []  # transitions not yet logged and published
         self.guard = VantageGuard(self.clock)  # health.vantage: may hold drains back
+        self.damping = Damping()  # healthchecks' flap-damping: may hold backends out
+        self._damp_said: list[DampingChange] = []  # told after the transitions
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -205,6 +208,8 @@ class Reconciler(Answers):
         elif self.config.vpp.lb.counters_interval > 0:
             deadlines.append(self.next_counters)
         deadlines.extend(self.gate.deadlines(self.config))
+        if (reuse := self.damping.deadline()) is not None:
+            deadlines.append(reuse)  # a suppressed backend returns then
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
@@ -253,6 +258,8 @@ class Reconciler(Answers):
 
     def _transition(self, t: Transition) -> None:
         self._touched.add(t.backend)
+        if (damped := self.damping.note(t)) is not None:
+            self._damped([damped])
         state = self.guard.note(t) if self.guard.on else t.new  # a held drain: still up
         if self._states is not None and self._states.layout.config is self.config:
             self._states.update(t.backend, state)
@@ -264,12 +271,22 @@ class Reconciler(Answers):
         changes, and their frontends get a pass (a release's pending drains: one pass)."""
         if change is None:
             return
+        self._restate(change.backends)
+        self.publish(change.event())
+
+    def _damped(self, changes: list[DampingChange]) -> None:
+        """Flap damping suppressed or returned these backends (told after the transitions)."""
+        if changes:
+            self._restate(c.backend for c in changes)
+            self._damp_said.extend(changes)
+
+    def _restate(self, names: Iterable[str]) -> None:
+        """Re-encode the engine input of these backends; their frontends get a pass."""
         live = self._states is not None and self._states.layout.config is self.config
-        for name in change.backends:
+        for name in names:
             if live and self._states is not None and (h := self.health.get(name)) is not None:
                 self._states.update(name, self.guard.present(name, h.state))
             self.dirty.update(self._fe_of.get(name, ()))
-        self.publish(change.event())
 
     def _tell(self) -> None:
         """Count, log and publish this turn's transitions so far; deferred until VPP has been
@@ -277,6 +294,9 @@ class Reconciler(Answers):
         if self._said:
             said, self._said = self._said, []
             backend_events(said, self._fe_of, self.tally, self.publish)
+        if self._damp_said:
+            damp, self._damp_said = self._damp_said, []
+            tell(damp, self.publish, self.clock.wall() - self.clock.monotonic())
 
     # --- config -----------------------------------------------------------------------------
 
@@ -288,6 +308,7 @@ class Reconciler(Answers):
         self.config = config
         self._index()
         self._guarded(self.guard.configure(config, new, now))
+        self._damped(self.damping.configure(config, now))  # penalties kept per healthcheck
         self._bstatus = {}
         self._touched = set(new)
         self.overrides = actions.kept_overrides(self.overrides, config)
@@ -325,6 +346,7 @@ class Reconciler(Answers):
 
     def _write(self, now: float) -> None:
         self._guarded(self.guard.evaluate(now, self.health))  # before any weight is written
+        self._damped(self.damping.expire(now))  # suppressions over: those backends return
         if self.link.dropped:
             self._lost("connection closed", now)
         if not self._connect(now):
@@ -393,7 +415,8 @@ class Reconciler(Answers):
         assert self.actual is not None
         if self._states is None or self._states.layout.config is not self.config:
             layout = build_layout(self.config)
-            self._states = EncodedStates(layout, self.guard.view(StateView(self.health)))
+            view = self.guard.view(StateView(self.health))
+            self._states = EncodedStates(layout, view, self.damping.suppressed)
             self._ranked = RankedActual(layout)
         owned = self._owned() if full else set()
         return plan_for(
@@ -428,7 +451,10 @@ class Reconciler(Answers):
         if self.actual is None:
             return events.PreviewResult("VPP state unknown (not connected); no plan", ())
         states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
-        plan = preview(self.config, config, states, self.overrides, self.actual, self.removed_vips)
+        plan = preview(
+            self.config, config, states, self.overrides, self.actual, self.removed_vips,
+            self.damping.suppressed,
+        )  # fmt: skip
         return events.PreviewResult(plan.summary(), tuple(plan.lines()))
 
     def _apply(self, plan: Plan, now: float) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
+from maglev.reconcile.damping import DampingStatus
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.plan import FrontendView, GuardView, ViewRef
 from maglev.reconcile.vantage import VantageStatus
@@ -92,6 +93,7 @@ class Snapshot:
     reloads_rejected: int = 0
     vantage: VantageStatus = field(default_factory=VantageStatus)  # the vantage guard
     mass_failure: Mapping[str, GuardView] = field(default_factory=dict)  # guard active
+    damping: Mapping[str, DampingStatus] = field(default_factory=dict)  # flap damping, by backend
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:

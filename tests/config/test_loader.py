@@ -224,6 +224,7 @@ def test_the_documented_example_uses_every_key() -> None:
         *schema.VPP,
         *schema.LB,
         *schema.HEALTHCHECK_COMMON,
+        *schema.FLAP_DAMPING,
         *schema.BACKEND,
         *schema.FRONTEND,
         *schema.POOL,
