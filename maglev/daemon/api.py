@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -70,6 +70,13 @@ def vantage_doc(v: VantageStatus) -> dict[str, Any]:
 
 HELD = "vantage guard"
 """What a backend doc names as holding its drain (`drain_held_by`)."""
+
+
+def _ramp_doc(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A backend's slow-start ramp in a frontend: {step, steps, weight, until} (None: none)."""
+    if doc is None:
+        return None
+    return {**doc, "until": round(doc["until"], 3)}
 
 
 def guard_doc(fe: Frontend, g: GuardView | None) -> dict[str, Any]:
@@ -189,6 +196,7 @@ class DaemonApi:
                         "configured_weight": m.weight,
                         "override": s.overrides.get((name, m.backend)),
                         "effective_weight": bv.weight if bv else None,
+                        "slow_start": _ramp_doc(s.slow_start.get((name, m.backend))),
                         "reason": (bv.reason if bv else "held: startup (not yet released)")
                         + (f" (down: drain held by the {HELD})" if m.backend in held else ""),
                     }
@@ -232,6 +240,9 @@ class DaemonApi:
             "counter": st.counter if st else 0,
             "frontends": [n for n, fe in s.config.frontends.items() if name in fe.backend_names()],
             "drain_held_by": HELD if name in s.vantage.held else None,
+            "slow_start": {
+                fe: _ramp_doc(doc) for (fe, be), doc in s.slow_start.items() if be == name
+            },
             "last_probe": None
             if p is None
             else {

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from maglev.clock import Clock
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
+from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import VantageGuard
@@ -32,6 +34,10 @@ class SnapshotSource(Protocol):
 
     @property
     def config(self) -> Config: ...
+    @property
+    def ramps(self) -> Ramps: ...
+    @property
+    def clock(self) -> Clock: ...
     @property
     def views(self) -> Mapping[str, ViewRef]: ...
     @property
@@ -106,6 +112,9 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         reloads_ok=src.reloads["ok"],
         reloads_rejected=src.reloads["rejected"],
         vantage=src.guard.status(),
+        slow_start=MappingProxyType(
+            src.ramps.docs(config, src.overrides, src.clock.monotonic(), src.clock.wall())
+        ),
     )
 
 

@@ -68,6 +68,7 @@ from maglev.reconcile.publish import (
     refresh_statuses,
 )
 from maglev.reconcile.requests import Answers
+from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
@@ -148,6 +149,7 @@ class Reconciler(Answers):
         self._phase_news: dict[ProbeTarget, Phase] = {}  # for the scheduler, once per turn
         self._said: list[Transition] = []  # transitions not yet logged and published
         self.guard = VantageGuard(self.clock)  # health.vantage: may hold drains back
+        self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -187,6 +189,7 @@ class Reconciler(Answers):
                 self._handle(msg, now)
         self._apply_results(results, now)
         self._release(now)
+        self.dirty.update(self.ramps.tick(now))
         self._write(now)
         self._refresh_counters(now)
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
@@ -205,6 +208,8 @@ class Reconciler(Answers):
         elif self.config.vpp.lb.counters_interval > 0:
             deadlines.append(self.next_counters)
         deadlines.extend(self.gate.deadlines(self.config))
+        if (ramp_step := self.ramps.next_at()) is not None:
+            deadlines.append(ramp_step)
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
@@ -256,7 +261,9 @@ class Reconciler(Answers):
         state = self.guard.note(t) if self.guard.on else t.new  # a held drain: still up
         if self._states is not None and self._states.layout.config is self.config:
             self._states.update(t.backend, state)
-        self.dirty.update(self._fe_of.get(t.backend, ()))
+        fes = self._fe_of.get(t.backend, ())
+        self.dirty.update(fes)
+        self.ramps.on_transition(t, self.config, fes, self._serving, self.actual, t.at)
         self._said.append(t)  # logged and published once VPP has been written (`_tell`)
 
     def _guarded(self, change: GuardChange | None) -> None:
@@ -280,10 +287,15 @@ class Reconciler(Answers):
 
     # --- config -----------------------------------------------------------------------------
 
+    def _serving(self, name: str) -> bool:
+        """Whether a frontend has been programmed (slow start never ramps a first programming)."""
+        return name in self.views and name in self.gate.released
+
     def _install_config(self, config: Config, now: float) -> None:
         new, removed = carry_health(self.health, config, now)
         for t in removed:
             self._transition(t)
+        self.ramps.reloaded(self.config, config, self._serving, new, self.actual, now)
         self.health = new
         self.config = config
         self._index()
@@ -398,7 +410,7 @@ class Reconciler(Answers):
         owned = self._owned() if full else set()
         return plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
-            self._ranked,
+            self._ranked, self.ramps.encode(self._states.layout),
         )  # fmt: skip
 
     def _pass(self, only: set[str] | None, now: float) -> bool:
