@@ -263,7 +263,8 @@ class Reconciler(Answers):
             self._states.update(t.backend, state)
         fes = self._fe_of.get(t.backend, ())
         self.dirty.update(fes)
-        self.ramps.on_transition(t, self.config, fes, self._serving, self.actual, t.at)
+        if state is t.new:  # a drain the vantage guard holds keeps its ramp
+            self.ramps.on_transition(t, self.config, fes, self._serving, self.actual, t.at)
         self._said.append(t)  # logged and published once VPP has been written (`_tell`)
 
     def _guarded(self, change: GuardChange | None) -> None:

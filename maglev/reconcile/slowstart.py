@@ -56,6 +56,8 @@ def step_weights(weight: int, ramp: SlowStart) -> list[int]:
 
 def step_time(start: float, ramp: SlowStart, step: int) -> float:
     """When step `step` (1..steps) begins: step 1 at `start`, the last at `start + duration`."""
+    if step >= ramp.steps:  # exactly: duration * (n-1) / (n-1) may round past duration
+        return start + ramp.duration
     return start + ramp.duration * (step - 1) / (ramp.steps - 1)
 
 

@@ -58,6 +58,14 @@ def test_step_times_on_a_manual_clock() -> None:
     assert position(start, r, start + 1e9) == (4, None)
 
 
+@pytest.mark.parametrize("duration", [630.6335818615531, 0.3, 1e-3, 86400.0])
+@pytest.mark.parametrize("steps", [2, 3, 13, 14, 100])
+def test_full_weight_exactly_at_start_plus_duration(duration: float, steps: int) -> None:
+    r = SlowStart(duration, steps)
+    assert position(5.0, r, 5.0 + duration) == (steps, None)
+    assert step_time(5.0, r, steps) == 5.0 + duration
+
+
 def test_position_agrees_with_step_time_at_awkward_floats() -> None:
     r = SlowStart(0.3, 7)
     for k in range(1, 8):
