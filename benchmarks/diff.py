@@ -98,7 +98,8 @@ def _full(engine: ModuleType, layout: rl.Layout, table: ra.ActualTable, st: Any,
     owned = array("b", bytes(len(table.vip_ids)))
     selected = array("b", [1]) * len(layout.frontends)
     current = engine.current_weights(layout.topology, table.actual)
-    desired = engine.compute_desired(layout.topology, st, ov, current)
+    ramp = array("i", [1000]) * len(layout.topology.slot_as)  # no slot ramps (PERMILLE)
+    desired = engine.compute_desired(layout.topology, st, ov, current, ramp)
     return engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
 
 

@@ -347,6 +347,9 @@ def _answer_problem(req: faultgen.RawRequest, status: int | None, raw: bytes) ->
         return None  # a close without an answer is allowed for garbage; a hang raises instead
     if status >= 500 or status < 100:
         return f"HTTP {status} for {req.kind} request {req.data[:120]!r}"
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    if status == 200 and b"content-type: text/event-stream" in head:
+        return None  # an odd but acceptable query (`?%`) opened the event stream: not JSON
     try:
         body = _json_body(raw)
     except ValueError:

@@ -31,6 +31,7 @@ from maglev._diff_codes import (
     OP_DELETE_VIP,
     OP_SET_WEIGHT,
     PERCENT,
+    PERMILLE,
     R_ACTIVE,
     R_DISABLED,
     R_DOWN,
@@ -38,6 +39,7 @@ from maglev._diff_codes import (
     R_OVERRIDE,
     R_PANIC,
     R_PAUSED,
+    R_SLOW_START,
     R_STANDBY,
     R_SUPPRESSED,
     R_UNKNOWN,
@@ -67,6 +69,8 @@ cdef int C_R_UNKNOWN = _codes.R_UNKNOWN
 cdef int C_R_HELD = _codes.R_HELD
 cdef int C_R_PANIC = _codes.R_PANIC
 cdef int C_R_SUPPRESSED = _codes.R_SUPPRESSED
+cdef int C_R_SLOW_START = _codes.R_SLOW_START
+cdef long long C_PERMILLE = _codes.PERMILLE
 cdef int C_MODE_DRAIN = _codes.MODE_DRAIN
 cdef int C_MODE_PANIC = _codes.MODE_PANIC
 cdef int C_GUARD_NONE = _codes.GUARD_NONE
@@ -237,7 +241,18 @@ cdef inline int _mass_failure_guard(
     return C_GUARD_HOLD
 
 
-def compute_desired(topology, states, overrides, current):
+cdef inline int _slow_start(long long w, long long permille) noexcept:
+    """The weight a slot of weight `w` > 0 may have `permille`/1000 into its slow-start ramp."""
+    # A backend that comes back (or is added to a serving frontend) at once at full weight gets
+    # its whole share of new flows at once, cold caches and all: as HAProxy's slowstart and
+    # Envoy's slow start mode do, it enters at a share of its weight, raised step by step (the
+    # reconciler owns the clock and the steps; this is the cap). Never below 1: a ramping
+    # backend serves; monotone in `permille`, and PERMILLE is the full weight.
+    cdef long long c = w * permille // C_PERMILLE
+    return <int>c if c > 1 else 1
+
+
+def compute_desired(topology, states, overrides, current, ramp):
     """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i',
     fe_guard 'b', fe_guard_counts 'i')."""
     cdef const long long[:] fe_vip = topology[0]
@@ -254,6 +269,7 @@ def compute_desired(topology, states, overrides, current):
     cdef const signed char[:] st_of = states
     cdef const int[:] ovr = overrides
     cdef const int[:] cur = current
+    cdef const int[:] rmp = ramp
     cdef Py_ssize_t nfe = fe_vip.shape[0]
     cdef Py_ssize_t nslots = slot_as.shape[0]
     cdef array.array weight_a = array.clone(_INT, nslots, zero=True)
@@ -324,6 +340,9 @@ def compute_desired(topology, states, overrides, current):
                     else:
                         w = member_weight[m]
                         reason[s] = C_R_ACTIVE if w > 0 else C_R_ZERO
+                    if w > 0 and rmp[s] < C_PERMILLE:
+                        w = _slow_start(w, rmp[s])
+                        reason[s] = C_R_SLOW_START
                     weight[s] = w
         else:
             fe_state[f] = C_FE_DOWN if known else C_FE_UNKNOWN

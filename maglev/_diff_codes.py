@@ -26,6 +26,7 @@ R_UNKNOWN = 7
 R_HELD = 8  # not up, kept at its weight in VPP by the mass-failure guard (fail-static)
 R_PANIC = 9  # not up, served at its weight by the mass-failure guard (panic)
 R_SUPPRESSED = 10  # passing, held out by flap damping: weight 0, never flushed
+R_SLOW_START = 11  # up, active pool, weight capped by its slow-start ramp
 
 # Frontend aggregate state codes (output).
 FE_UNKNOWN = 0
@@ -42,6 +43,9 @@ GUARD_NONE = 0
 GUARD_HOLD = 1  # fail-static: health may not take the pool below its threshold
 GUARD_PANIC = 2
 PERCENT = 10000  # a min-healthy percentage is given in hundredths of a percent: 100% = PERCENT
+
+# A slot's slow-start ramp (input, per slot): the share of its weight it may have, per mille.
+PERMILLE = 1000  # no ramp: the full weight
 
 # Operation codes (output): (op, vip_rank, as_rank, weight, flush).
 OP_CREATE_VIP = 1

@@ -31,6 +31,7 @@ from maglev._diff_codes import (
     OP_DELETE_VIP,
     OP_SET_WEIGHT,
     PERCENT,
+    PERMILLE,
     R_ACTIVE,
     R_DISABLED,
     R_DOWN,
@@ -38,6 +39,7 @@ from maglev._diff_codes import (
     R_OVERRIDE,
     R_PANIC,
     R_PAUSED,
+    R_SLOW_START,
     R_STANDBY,
     R_SUPPRESSED,
     R_UNKNOWN,
@@ -67,6 +69,7 @@ __all__ = [
     "OP_DELETE_VIP",
     "OP_SET_WEIGHT",
     "PERCENT",
+    "PERMILLE",
     "R_ACTIVE",
     "R_DISABLED",
     "R_DOWN",
@@ -74,6 +77,7 @@ __all__ = [
     "R_OVERRIDE",
     "R_PANIC",
     "R_PAUSED",
+    "R_SLOW_START",
     "R_STANDBY",
     "R_SUPPRESSED",
     "R_UNKNOWN",
@@ -229,7 +233,18 @@ def _mass_failure_guard(
     return GUARD_HOLD
 
 
-def compute_desired(topology: Any, states: Any, overrides: Any, current: Any) -> Any:
+def _slow_start(w: int, permille: int) -> int:
+    """The weight a slot of weight `w` > 0 may have `permille`/1000 into its slow-start ramp."""
+    # A backend that comes back (or is added to a serving frontend) at once at full weight gets
+    # its whole share of new flows at once, cold caches and all: as HAProxy's slowstart and
+    # Envoy's slow start mode do, it enters at a share of its weight, raised step by step (the
+    # reconciler owns the clock and the steps; this is the cap). Never below 1: a ramping
+    # backend serves; monotone in `permille`, and PERMILLE is the full weight.
+    c = w * permille // PERMILLE
+    return c if c > 1 else 1
+
+
+def compute_desired(topology: Any, states: Any, overrides: Any, current: Any, ramp: Any) -> Any:
     """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i',
     fe_guard 'b', fe_guard_counts 'i')."""
     (
@@ -304,6 +319,9 @@ def compute_desired(topology: Any, states: Any, overrides: Any, current: Any) ->
                     else:
                         w = member_weight[m]
                         reason[s] = R_ACTIVE if w > 0 else R_ZERO
+                    if w > 0 and ramp[s] < PERMILLE:
+                        w = _slow_start(w, ramp[s])
+                        reason[s] = R_SLOW_START
                     weight[s] = w
         else:
             fe_state[f] = FE_DOWN if known else FE_UNKNOWN

@@ -27,6 +27,9 @@ port; ASes: IPv4 before IPv6, numeric address). Arrays are `array.array` with th
                               percent (PERCENT = 100%) rather than a count) per frontend
 `states` 'b' [B]: state code per backend index (ST_*). `overrides` 'i' [S]: weight or -1.
 `current` 'i' [S] (current_weights): each slot's weight in VPP now, -1 where VPP lacks the AS.
+`ramp` 'i' [S]: each slot's slow-start ramp, the per mille of its weight it may have (PERMILLE:
+    no ramp); an up slot of the active pool with weight w > 0 gets max(1, w * ramp // PERMILLE)
+    and R_SLOW_START when ramp < PERMILLE.
 `Desired` (compute_desired): slot_weight 'i' [S], slot_flush 'b' [S] (flush when taken to 0),
     slot_reason 'b' [S] (R_*), fe_state 'b' [F] (FE_*), fe_active 'i' [F] (pool index or -1),
     fe_guard 'b' [F] (GUARD_*), fe_guard_counts 'i' [4F] (the pool the guard judged (index in
@@ -83,6 +86,7 @@ from maglev._diff_codes import (  # noqa: E402
     OP_DELETE_VIP,
     OP_SET_WEIGHT,
     PERCENT,
+    PERMILLE,
     R_ACTIVE,
     R_DISABLED,
     R_DOWN,
@@ -90,6 +94,7 @@ from maglev._diff_codes import (  # noqa: E402
     R_OVERRIDE,
     R_PANIC,
     R_PAUSED,
+    R_SLOW_START,
     R_STANDBY,
     R_SUPPRESSED,
     R_UNKNOWN,
@@ -153,14 +158,18 @@ def compute_desired(
     overrides: array[int],
     current: array[int],
     engine: ModuleType | None = None,
+    ramp: array[int] | None = None,
 ) -> Desired:
     """Per-slot weights, flush flags and reasons; per-frontend state, active pool and guard.
 
     `current` (from `current_weights`) is what VPP has now: the mass-failure guard may keep a
     weight VPP has. `engine` picks a twin explicitly (tests run both); default: the selected one.
+    `ramp` (per slot, per mille; None: no slot ramps) caps the weights of slow-starting slots.
     """
     e = _engine if engine is None else engine
-    return Desired._make(e.compute_desired(topology, states, overrides, current))
+    if ramp is None:
+        ramp = array("i", [PERMILLE]) * len(topology.slot_as)
+    return Desired._make(e.compute_desired(topology, states, overrides, current, ramp))
 
 
 def diff_tables(
@@ -194,6 +203,7 @@ __all__ = [
     "OP_DELETE_VIP",
     "OP_SET_WEIGHT",
     "PERCENT",
+    "PERMILLE",
     "R_ACTIVE",
     "R_DISABLED",
     "R_DOWN",
@@ -201,6 +211,7 @@ __all__ = [
     "R_OVERRIDE",
     "R_PANIC",
     "R_PAUSED",
+    "R_SLOW_START",
     "R_STANDBY",
     "R_SUPPRESSED",
     "R_UNKNOWN",

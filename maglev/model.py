@@ -188,9 +188,19 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class SlowStart:
+    """A slow-start ramp: a backend coming back (or added to a serving frontend) enters at
+    1/steps of its weight and reaches it in `steps` equal steps over `duration` seconds."""
+
+    duration: float
+    steps: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class PoolMember:
     backend: str
     weight: int = 100
+    slow_start: SlowStart | None = None  # overrides the frontend's for this member
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +254,15 @@ class Frontend:
     flush_on_down: bool = True
     min_healthy: MinHealthy = MinHealthy()
     on_mass_failure: MassFailure = MassFailure.FAIL_STATIC
+    slow_start: SlowStart | None = None  # None: off
+
+    def slow_start_of(self, backend: str) -> SlowStart | None:
+        """The ramp of `backend` here: its first entry's `slow-start`, else the frontend's."""
+        for pool in self.pools:
+            for m in pool.members:
+                if m.backend == backend:
+                    return m.slow_start if m.slow_start is not None else self.slow_start
+        return None
 
     def backend_names(self) -> tuple[str, ...]:
         """Every backend of every pool, first occurrence order, no duplicates."""

@@ -37,7 +37,9 @@ def _run(engine: Any, config: Config, w: dict[str, Any], overrides: Any) -> tupl
         layout,
         codes,
         current,
-        diff.Desired._make(engine.compute_desired(layout.topology, codes, ovs, current)),
+        diff.Desired._make(
+            engine.compute_desired(layout.topology, codes, ovs, current, layout.no_ramp)
+        ),
     )
 
 

@@ -71,6 +71,7 @@ _LENGTH = st.sampled_from([1024, 65536])
 _STATE = st.sampled_from(list(BackendState))
 _OVERRIDE = st.sampled_from([0, 7, 100])
 _TENTHS = st.integers(0, 9)
+_RAMP = st.one_of(st.just(1000), st.integers(-5, 1005), st.sampled_from([0, 1, 250, 999]))
 _VPP_ATTRS = st.builds(
     Attrs, st.sampled_from([0, 1, 2, 3]), _DSCP, _BOOL, st.sampled_from([0, 1024, 65536])
 )
@@ -140,8 +141,11 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
     selected = None
     if draw(_BOOL) and frontends:
         selected = draw(st.sets(st.sampled_from(list(frontends))))
+    nslots = sum(len(fe.backend_names()) for fe in frontends.values())
+    ramp = array("i", draw(st.lists(_RAMP, min_size=nslots, max_size=nslots)))
     return {
         "config": config,
+        "ramp": ramp,
         "states": states,
         "suppressed": suppressed,
         "overrides": overrides,
@@ -160,7 +164,7 @@ def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any, Any]:
     names = w["selected"] if w["selected"] is not None else w["config"].frontends
     selected = rd.select(layout, names)
     current = engine.current_weights(layout.topology, table.actual)
-    desired = engine.compute_desired(layout.topology, sts, ovs, current)
+    desired = engine.compute_desired(layout.topology, sts, ovs, current, w["ramp"])
     diffed = engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
     return current, desired, diffed
 

@@ -77,12 +77,15 @@ FRONTEND = (
     "flush-on-down",
     "min-healthy",
     "on-mass-failure",
+    "slow-start",
     "pools",
 )
 
 POOL = ("name", "backends")
 
-POOL_MEMBER = ("weight",)
+POOL_MEMBER = ("weight", "slow-start")
+
+SLOW_START = ("duration", "steps")
 
 CONTROL = ("socket", "socket-group", "socket-mode", "tcp-listen", "token-file")
 

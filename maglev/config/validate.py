@@ -33,6 +33,7 @@ from maglev.model import (
     Pool,
     PoolMember,
     Protocol,
+    SlowStart,
     UnmanagedPolicy,
     VppSettings,
 )
@@ -42,6 +43,7 @@ ENCAPS = {e.value: e for e in Encap}
 UNMANAGED = {u.value: u for u in UnmanagedPolicy}
 MASS_FAILURE = {m.value: m for m in MassFailure}
 MAX_MIN_HEALTHY = 100_000  # a count; above any pool's size it means every member
+MAX_SLOW_START = 86400.0  # seconds: a ramp of a day at most
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _MODE = re.compile(r"(?:0o?)?([0-7]{1,4})")
@@ -264,6 +266,7 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
     flush_on_down = node.boolean("flush-on-down", True)
     share, percent = node.count_or_percent("min-healthy", (5000, True), MAX_MIN_HEALTHY)
     on_mass_failure = node.choice("on-mass-failure", MASS_FAILURE, MassFailure.FAIL_STATIC)
+    ramp = slow_start(node)
     if len(node.problems) != broken or address is None or encap is None:
         return None
     return Frontend(
@@ -280,7 +283,26 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
         flush_on_down=flush_on_down,
         min_healthy=MinHealthy(share, percent),
         on_mass_failure=on_mass_failure,
+        slow_start=ramp,
     )
+
+
+def slow_start(node: Node) -> SlowStart | None:
+    """`slow-start: {duration, steps}` of a frontend or pool member (absent: None)."""
+    if not node.has("slow-start"):
+        return None
+    snode = node.child("slow-start")
+    if snode is None:
+        return None
+    snode.check_keys(schema.SLOW_START)
+    snode.require("duration")
+    duration = snode.duration("duration", 0.0)
+    if duration > MAX_SLOW_START:
+        snode.add("duration", f"{show(snode.raw('duration'))} is longer than a day")
+    steps = snode.integer("steps", 4, 2, 100)
+    if not 0 < duration <= MAX_SLOW_START:
+        return None
+    return SlowStart(duration, steps)
 
 
 def family_rules(node: Node, encap: Encap, version: int, protocol: Protocol) -> None:
@@ -350,6 +372,7 @@ def pool_members(
             continue
         mnode.check_keys(schema.POOL_MEMBER)
         weight = mnode.integer("weight", 100, 0, 100)
+        ramp = slow_start(mnode)
         if bname in seen:
             mnode.add(None, f"backend {show(bname)} is already in pool {show(seen[bname])}")
             continue
@@ -364,7 +387,7 @@ def pool_members(
                 f"backend address {be.address} is IPv{be.address.version}, but encap "
                 f"{encap.value} needs IPv{encap.backend_version} backends",
             )
-        members.append(PoolMember(backend=bname, weight=weight))
+        members.append(PoolMember(backend=bname, weight=weight, slow_start=ramp))
     return tuple(members)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -84,6 +84,13 @@ def damping_doc(s: Snapshot, name: str) -> dict[str, Any] | None:
 
 
 """What a backend doc names as holding its drain (`drain_held_by`)."""
+
+
+def _ramp_doc(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A backend's slow-start ramp in a frontend: {step, steps, weight, until} (None: none)."""
+    if doc is None:
+        return None
+    return {**doc, "until": round(doc["until"], 3)}
 
 
 def guard_doc(fe: Frontend, g: GuardView | None) -> dict[str, Any]:
@@ -208,6 +215,7 @@ class DaemonApi:
                         "configured_weight": m.weight,
                         "override": s.overrides.get((name, m.backend)),
                         "effective_weight": bv.weight if bv else None,
+                        "slow_start": _ramp_doc(s.slow_start.get((name, m.backend))),
                         "reason": (bv.reason if bv else "held: startup (not yet released)")
                         + (f" (down: drain held by the {HELD})" if m.backend in held else ""),
                     }
@@ -252,6 +260,9 @@ class DaemonApi:
             "frontends": [n for n, fe in s.config.frontends.items() if name in fe.backend_names()],
             "drain_held_by": HELD if name in s.vantage.held else None,
             "damping": damping_doc(s, name),
+            "slow_start": {
+                fe: _ramp_doc(doc) for (fe, be), doc in s.slow_start.items() if be == name
+            },
             "last_probe": None
             if p is None
             else {

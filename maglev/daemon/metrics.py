@@ -108,7 +108,16 @@ class MaglevCollector:
             "every member (panic)",
             labels=["frontend", "mode"],
         )
+        ramp = GaugeMetricFamily(
+            "maglev_backend_slow_start_step",
+            "the slow-start step a backend is at in a frontend (1..steps; 0: not ramping)",
+            labels=["frontend", "backend"],
+        )
         for fname, fe in cfg.frontends.items():
+            for bname in fe.backend_names():
+                doc = s.slow_start.get((fname, bname))
+                if doc is not None or fe.slow_start_of(bname) is not None:
+                    ramp.add_metric([fname, bname], float(doc["step"]) if doc else 0.0)
             guard.add_metric(
                 [fname, fe.on_mass_failure.value], 1.0 if fname in s.mass_failure else 0.0
             )
@@ -120,7 +129,7 @@ class MaglevCollector:
                 fst.add_metric([fname], 1.0 if view.state.value == "up" else 0.0)
                 for bv in view.backends:
                     eff.add_metric([fname, bv.name], float(bv.weight))
-        yield from (eff, conf, fst, guard)
+        yield from (eff, conf, fst, guard, ramp)
 
         stats = self.checker()
         probes = CounterMetricFamily(

@@ -120,6 +120,7 @@ class Layout:
     vip_ranks: Ranking[VipKey]
     as_ranks: Ranking[IPAddress]
     no_overrides: array[int]
+    no_ramp: array[int]  # PERMILLE per slot: no slot slow-starts
     frontend_index: Mapping[str, int]  # frontend name -> engine index
     keys: Mapping[str, VipKey]  # frontend name -> the key of its VIP
 
@@ -216,6 +217,7 @@ def build_layout(config: Config) -> Layout:
         vip_ranks=vip_ranks,
         as_ranks=as_ranks,
         no_overrides=array("i", [-1]) * len(slot_as),
+        no_ramp=array("i", [diff.PERMILLE]) * len(slot_as),
         frontend_index={fe.name: i for i, fe in enumerate(fes)},
         keys=keys,
     )
@@ -245,6 +247,16 @@ def encode_states(
             for n in layout.backend_names
         ],
     )
+
+
+def encode_ramps(layout: Layout, ramps: Mapping[tuple[str, str], int]) -> array[int]:
+    """Slow-start per mille per slot, PERMILLE where none; ramps naming no slot are ignored."""
+    out = array("i", layout.no_ramp)
+    for key, permille in ramps.items():
+        slot = layout.slot_index.get(key)
+        if slot is not None:
+            out[slot] = permille
+    return out
 
 
 def encode_overrides(layout: Layout, overrides: Mapping[tuple[str, str], int]) -> array[int]:

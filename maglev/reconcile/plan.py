@@ -31,6 +31,7 @@ from maglev.reconcile.desired import (
     Layout,
     build_layout,
     encode_overrides,
+    encode_ramps,
     encode_states,
 )
 from maglev.vpp.lb import ActualVip, VipKey, frontend_attrs, frontend_key, nat_target_port
@@ -103,6 +104,8 @@ class Evaluation:
                 text = f"active pool {active_name}"
             elif r == diff.R_OVERRIDE:
                 text = f"override {w}"
+            elif r == diff.R_SLOW_START:
+                text = f"slow start: active pool {active_name}"
             elif r == diff.R_STANDBY:
                 text = f"standby pool {lay.slot_first_pool[s]}"
             else:
@@ -149,10 +152,12 @@ def evaluate(
     engine: ModuleType | None = None,
     table: ActualTable | None = None,
     suppressed: Container[str] = (),
+    ramps: Mapping[tuple[str, str], int] | None = None,
 ) -> Evaluation:
     """Run the engine (`engine`: a twin picked explicitly, default the selected one) against
     VPP's ranked tables (`table`; None: VPP has nothing, so the guard can keep nothing);
-    `suppressed` names the backends flap damping holds out."""
+    `suppressed` names the backends flap damping holds out; `ramps` are the slow-start ramps
+    per (frontend, backend) in per mille (None: none)."""
     desired = diff.compute_desired(
         layout.topology,
         encode_states(layout, states, suppressed),
@@ -161,6 +166,7 @@ def evaluate(
         if table is None
         else diff.current_weights(layout.topology, table.actual, engine),
         engine,
+        None if ramps is None else encode_ramps(layout, ramps),
     )
     return Evaluation(layout, desired)
 
@@ -254,11 +260,13 @@ def plan_for(
     owned: set[VipKey],
     full: bool,
     ranked: RankedActual | None = None,
+    ramp: array[int] | None = None,
 ) -> tuple[Plan, dict[str, ViewRef]]:
     """The plan for the named frontends, with the whole config's layout, and their views.
 
     Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
-    them. `ranked` (of the same layout) ranks the view incrementally. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
+    them. `ranked` (of the same layout) ranks the view incrementally; `ramp` (per slot, per
+    mille, from `slowstart.Ramps.encode`) caps slow-starting weights. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
     else reported unmanaged); a targeted one reads only the named frontends' VIPs.
     """
     layout = states.layout
@@ -274,7 +282,9 @@ def plan_for(
     current = diff.current_weights(topology, table.actual)
     ev = Evaluation(
         layout,
-        diff.compute_desired(topology, states.codes, encode_overrides(layout, overrides), current),
+        diff.compute_desired(
+            topology, states.codes, encode_overrides(layout, overrides), current, ramp=ramp
+        ),
     )
     selected = None if everyone else select(layout, names)
     plan = make_plan(ev, table, owned if full else (), selected)

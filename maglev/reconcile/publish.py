@@ -21,6 +21,7 @@ from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
+from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import VantageGuard
@@ -34,6 +35,10 @@ class SnapshotSource(Protocol):
 
     @property
     def config(self) -> Config: ...
+    @property
+    def ramps(self) -> Ramps: ...
+    @property
+    def clock(self) -> Clock: ...
     @property
     def views(self) -> Mapping[str, ViewRef]: ...
     @property
@@ -64,8 +69,6 @@ class SnapshotSource(Protocol):
     def guard(self) -> VantageGuard: ...
     @property
     def damping(self) -> Damping: ...
-    @property
-    def clock(self) -> Clock: ...
 
 
 def refresh_statuses(
@@ -113,6 +116,9 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         reloads_rejected=src.reloads["rejected"],
         vantage=src.guard.status(),
         damping=src.damping.status(src.clock.monotonic(), src.clock.wall()),
+        slow_start=MappingProxyType(
+            src.ramps.docs(config, src.overrides, src.clock.monotonic(), src.clock.wall())
+        ),
     )
 
 

@@ -27,12 +27,10 @@ Stopping leaves VPP as it is.
 Ownership: VIPs in VPP that the config does not name are left alone and logged, unless
 `vpp.unmanaged-vips: delete`; a frontend removed by a reload is deleted (maglev made it).
 
-This module holds the loop, the per-message hot path (probe results, transitions), config
-install/reload and the writing to VPP. The rest is called from here, on this thread, over the
-state passed in: `backends` (per-config lookups, health machines across a reload, probe
-streams), `actions` (operator actions), `link` (connecting with backoff), `startup` (the gate),
-`vantage` (the vantage guard: canaries, and which drains are held back), `desired`/`actual`/
-`plan` (the engine's input and output), `publish` (events and the snapshot).
+This module holds the loop, the per-message hot path, config install and the writing to VPP.
+The rest runs on this thread over the state passed in: `backends`, `actions`, `link`, `startup`,
+the safety rules (`vantage`, `damping`, `slowstart`; the mass-failure guard is the engine's),
+`desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`.
 """
 
 from __future__ import annotations
@@ -60,7 +58,7 @@ from maglev.reconcile.backends import (
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates, StateView, build_layout
 from maglev.reconcile.link import VppLink
-from maglev.reconcile.plan import ViewRef, plan_for, preview
+from maglev.reconcile.plan import ViewRef, plan_for
 from maglev.reconcile.publish import (
     backend_events,
     frontend_events,
@@ -69,6 +67,7 @@ from maglev.reconcile.publish import (
     refresh_statuses,
 )
 from maglev.reconcile.requests import Answers
+from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
@@ -151,6 +150,7 @@ class Reconciler(Answers):
         self.guard = VantageGuard(self.clock)  # health.vantage: may hold drains back
         self.damping = Damping()  # healthchecks' flap-damping: may hold backends out
         self._damp_said: list[DampingChange] = []  # told after the transitions
+        self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -190,6 +190,7 @@ class Reconciler(Answers):
                 self._handle(msg, now)
         self._apply_results(results, now)
         self._release(now)
+        self.dirty.update(self.ramps.tick(now))
         self._write(now)
         self._refresh_counters(now)
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
@@ -210,6 +211,8 @@ class Reconciler(Answers):
         deadlines.extend(self.gate.deadlines(self.config))
         if (reuse := self.damping.deadline()) is not None:
             deadlines.append(reuse)  # a suppressed backend returns then
+        if (ramp_step := self.ramps.next_at()) is not None:
+            deadlines.append(ramp_step)
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
@@ -263,7 +266,10 @@ class Reconciler(Answers):
         state = self.guard.note(t) if self.guard.on else t.new  # a held drain: still up
         if self._states is not None and self._states.layout.config is self.config:
             self._states.update(t.backend, state)
-        self.dirty.update(self._fe_of.get(t.backend, ()))
+        fes = self._fe_of.get(t.backend, ())
+        self.dirty.update(fes)
+        if state is t.new:  # a drain the vantage guard holds keeps its ramp
+            self.ramps.on_transition(t, self.config, fes, self._serving, self.actual, t.at)
         self._said.append(t)  # logged and published once VPP has been written (`_tell`)
 
     def _guarded(self, change: GuardChange | None) -> None:
@@ -300,10 +306,15 @@ class Reconciler(Answers):
 
     # --- config -----------------------------------------------------------------------------
 
+    def _serving(self, name: str) -> bool:
+        """Whether a frontend has been programmed (slow start never ramps a first programming)."""
+        return name in self.views and name in self.gate.released
+
     def _install_config(self, config: Config, now: float) -> None:
         new, removed = carry_health(self.health, config, now)
         for t in removed:
             self._transition(t)
+        self.ramps.reloaded(self.config, config, self._serving, new, self.actual, now)
         self.health = new
         self.config = config
         self._index()
@@ -421,7 +432,7 @@ class Reconciler(Answers):
         owned = self._owned() if full else set()
         return plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
-            self._ranked,
+            self._ranked, self.ramps.encode(self._states.layout),
         )  # fmt: skip
 
     def _pass(self, only: set[str] | None, now: float) -> bool:
@@ -445,17 +456,6 @@ class Reconciler(Answers):
         self._tell()  # the backends' transitions first, then what they did to frontends
         frontend_events(self.publish, before, views, self.first_sync_done)
         return ok
-
-    def preview(self, config: Config) -> events.PreviewResult:
-        """The plan a candidate config would cause now (for `config check`); applies nothing."""
-        if self.actual is None:
-            return events.PreviewResult("VPP state unknown (not connected); no plan", ())
-        states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
-        plan = preview(
-            self.config, config, states, self.overrides, self.actual, self.removed_vips,
-            self.damping.suppressed,
-        )  # fmt: skip
-        return events.PreviewResult(plan.summary(), tuple(plan.lines()))
 
     def _apply(self, plan: Plan, now: float) -> bool:
         assert self.actual is not None

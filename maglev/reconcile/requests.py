@@ -20,10 +20,12 @@ from maglev.errors import MaglevError, VppError
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config
 from maglev.reconcile import actions, events
+from maglev.reconcile.damping import Damping
+from maglev.reconcile.plan import preview
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
 from maglev.vpp.client import LbClient
-from maglev.vpp.lb import LbState, VipKey, frontend_key
+from maglev.vpp.lb import Actual, LbState, VipKey, frontend_key
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class Answers:
     removed_vips: set[VipKey]
     gate: StartupGate
     guard: VantageGuard
+    damping: Damping
+    actual: Actual | None
     config_loaded_at: float | None
     publish: Callable[[dict[str, Any]], None]
     reloads: dict[str, int]
@@ -64,7 +68,15 @@ class Answers:
         raise NotImplementedError
 
     def preview(self, config: Config) -> events.PreviewResult:
-        raise NotImplementedError
+        """The plan a candidate config would cause now (for `config check`); applies nothing."""
+        if self.actual is None:
+            return events.PreviewResult("VPP state unknown (not connected); no plan", ())
+        states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
+        plan = preview(
+            self.config, config, states, self.overrides, self.actual, self.removed_vips,
+            self.damping.suppressed,
+        )  # fmt: skip
+        return events.PreviewResult(plan.summary(), tuple(plan.lines()))
 
     def _handle(self, msg: Any, now: float) -> None:
         if isinstance(msg, events.Stop):

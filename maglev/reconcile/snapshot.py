@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
@@ -94,6 +95,8 @@ class Snapshot:
     vantage: VantageStatus = field(default_factory=VantageStatus)  # the vantage guard
     mass_failure: Mapping[str, GuardView] = field(default_factory=dict)  # guard active
     damping: Mapping[str, DampingStatus] = field(default_factory=dict)  # flap damping, by backend
+    # (frontend, backend) -> {step, steps, weight, until (wall clock)} of each slow-start ramp
+    slow_start: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:

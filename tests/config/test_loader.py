@@ -229,6 +229,7 @@ def test_the_documented_example_uses_every_key() -> None:
         *schema.FRONTEND,
         *schema.POOL,
         *schema.POOL_MEMBER,
+        *schema.SLOW_START,
         *schema.CONTROL,
         *schema.METRICS,
         *schema.HEALTH,
