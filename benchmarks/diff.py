@@ -1,8 +1,9 @@
 """Diff engine benchmark: a full comparison on the compiled engine and its pure-Python twin.
 
 A full comparison = VPP's weight per backend (`current_weights`) + desired weights from backend
-states (`compute_desired`, every frontend's mass-failure guard on: the default, fail-static at
-min-healthy 50%) + the diff against VPP's tables (`diff_tables`), for 1,000 frontends x 64
+states (`compute_desired` with every engine rule in play: each frontend's mass-failure guard on
+(the default, fail-static at min-healthy 50%), flap-damping suppression, operator overrides and
+slow-start ramps on a few percent of the backends) + the diff against VPP's tables (`diff_tables`), for 1,000 frontends x 64
 backends (two pools of 32; every backend its own address) where about 10% of VPP's weights
 differ from the desired ones. Both twins run
 side by side in one run (interleaved repetitions) on identical inputs, prepared once the way
@@ -94,11 +95,12 @@ def build_case(
     return config, states, vips, ases
 
 
-def _full(engine: ModuleType, layout: rl.Layout, table: ra.ActualTable, st: Any, ov: Any) -> Any:
+def _full(
+    engine: ModuleType, layout: rl.Layout, table: ra.ActualTable, st: Any, ov: Any, ramp: Any
+) -> Any:
     owned = array("b", bytes(len(table.vip_ids)))
     selected = array("b", [1]) * len(layout.frontends)
     current = engine.current_weights(layout.topology, table.actual)
-    ramp = array("i", [1000]) * len(layout.topology.slot_as)  # no slot ramps (PERMILLE)
     desired = engine.compute_desired(layout.topology, st, ov, current, ramp)
     return engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
 
@@ -108,8 +110,20 @@ def run(smoke: bool = False) -> dict[str, Any]:
     warmup, reps = (1, 3) if smoke else (2, 9)
     config, states, vips, ases = build_case(n_fe, n_be)
     layout = rl.build_layout(config)
-    st = rl.encode_states(layout, states)
-    ov = rl.encode_overrides(layout, {})
+    # Every rule the engine applies is in play: flap damping holds out 2% of the up backends,
+    # 2% of the slots carry an operator override, 5% are slow-starting (a quarter, half or three
+    # quarters of their weight), and every frontend's mass-failure guard is on.
+    rnd = random.Random(7)
+    suppressed = {
+        n for n, s in sorted(states.items()) if s is BackendState.UP and rnd.random() < 0.02
+    }
+    overrides = {
+        key: rnd.choice((0, 10, 100)) for key in sorted(layout.slot_index) if rnd.random() < 0.02
+    }
+    st = rl.encode_states(layout, states, suppressed)
+    ov = rl.encode_overrides(layout, overrides)
+    ramp = array("i", [250 * rnd.randrange(1, 4) if rnd.random() < 0.05 else 1000
+                       for _ in range(len(layout.topology.slot_as))])  # fmt: skip
     table = ra.prepare_actual(layout, vips, ases)
 
     engines: dict[str, ModuleType] = {"python": _diff_py}
@@ -118,7 +132,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         engines["cython"] = importlib.import_module("maglev._diff")
     except ImportError:
         notes.append("compiled engine maglev._diff is absent: no ratio")
-    results = {name: _full(e, layout, table, st, ov) for name, e in engines.items()}
+    results = {name: _full(e, layout, table, st, ov, ramp) for name, e in engines.items()}
     if len(results) == 2 and results["python"] != results["cython"]:
         raise AssertionError("the twins disagree on the benchmark input")
     n_ops = len(results["python"][0])
@@ -133,7 +147,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         for rep in range(warmup + reps):
             for name, e in engines.items():
                 t0 = time.perf_counter()
-                _full(e, layout, table, st, ov)
+                _full(e, layout, table, st, ov, ramp)
                 if rep >= warmup:
                     samples[f"full_{name}"].append(time.perf_counter() - t0)
     finally:
