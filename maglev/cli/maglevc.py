@@ -16,6 +16,7 @@ import click
 
 from maglev import __version__
 from maglev.cli.client import ControlClient, ControlError, cleartext_risk, q
+from maglev.cli.explain import explain
 from maglev.cli.tables import guard_text, render_kv, render_table, status_text
 
 DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
@@ -479,6 +480,9 @@ def _event_line(ev: dict[str, Any]) -> str:
         return f"{t} log {ev.get('level')} {ev.get('logger')}: {ev.get('message')}"
     rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("time", "type"))
     return f"{t} {kind} {rest}"
+
+
+cli.add_command(explain)
 
 
 def main() -> None:

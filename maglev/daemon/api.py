@@ -23,7 +23,7 @@ from maglev.daemon.control import ApiError
 from maglev.daemon.info import DaemonInfo
 from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
 from maglev.model import Frontend
-from maglev.reconcile import events
+from maglev.reconcile import events, explain
 from maglev.reconcile.plan import GuardView
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
@@ -245,6 +245,17 @@ class DaemonApi:
         if name not in s.config.frontends:
             raise ApiError(404, f"no frontend named {name!r}")
         return self._frontend_doc(s, name)
+
+    def explain(self, name: str, backend: str | None = None) -> dict[str, Any]:
+        """Why each backend of frontend `name` (or only `backend`) has its weight."""
+        s = self.snap
+        if name not in s.config.frontends:
+            raise ApiError(404, f"no frontend named {name!r}")
+        try:
+            out = explain.explain(s, name, backend)
+        except KeyError:
+            raise ApiError(404, f"frontend {name!r} has no backend named {backend!r}") from None
+        return {"frontend": name, "backends": [explain.doc(e) for e in out]}
 
     def _backend_doc(self, s: Snapshot, name: str, full: bool) -> dict[str, Any]:
         b = s.config.backends[name]

@@ -61,6 +61,7 @@ class BackendView:
     weight: int
     flush: bool  # flows are flushed when the weight is taken to 0
     reason: str  # "active pool primary", "standby pool backup", "override 30", "down", ...
+    code: int = diff.R_ACTIVE  # the engine's R_* reason code (what `explain` and events read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class Evaluation:
                 text = _REASON_TEXT[r]
             views.append(
                 BackendView(
-                    lay.slot_backend_name[s], lay.slot_address[s], w, bool(d.slot_flush[s]), text
+                    lay.slot_backend_name[s], lay.slot_address[s], w, bool(d.slot_flush[s]), text, r
                 )
             )
         return FrontendView(

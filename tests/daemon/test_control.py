@@ -108,6 +108,9 @@ class Recorder:
                 return f
         raise ApiError(404, f"no frontend named {name!r}")
 
+    def explain(self, name: str, backend: str | None = None) -> dict[str, Any]:
+        raise ApiError(404, f"no frontend named {name!r}")
+
     def backends(self) -> list[dict[str, Any]]:
         return []
 
