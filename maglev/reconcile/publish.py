@@ -10,7 +10,7 @@ immutable, so any thread may read it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
 from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
+from maglev.reconcile.explain import rule_of
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
 from maglev.reconcile.slowstart import Ramps
@@ -122,14 +123,49 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
     )
 
 
+def weight_events(
+    publish: Callable[[dict[str, Any]], None],
+    frontend: str,
+    old: ViewRef,
+    new: ViewRef,
+    held: Container[str],
+) -> None:
+    """A `weight` event per backend of `frontend` whose desired weight changed between views."""
+    lay, d = new.evaluation.layout, new.evaluation.desired
+    start, end = lay.topology.fe_slot_start[new.index], lay.topology.fe_slot_start[new.index + 1]
+    olay, od = old.evaluation.layout, old.evaluation.desired
+    if olay is lay and old.index == new.index:
+        changed = [s for s in range(start, end) if od.slot_weight[s] != d.slot_weight[s]]
+        before = {s: int(od.slot_weight[s]) for s in changed}
+    else:  # another config: match backends by name
+        o0, o1 = olay.topology.fe_slot_start[old.index], olay.topology.fe_slot_start[old.index + 1]
+        was = {olay.slot_backend_name[s]: int(od.slot_weight[s]) for s in range(o0, o1)}
+        before = {s: was.get(lay.slot_backend_name[s], 0) for s in range(start, end)}
+        changed = [s for s in range(start, end) if before[s] != d.slot_weight[s]]
+    for s in changed:
+        backend = lay.slot_backend_name[s]
+        publish(
+            {
+                "type": "weight",
+                "frontend": frontend,
+                "backend": backend,
+                "from": before[s],
+                "to": int(d.slot_weight[s]),
+                "rule": rule_of(int(d.slot_reason[s]), backend in held),
+            }
+        )
+
+
 def frontend_events(
     publish: Callable[[dict[str, Any]], None],
     prev: Mapping[str, ViewRef | None],
     views: Mapping[str, ViewRef],
     first_sync_done: bool,
+    held: Container[str] = (),
 ) -> None:
     """Log and publish each frontend whose state, active pool or mass-failure guard a pass
-    changed.
+    changed, and each backend weight it changed (with the rule that made it; `held`: backends
+    whose drain the vantage guard holds).
 
     `prev` holds each one's view before the pass, None if it had no view yet; before the first
     full sync a frontend still unknown is not news.
@@ -138,6 +174,8 @@ def frontend_events(
         old_ref = prev.get(name)
         if guard_code(old_ref) != guard_code(ref):
             guard_event(publish, name, ref)
+        if old_ref is not None:
+            weight_events(publish, name, old_ref, ref, held)
         before = brief(old_ref) if old_ref is not None else None
         now = brief(ref)
         if before == now:

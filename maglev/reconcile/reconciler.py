@@ -454,7 +454,7 @@ class Reconciler(Answers):
         dt = time.perf_counter() - t0
         self.tally.pass_done(dt)
         self._tell()  # the backends' transitions first, then what they did to frontends
-        frontend_events(self.publish, before, views, self.first_sync_done)
+        frontend_events(self.publish, before, views, self.first_sync_done, self.guard.held)
         return ok
 
     def _apply(self, plan: Plan, now: float) -> bool:
