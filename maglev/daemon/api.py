@@ -294,6 +294,10 @@ class DaemonApi:
                 }
                 for t in st.history
             ]
+            doc["recent_probes"] = [
+                {"ok": q.ok, "reason": q.reason.value, "duration_ms": round(q.duration * 1e3, 3)}
+                for q in st.recent
+            ]
         return doc
 
     def backends(self) -> list[dict[str, Any]]:

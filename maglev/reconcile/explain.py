@@ -95,12 +95,15 @@ def _probe_text(snap: Snapshot, backend: str) -> str:
     if st is None:
         return "no status yet"
     parts = []
-    p = st.last_probe
-    if p is not None:
+    probes = st.recent or ((st.last_probe,) if st.last_probe is not None else ())
+    if probes:
+        p = probes[-1]
         parts.append(
             f"last probe {'ok' if p.ok else 'failed'} ({p.reason.value}: {p.detail or '-'}, "
             f"{p.duration * 1e3:.1f} ms)"
         )
+        if len(probes) > 1:
+            parts.append("recent " + " ".join(q.reason.value for q in probes))
     for t in st.history[-HISTORY:]:
         why = t.reason.value if isinstance(t.reason, Reason) else "-"
         parts.append(f"{t.old.value}->{t.new.value} ({why}: {t.detail or '-'})")

@@ -30,6 +30,8 @@ from maglev.vpp.lb import VipCounters, VipKey
 
 log = logging.getLogger(__name__)
 
+RECENT_PROBES = 5  # probe results kept per backend for `explain` (seen at snapshot time)
+
 
 class SnapshotSource(Protocol):
     """What a snapshot is made of, as the reconciler holds it (read only here)."""
@@ -86,7 +88,11 @@ def refresh_statuses(
         if h is not None:
             target = target_of.get(name)
             probe = last_probe.get(target) if target is not None else None
-            statuses[name] = BackendStatus(name, h.state, h.counter, h.history, probe)
+            prev = statuses.get(name)
+            recent = prev.recent if prev is not None else ()
+            if probe is not None and (not recent or recent[-1] is not probe):
+                recent = (*recent[1 - RECENT_PROBES :], probe)
+            statuses[name] = BackendStatus(name, h.state, h.counter, h.history, probe, recent)
 
 
 def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) -> Snapshot:

@@ -30,6 +30,7 @@ class BackendStatus:
     counter: int
     history: tuple[Transition, ...]
     last_probe: ProbeResult | None
+    recent: tuple[ProbeResult, ...] = ()  # the last few probe results, oldest first
 
 
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
