@@ -9,68 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from maglev import __version__
+from maglev.cli.change import config, set_
 from maglev.cli.client import ControlClient, ControlError, cleartext_risk, q
+from maglev.cli.context import Ctx, PrefixGroup, pass_ctx
+from maglev.cli.context import fail as _fail
 from maglev.cli.explain import explain
 from maglev.cli.tables import guard_text, render_kv, render_table, status_text
 
 DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
-
-
-class PrefixGroup(click.Group):
-    """A group whose subcommands may be given as any unique prefix."""
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        exact = super().get_command(ctx, cmd_name)
-        if exact is not None:
-            return exact
-        matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
-        # One match, or one that is a prefix of all the others ("backend" of "backends").
-        shortest = min(matches, key=len) if matches else ""
-        if matches and all(m.startswith(shortest) for m in matches):
-            return super().get_command(ctx, shortest)
-        if len(matches) > 1:
-            ctx.fail(f"'{cmd_name}' is ambiguous: {', '.join(sorted(matches))}")
-        return None
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        _, cmd, rest = super().resolve_command(ctx, args)
-        return (cmd.name if cmd else None), cmd, rest
-
-
-def _fail(msg: str) -> NoReturn:
-    click.echo(f"maglevc: {msg}", err=True)
-    sys.exit(1)
-
-
-class Ctx:
-    def __init__(self, client: ControlClient, as_json: bool) -> None:
-        self.client = client
-        self.json = as_json
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            return self.client.request(method, path, body)
-        except ControlError as e:
-            _fail(str(e))
-
-    def out(self, payload: Any, human: Any = None) -> None:
-        if self.json:
-            click.echo(json.dumps(payload, indent=2, default=str))
-        elif human is not None:
-            click.echo(human(payload) if callable(human) else human)
-        else:
-            click.echo(render_kv(payload) if isinstance(payload, dict) else str(payload))
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.group(cls=PrefixGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -302,61 +253,6 @@ def show_vpp_lb_counters(c: Ctx) -> None:
     c.out(c.call("GET", "/v1/vpp/lb/counters"), table)
 
 
-# --- set ---------------------------------------------------------------------------------
-
-
-@cli.group(cls=PrefixGroup, name="set")
-def set_() -> None:
-    """Change runtime state: backend operator state, weight overrides."""
-
-
-@set_.command("backend")
-@click.argument("name")
-@click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable"]))
-@pass_ctx
-def set_backend(c: Ctx, name: str, action: str) -> None:
-    """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo."""
-    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}"))
-
-
-@set_.command("frontend")
-@click.argument("name")
-@click.argument("pool_kw", metavar="pool")
-@click.argument("pool")
-@click.argument("backend_kw", metavar="backend")
-@click.argument("backend")
-@click.argument("weight_kw", metavar="weight")
-@click.argument("weight")
-@pass_ctx
-def set_frontend(
-    c: Ctx,
-    name: str,
-    pool_kw: str,
-    pool: str,
-    backend_kw: str,
-    backend: str,
-    weight_kw: str,
-    weight: str,
-) -> None:
-    """NAME pool P backend B weight N|default: override a backend's weight, or clear it."""
-    for got, want in ((pool_kw, "pool"), (backend_kw, "backend"), (weight_kw, "weight")):
-        if got != want:
-            _fail(
-                f"expected '{want}', got '{got}' (usage: set frontend NAME pool P backend B weight N|default)"
-            )
-    path = f"/v1/frontends/{q(name)}/pools/{q(pool)}/backends/{q(backend)}/weight"
-    if weight == "default":
-        c.out(c.call("DELETE", path))
-        return
-    try:
-        w = int(weight)
-    except ValueError:
-        _fail(f"weight: {weight!r} is not an integer in 0..100 or 'default'")
-    if not 0 <= w <= 100:
-        _fail(f"weight: {w} is not in 0..100")
-    c.out(c.call("PUT", path, {"weight": w}))
-
-
 # --- sync, config, watch ------------------------------------------------------------------
 
 
@@ -391,45 +287,6 @@ def guard_release(c: Ctx) -> None:
         return f"vantage guard released: {r['drains_applied']} held drain(s) applied"
 
     c.out(c.call("POST", "/v1/guard/release"), human)
-
-
-@cli.group(cls=PrefixGroup)
-def config() -> None:
-    """Check a candidate config or reload the running one."""
-
-
-@config.command("check")
-@click.argument("file", type=click.Path(dir_okay=False))
-@pass_ctx
-def config_check(c: Ctx, file: str) -> None:
-    """Validate FILE in the daemon and show the plan it would cause (nothing is applied)."""
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        _fail(f"{file}: {getattr(e, 'strerror', None) or e}")
-    res = c.call("POST", "/v1/config/check", {"config": text})
-
-    def human(r: dict[str, Any]) -> str:
-        if not r["valid"]:
-            return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
-        lines = [f"{file}: valid; {r.get('summary', '')}"]
-        lines += [f"  {op}" for op in r.get("plan", [])]
-        return "\n".join(lines)
-
-    c.out(res, human)
-    if not res.get("valid"):
-        sys.exit(2)
-
-
-@config.command("reload")
-@pass_ctx
-def config_reload(c: Ctx) -> None:
-    """Reload the daemon's config file now (as SIGHUP does)."""
-    res = c.call("POST", "/v1/reload")
-    c.out(res)
-    if not res.get("ok", False):
-        sys.exit(2)
 
 
 @cli.group(cls=PrefixGroup)
@@ -483,6 +340,8 @@ def _event_line(ev: dict[str, Any]) -> str:
 
 
 cli.add_command(explain)
+cli.add_command(set_)
+cli.add_command(config)
 
 
 def main() -> None:

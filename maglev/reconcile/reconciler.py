@@ -27,7 +27,7 @@ Stopping leaves VPP as it is.
 Ownership: VIPs in VPP that the config does not name are left alone and logged, unless
 `vpp.unmanaged-vips: delete`; a frontend removed by a reload is deleted (maglev made it).
 
-This module holds the loop, the per-message hot path, config install and the writing to VPP.
+This module holds the loop, the per-message hot path and config install; `writing` writes to VPP.
 The rest runs on this thread over the state passed in: `backends`, `actions`, `link`, `startup`,
 the safety rules (`vantage`, `damping`, `slowstart`; the mass-failure guard is the engine's),
 `desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`.
@@ -38,14 +38,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from maglev.clock import Clock, SystemClock
-from maglev.errors import VppError
 from maglev.health.state import BackendHealth, Phase, Transition
-from maglev.model import Config, ProbeResult, ProbeTarget, UnmanagedPolicy
+from maglev.model import Config, ProbeResult, ProbeTarget
 from maglev.reconcile import actions, events
 from maglev.reconcile.actual import RankedActual
 from maglev.reconcile.backends import (
@@ -56,14 +54,12 @@ from maglev.reconcile.backends import (
     probe_streams,
 )
 from maglev.reconcile.damping import Damping, DampingChange, tell
-from maglev.reconcile.desired import EncodedStates, StateView, build_layout
+from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.link import VppLink
-from maglev.reconcile.plan import ViewRef, plan_for
+from maglev.reconcile.plan import ViewRef
 from maglev.reconcile.publish import (
     backend_events,
-    frontend_events,
     make_snapshot,
-    note_unmanaged,
     refresh_statuses,
 )
 from maglev.reconcile.requests import Answers
@@ -71,19 +67,18 @@ from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
+from maglev.reconcile.writing import Writes
 from maglev.vpp.client import LbClient
-from maglev.vpp.lb import Actual, LbConf, VipCounters, VipKey, frontend_key
-from maglev.vpp.ops import Op, Plan, record
+from maglev.vpp.lb import Actual, VipCounters, VipKey
 
 __all__ = ["DRAIN_MAX", "ProbeControl", "Reconciler", "phase_rank"]
 
 log = logging.getLogger(__name__)
 
 DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's latency)
-RETRY_AFTER_FAILURE = 2.0
 
 
-class Reconciler(Answers):
+class Reconciler(Writes, Answers):
     def __init__(
         self,
         config: Config,
@@ -338,156 +333,6 @@ class Reconciler(Answers):
     def _release(self, now: float) -> None:
         if self.gate.release(self.config, lambda b: self.health[b].state, now):
             self.full_due = True  # a full sync sets VPP's lb conf first, then programs them
-
-    # --- writing ----------------------------------------------------------------------------
-
-    def _connect(self, now: float) -> bool:
-        if self.lb.connected:
-            return True
-        if not self.link.connect(now):
-            return False
-        self.actual = None  # whatever we knew may be stale: read VPP again
-        self.full_due = True
-        return True
-
-    def _lost(self, why: str, now: float) -> None:
-        self.link.lost(why, now)
-        self.actual = None
-        self.full_due = True
-
-    def _write(self, now: float) -> None:
-        self._guarded(self.guard.evaluate(now, self.health))  # before any weight is written
-        self._damped(self.damping.expire(now))  # suppressions over: those backends return
-        if self.link.dropped:
-            self._lost("connection closed", now)
-        if not self._connect(now):
-            return
-        try:
-            if self.full_due or now >= self.next_sync or self.actual is None:
-                self._full_sync(now)
-            elif self.dirty:
-                self._pass(set(self.dirty), now)
-        except VppError as e:
-            self._lost(str(e), now)
-            return
-        if not self.lb.connected:
-            self._lost("connection closed", now)
-
-    def _refresh_counters(self, now: float) -> None:
-        """VPP's per-VIP counters into the snapshot, every `counters-interval` (0: never)."""
-        interval = self.config.vpp.lb.counters_interval
-        if interval <= 0 or now < self.next_counters or not self.lb.connected:
-            return
-        self.next_counters = now + interval
-        try:
-            self._counted(self.lb.read_counters())
-        except VppError as e:
-            self._lost(str(e), now)
-
-    def _counted(self, counters: tuple[VipCounters, ...]) -> None:
-        self.vip_counters = counters
-        self.vip_counters_at = self.clock.wall()
-
-    def _full_sync(self, now: float) -> None:
-        got = self.lb.read()
-        self.actual = got.actual
-        self._counted(got.counters)
-        self.next_counters = now + self.config.vpp.lb.counters_interval
-        if not self.dry_run and self.gate.released:
-            self._ensure_conf(got.state.conf)
-        self.full_due = False
-        self.next_sync = now + self.config.vpp.lb.sync_interval
-        ok = self._pass(None, now)
-        self.last_sync = self.clock.wall()
-        self.last_sync_ok = ok
-        self.tally.full_syncs += 1
-        if ok and not self.first_sync_done and self.gate.all_released:
-            self.first_sync_done = True
-            if self.on_first_sync is not None:
-                self.on_first_sync()
-
-    def _ensure_conf(self, conf: LbConf | None) -> None:
-        try:
-            self.lb.ensure_conf(conf, self.config.vpp.lb)
-        except VppError as e:
-            log.error("setting VPP's lb conf failed: %s", e)
-
-    def _owned(self) -> set[VipKey]:
-        """VIPs the diff may delete: frontends a reload removed, or all unknown VIPs by policy."""
-        assert self.actual is not None
-        owned = set(self.removed_vips)
-        if self.config.vpp.unmanaged_vips is UnmanagedPolicy.DELETE:
-            named = {frontend_key(fe) for fe in self.config.frontends.values()}
-            owned |= {k for k in self.actual if k not in named}
-        return owned
-
-    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, ViewRef]]:
-        """The plan for the named frontends against our view of VPP (nothing is sent)."""
-        assert self.actual is not None
-        if self._states is None or self._states.layout.config is not self.config:
-            layout = build_layout(self.config)
-            view = self.guard.view(StateView(self.health))
-            self._states = EncodedStates(layout, view, self.damping.suppressed)
-            self._ranked = RankedActual(layout)
-        owned = self._owned() if full else set()
-        return plan_for(
-            self.config, self._states, names, self.overrides, self.actual, owned, full,
-            self._ranked, self.ramps.encode(self._states.layout),
-        )  # fmt: skip
-
-    def _pass(self, only: set[str] | None, now: float) -> bool:
-        """Diff released frontends (all, or `only`) against the view of VPP and apply. True if clean."""
-        assert self.actual is not None
-        t0 = time.perf_counter()
-        names = set(self.gate.released) if only is None else (only & self.gate.released)
-        self.dirty -= names
-        if not names and only is not None:
-            return True
-        plan, views = self.plan_for(names, full=only is None)
-        before = {n: self.views.get(n) for n in views}
-        self.views.update(views)
-        if only is None:
-            self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
-        ok = self._apply(plan, now)
-        if ok and only is None:
-            self.removed_vips = {k for k in self.removed_vips if k in self.actual}
-        dt = time.perf_counter() - t0
-        self.tally.pass_done(dt)
-        self._tell()  # the backends' transitions first, then what they did to frontends
-        frontend_events(self.publish, before, views, self.first_sync_done, self.guard.held)
-        return ok
-
-    def _apply(self, plan: Plan, now: float) -> bool:
-        assert self.actual is not None
-        if not plan.ops:
-            return True
-        log.info("%s", plan.summary())
-        if log.isEnabledFor(logging.DEBUG):  # thousands of lines in a burst
-            for line in plan.lines():
-                log.debug("plan: %s", line)
-        if self.dry_run:
-            log.info("dry run: not applying %d operation(s)", len(plan.ops))
-            for line in plan.lines():
-                log.info("dry run: would %s", line)
-            self._record(plan.ops)  # pretend, so the same plan is not logged on every pass
-            return True
-        applied = self.lb.apply(plan.ops, self.actual)
-        if self._ranked is not None:
-            self._ranked.record_all(applied.done)
-        self.tally.ops_ok += len(applied.done)
-        self.tally.ops_failed += applied.failed
-        if applied.failed:
-            # Our view may be wrong now: re-read VPP soon and retry what is still missing.
-            self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)
-            return False
-        return True
-
-    def _record(self, ops: Sequence[Op]) -> None:
-        """Record operations a dry run pretended to apply in the view of VPP."""
-        assert self.actual is not None
-        record(self.actual, ops)
-        if self._ranked is not None:
-            self._ranked.record_all(ops)
 
     # --- publishing -------------------------------------------------------------------------
 

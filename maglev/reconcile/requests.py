@@ -22,6 +22,7 @@ from maglev.model import Config
 from maglev.reconcile import actions, events
 from maglev.reconcile.damping import Damping
 from maglev.reconcile.plan import preview
+from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
 from maglev.vpp.client import LbClient
@@ -51,6 +52,10 @@ class Answers:
     reloads: dict[str, int]
     last_reload: events.ReloadStatus
     _stopped: bool
+    snapshot: Snapshot
+
+    def _make_snapshot(self) -> Snapshot:
+        raise NotImplementedError
 
     def _transition(self, t: Transition) -> None:
         raise NotImplementedError
@@ -139,6 +144,7 @@ class Answers:
     def _sync_request(self, msg: events.SyncRequest, now: float) -> events.SyncResult:
         self.full_due = True
         self._write(now)
+        self.snapshot = self._make_snapshot()  # the reply means: what you read now is synced
         connected = self.lb.connected
         return events.SyncResult(self.last_sync_ok and connected, connected)
 

@@ -1,0 +1,108 @@
+"""`maglevc set …` (operator state: pause, disable, weight overrides) and `maglevc config …`
+(check a candidate, reload): the commands that change what maglevd does. Registered on the
+`maglevc` group by `maglev.cli.maglevc`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from maglev.cli.client import q
+from maglev.cli.context import Ctx, PrefixGroup, pass_ctx
+from maglev.cli.context import fail as _fail
+
+# --- set ---------------------------------------------------------------------------------
+
+
+@click.group(cls=PrefixGroup, name="set")
+def set_() -> None:
+    """Change runtime state: backend operator state, weight overrides."""
+
+
+@set_.command("backend")
+@click.argument("name")
+@click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable"]))
+@pass_ctx
+def set_backend(c: Ctx, name: str, action: str) -> None:
+    """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo."""
+    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}"))
+
+
+@set_.command("frontend")
+@click.argument("name")
+@click.argument("pool_kw", metavar="pool")
+@click.argument("pool")
+@click.argument("backend_kw", metavar="backend")
+@click.argument("backend")
+@click.argument("weight_kw", metavar="weight")
+@click.argument("weight")
+@pass_ctx
+def set_frontend(
+    c: Ctx,
+    name: str,
+    pool_kw: str,
+    pool: str,
+    backend_kw: str,
+    backend: str,
+    weight_kw: str,
+    weight: str,
+) -> None:
+    """NAME pool P backend B weight N|default: override a backend's weight, or clear it."""
+    for got, want in ((pool_kw, "pool"), (backend_kw, "backend"), (weight_kw, "weight")):
+        if got != want:
+            _fail(
+                f"expected '{want}', got '{got}' (usage: set frontend NAME pool P backend B weight N|default)"
+            )
+    path = f"/v1/frontends/{q(name)}/pools/{q(pool)}/backends/{q(backend)}/weight"
+    if weight == "default":
+        c.out(c.call("DELETE", path))
+        return
+    try:
+        w = int(weight)
+    except ValueError:
+        _fail(f"weight: {weight!r} is not an integer in 0..100 or 'default'")
+    if not 0 <= w <= 100:
+        _fail(f"weight: {w} is not in 0..100")
+    c.out(c.call("PUT", path, {"weight": w}))
+
+
+@click.group(cls=PrefixGroup)
+def config() -> None:
+    """Check a candidate config or reload the running one."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_ctx
+def config_check(c: Ctx, file: str) -> None:
+    """Validate FILE in the daemon and show the plan it would cause (nothing is applied)."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"{file}: {getattr(e, 'strerror', None) or e}")
+    res = c.call("POST", "/v1/config/check", {"config": text})
+
+    def human(r: dict[str, Any]) -> str:
+        if not r["valid"]:
+            return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
+        lines = [f"{file}: valid; {r.get('summary', '')}"]
+        lines += [f"  {op}" for op in r.get("plan", [])]
+        return "\n".join(lines)
+
+    c.out(res, human)
+    if not res.get("valid"):
+        sys.exit(2)
+
+
+@config.command("reload")
+@pass_ctx
+def config_reload(c: Ctx) -> None:
+    """Reload the daemon's config file now (as SIGHUP does)."""
+    res = c.call("POST", "/v1/reload")
+    c.out(res)
+    if not res.get("ok", False):
+        sys.exit(2)
