@@ -8,7 +8,7 @@ embedded}` mode and standalone as `maglev-vppsim --socket PATH`.
 
 from __future__ import annotations
 
+from maglev.table import bucket_counts, ip46, maglev_table
 from maglev.vppsim.server import Emulator
-from maglev.vppsim.table import bucket_counts, ip46, maglev_table
 
 __all__ = ["Emulator", "bucket_counts", "ip46", "maglev_table"]

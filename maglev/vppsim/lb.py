@@ -14,7 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from maglev.vppsim.table import counts_in_order, maglev_table
+from maglev.table import counts_in_order, maglev_table
 
 # Return codes (vnet/error.h)
 OK = 0

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from maglev.clock import Clock, SystemClock
+from maglev.table import maglev_table
 from maglev.vppsim import lb
 from maglev.vppsim.codec import LAYOUTS
 from maglev.vppsim.handlers import Api, MessageTable, Operation
 from maglev.vppsim.stats import StatsSegment
-from maglev.vppsim.table import maglev_table
 
 log = logging.getLogger(__name__)
 

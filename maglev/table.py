@@ -3,7 +3,8 @@
 `maglev_table` fills the whole bucket->AS table (the plugin's `lb_vip_update_new_flow_table`);
 `bucket_counts` gives each AS's number of buckets in closed form without filling it, cheap enough
 to run on every API operation. Both depend only on the live (address, weight) set and the table
-size M, never on insertion order. Pure functions; any thread (the emulator's and maglev's own).
+size M, never on insertion order. Pure functions, on any thread: the emulator's, and the
+planner's (churn preview).
 
 Addresses are the plugin's 16-byte ip46 form (IPv4 a.b.c.d is twelve zero bytes then a.b.c.d);
 `ip46()` converts from `ipaddress` objects.

@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maglev.vppsim.table import bucket_counts, ip46, maglev_table, xxhash_u64
+from maglev.table import bucket_counts, ip46, maglev_table, xxhash_u64
 
 
 def _aw(pairs: list[tuple[str, int]]) -> list[tuple[bytes, int]]:
