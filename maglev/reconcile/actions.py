@@ -43,6 +43,21 @@ def set_override(
 
     The caller marks the frontend dirty: the new weight reaches VPP on the next pass.
     """
+    check_override(config, msg)
+    key = (msg.frontend, msg.backend)
+    if msg.weight is None:
+        overrides.pop(key, None)
+    else:
+        overrides[key] = msg.weight
+    log.info(
+        "weight override %s/%s/%s: %s",
+        msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
+    )  # fmt: skip
+    return events.OverrideResult(msg.frontend, msg.pool, msg.backend, msg.weight)
+
+
+def check_override(config: Config, msg: events.WeightOverride) -> None:
+    """NotFound / InvalidRequest when `msg` names nothing known or an out-of-range weight."""
     fe = config.frontends.get(msg.frontend)
     if fe is None:
         raise NotFound(f"no frontend named {msg.frontend!r}")
@@ -53,18 +68,8 @@ def set_override(
         raise NotFound(
             f"pool {msg.pool!r} of frontend {msg.frontend!r} has no backend {msg.backend!r}"
         )
-    key = (msg.frontend, msg.backend)
-    if msg.weight is None:
-        overrides.pop(key, None)
-    else:
-        if not 0 <= msg.weight <= 100:
-            raise InvalidRequest(f"weight: {msg.weight} is not in 0..100")
-        overrides[key] = msg.weight
-    log.info(
-        "weight override %s/%s/%s: %s",
-        msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
-    )  # fmt: skip
-    return events.OverrideResult(msg.frontend, msg.pool, msg.backend, msg.weight)
+    if msg.weight is not None and not 0 <= msg.weight <= 100:
+        raise InvalidRequest(f"weight: {msg.weight} is not in 0..100")
 
 
 def kept_overrides(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maglev.model import Config
+from maglev.reconcile.opstate import TimeBox
 from maglev.vpp.lb import LbState
 
 # --- replies ------------------------------------------------------------------------------
@@ -39,6 +40,7 @@ class ActionResult:
     backend: str
     state: str
     changed: bool
+    expires: float | None = None  # wall clock: when the operator state set ends by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class OverrideResult:
     pool: str
     backend: str
     override: int | None
+    expires: float | None = None  # wall clock: when the override ends by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class BackendAction:
     backend: str
     action: str
     reply: Future[ActionResult] = field(default_factory=Future)
+    box: TimeBox = TimeBox()  # how long (pause, disable only), why, and who asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class WeightOverride:
     backend: str
     weight: int | None
     reply: Future[OverrideResult] = field(default_factory=Future)
+    box: TimeBox = TimeBox()  # how long (a weight only, not `default`), why, and who asked
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.explain import rule_of
 from maglev.reconcile.link import VppLink
+from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
 from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
@@ -46,6 +47,8 @@ class SnapshotSource(Protocol):
     def views(self) -> Mapping[str, ViewRef]: ...
     @property
     def overrides(self) -> Mapping[tuple[str, str], int]: ...
+    @property
+    def opstate(self) -> OpState: ...
     @property
     def link(self) -> VppLink: ...
     @property
@@ -106,6 +109,7 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         frontends=LazyViews(views),
         mass_failure=guarded(views),
         overrides=MappingProxyType(dict(src.overrides)),
+        opstate=src.opstate,  # a frozen value: shared as it is
         vpp_connected=link.lb.connected,
         vpp_version=version.version if version else None,
         vpp_since=link.since,

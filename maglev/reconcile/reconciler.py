@@ -55,7 +55,9 @@ from maglev.reconcile.backends import (
 )
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates
+from maglev.reconcile.holds import Holds
 from maglev.reconcile.link import VppLink
+from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import ViewRef
 from maglev.reconcile.publish import (
     backend_events,
@@ -78,7 +80,7 @@ log = logging.getLogger(__name__)
 DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's latency)
 
 
-class Reconciler(Writes, Answers):
+class Reconciler(Writes, Holds, Answers):  # Holds first: it answers operator actions
     def __init__(
         self,
         config: Config,
@@ -93,6 +95,8 @@ class Reconciler(Writes, Answers):
         on_first_sync: Callable[[], None] | None = None,
         on_config: Callable[[], None] | None = None,
         on_idle: Callable[[], object] | None = None,
+        state: OpState | None = None,
+        state_file: str | None = None,
     ) -> None:
         self.config = config
         self.inbox = inbox
@@ -146,6 +150,9 @@ class Reconciler(Writes, Answers):
         self.damping = Damping()  # healthchecks' flap-damping: may hold backends out
         self._damp_said: list[DampingChange] = []  # told after the transitions
         self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
+        # Operator state (from the state file, None: nothing persisted): enforced by the first
+        # config's install, so the first pass already writes it (restart neutrality).
+        self._start_holds(state, state_file)
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -184,6 +191,7 @@ class Reconciler(Writes, Answers):
                 self._tell()
                 self._handle(msg, now)
         self._apply_results(results, now)
+        self._expire_holds(now)
         self._release(now)
         self.dirty.update(self.ramps.tick(now))
         self._write(now)
@@ -209,6 +217,8 @@ class Reconciler(Writes, Answers):
         if (ramp_step := self.ramps.next_at()) is not None:
             deadlines.append(ramp_step)
         now = self.clock.monotonic()
+        if (expiry := self.holds_deadline(now)) is not None:
+            deadlines.append(expiry)  # an operator state ends then
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
 
@@ -318,6 +328,7 @@ class Reconciler(Writes, Answers):
         self._bstatus = {}
         self._touched = set(new)
         self.overrides = actions.kept_overrides(self.overrides, config)
+        self._enforce_holds(now)
         self._sync_streams()
         if self.on_config is not None:
             self.on_config()

@@ -69,6 +69,12 @@ class Answers:
     def _install_config(self, config: Config, now: float) -> None:
         raise NotImplementedError
 
+    def _held_backend_action(self, msg: events.BackendAction, now: float) -> events.ActionResult:
+        raise NotImplementedError
+
+    def _held_weight(self, msg: events.WeightOverride, now: float) -> events.OverrideResult:
+        raise NotImplementedError
+
     def _write(self, now: float) -> None:
         raise NotImplementedError
 
@@ -113,25 +119,13 @@ class Answers:
     def _answers(self) -> dict[type, Any]:
         return {
             events.ApplyConfig: self._apply_config,
-            events.BackendAction: self._backend_action,
-            events.WeightOverride: self._weight_override,
+            events.BackendAction: self._held_backend_action,  # holds.py: kept and persisted
+            events.WeightOverride: self._held_weight,
             events.SyncRequest: self._sync_request,
             events.ReadLbState: self._read_lb_state,
             events.Preview: self._preview,
             events.ReleaseGuard: self._release_guard,
         }
-
-    def _backend_action(self, msg: events.BackendAction, now: float) -> events.ActionResult:
-        t, answer = actions.backend_action(self.health, msg.backend, msg.action, now)
-        if t is not None:
-            self._transition(t)
-            self._sync_streams()
-        return answer
-
-    def _weight_override(self, msg: events.WeightOverride, now: float) -> events.OverrideResult:
-        answer = actions.set_override(self.config, self.overrides, msg)
-        self.dirty.add(msg.frontend)
-        return answer
 
     def _release_guard(self, msg: events.ReleaseGuard, now: float) -> events.GuardReleaseResult:
         change = self.guard.release(msg.by, now)

@@ -18,6 +18,7 @@ from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
 from maglev.reconcile.damping import DampingStatus
 from maglev.reconcile.events import ReloadStatus
+from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import FrontendView, GuardView, ViewRef
 from maglev.reconcile.vantage import VantageStatus
 from maglev.vpp.lb import VipCounters, VipKey
@@ -98,6 +99,7 @@ class Snapshot:
     damping: Mapping[str, DampingStatus] = field(default_factory=dict)  # flap damping, by backend
     # (frontend, backend) -> {step, steps, weight, until (wall clock)} of each slow-start ramp
     slow_start: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    opstate: OpState = field(default_factory=OpState)  # operator states in force, time boxes
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:
