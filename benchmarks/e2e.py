@@ -133,7 +133,16 @@ def run(smoke: bool = False) -> dict[str, Any]:
         cfg.write_text(config_text(sock, port, addrs, ctl))
         log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
         daemon = subprocess.Popen(
-            [str(BIN / "maglevd"), "run", "--config", str(cfg), "--log-level", "warning"],
+            [
+                str(BIN / "maglevd"),
+                "run",
+                "--config",
+                str(cfg),
+                "--log-level",
+                "warning",
+                "--state-file",
+                str(tmp / "state.json"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

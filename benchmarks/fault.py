@@ -272,7 +272,16 @@ class Rig:
         t0 = time.monotonic()
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(
-                [str(BIN / "maglevd"), "run", "--config", str(self.cfg), "--log-level", "info"],
+                [
+                    str(BIN / "maglevd"),
+                    "run",
+                    "--config",
+                    str(self.cfg),
+                    "--log-level",
+                    "info",
+                    "--state-file",
+                    str(self.cfg.parent / "state.json"),
+                ],
                 stdout=logf,
                 stderr=subprocess.STDOUT,
             )

@@ -233,7 +233,16 @@ def run(smoke: bool = False) -> dict[str, Any]:
     emu.start()
     log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [str(BIN / "maglevd"), "run", "--config", str(cfg), "--log-level", "info"],
+        [
+            str(BIN / "maglevd"),
+            "run",
+            "--config",
+            str(cfg),
+            "--log-level",
+            "info",
+            "--state-file",
+            str(tmp / "state.json"),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

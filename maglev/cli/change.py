@@ -22,13 +22,33 @@ def set_() -> None:
     """Change runtime state: backend operator state, weight overrides."""
 
 
+def _time_box(f: Any) -> Any:
+    """--for, --until, --comment: how long an operator state lasts and why (maglevd checks)."""
+    f = click.option("--comment", help='Why, shown with the state: --comment "ticket 123".')(f)
+    f = click.option("--until", "until", metavar="TIME",
+                     help="End it at TIME (ISO 8601 with a zone: 2026-12-02T03:00Z).")(f)  # fmt: skip
+    f = click.option("--for", "for_", metavar="DURATION",
+                     help="End it by itself after DURATION (30m, 2h, 90s).")(f)  # fmt: skip
+    return f
+
+
+def _box(for_: str | None, until: str | None, comment: str | None) -> dict[str, Any] | None:
+    body = {k: v for k, v in (("for", for_), ("until", until), ("comment", comment)) if v}
+    return body or None
+
+
 @set_.command("backend")
 @click.argument("name")
 @click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable"]))
+@_time_box
 @pass_ctx
-def set_backend(c: Ctx, name: str, action: str) -> None:
-    """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo."""
-    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}"))
+def set_backend(
+    c: Ctx, name: str, action: str, for_: str | None, until: str | None, comment: str | None
+) -> None:
+    """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo.
+
+    The state survives restarts; --for/--until make it end by itself."""
+    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}", _box(for_, until, comment)))
 
 
 @set_.command("frontend")
@@ -39,6 +59,7 @@ def set_backend(c: Ctx, name: str, action: str) -> None:
 @click.argument("backend")
 @click.argument("weight_kw", metavar="weight")
 @click.argument("weight")
+@_time_box
 @pass_ctx
 def set_frontend(
     c: Ctx,
@@ -49,15 +70,23 @@ def set_frontend(
     backend: str,
     weight_kw: str,
     weight: str,
+    for_: str | None,
+    until: str | None,
+    comment: str | None,
 ) -> None:
-    """NAME pool P backend B weight N|default: override a backend's weight, or clear it."""
+    """NAME pool P backend B weight N|default: override a backend's weight, or clear it.
+
+    The override survives restarts; --for/--until make it end by itself."""
     for got, want in ((pool_kw, "pool"), (backend_kw, "backend"), (weight_kw, "weight")):
         if got != want:
             _fail(
                 f"expected '{want}', got '{got}' (usage: set frontend NAME pool P backend B weight N|default)"
             )
     path = f"/v1/frontends/{q(name)}/pools/{q(pool)}/backends/{q(backend)}/weight"
+    box = _box(for_, until, comment)
     if weight == "default":
+        if box:
+            _fail("--for, --until and --comment go with a weight, not with 'default'")
         c.out(c.call("DELETE", path))
         return
     try:
@@ -66,7 +95,7 @@ def set_frontend(
         _fail(f"weight: {weight!r} is not an integer in 0..100 or 'default'")
     if not 0 <= w <= 100:
         _fail(f"weight: {w} is not in 0..100")
-    c.out(c.call("PUT", path, {"weight": w}))
+    c.out(c.call("PUT", path, {"weight": w, **(box or {})}))
 
 
 @click.group(cls=PrefixGroup)

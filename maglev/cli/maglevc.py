@@ -19,6 +19,7 @@ from maglev.cli.client import ControlClient, ControlError, cleartext_risk, q
 from maglev.cli.context import Ctx, PrefixGroup, pass_ctx
 from maglev.cli.context import fail as _fail
 from maglev.cli.explain import explain
+from maglev.cli.overrides import overrides_table, show_overrides
 from maglev.cli.tables import guard_text, render_kv, render_table, status_text
 
 DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
@@ -115,7 +116,10 @@ def _frontend_detail(r: dict[str, Any]) -> str:
             for b in r["backends"]
         ],
     )  # fmt: skip
-    return render_kv(head) + "\n\n" + table
+    out = render_kv(head) + "\n\n" + table
+    if r.get("operator_state"):
+        out += "\n\noperator state:\n" + overrides_table(r["operator_state"])
+    return out
 
 
 @show.command("frontends")
@@ -155,8 +159,11 @@ def _backends_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _backend_detail(r: dict[str, Any]) -> str:
-    head = {k: v for k, v in r.items() if k not in ("transitions", "last_probe", "damping")}
+    skip = ("transitions", "last_probe", "damping", "operator_state")
+    head = {k: v for k, v in r.items() if k not in skip}
     out = render_kv(head)
+    if r.get("operator_state"):
+        out += "\n\noperator state:\n" + overrides_table(r["operator_state"])
     if r.get("damping"):
         out += "\n\nflap damping:\n" + render_kv(r["damping"], indent=2)
     if r.get("last_probe"):
@@ -340,6 +347,7 @@ def _event_line(ev: dict[str, Any]) -> str:
 
 
 cli.add_command(explain)
+show.add_command(show_overrides)
 cli.add_command(set_)
 cli.add_command(config)
 

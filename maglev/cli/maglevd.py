@@ -14,6 +14,8 @@ from maglev.errors import ConfigError, ConfigInvalid
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 PR_SET_NAME = 15  # <linux/prctl.h>
+STATE_FILE = "/var/lib/maglev/state.json"  # maglev.reconcile.statefile.DEFAULT_PATH (not imported:
+# this module stays light until a command runs)
 
 
 def set_process_name(name: str = "maglevd") -> None:
@@ -96,6 +98,18 @@ def _common(f: F) -> F:
             ),
             click.option("--control-socket", help="Override control.socket from the config."),
             click.option("--metrics-listen", help="Override metrics.listen (host:port)."),
+            click.option(
+                "--state-file",
+                envvar="MAGLEV_STATE_FILE",
+                type=click.Path(dir_okay=False),
+                help="Operator state kept across restarts (env MAGLEV_STATE_FILE; default "
+                f"{STATE_FILE}; the demo's: beside its control socket).",
+            ),
+            click.option(
+                "--discard-state",
+                is_flag=True,
+                help="Start even if the state file cannot be read (it is renamed aside).",
+            ),
         ]
     ):
         f = opt(f)
@@ -109,7 +123,8 @@ def _common(f: F) -> F:
 @click.option("--check", is_flag=True, help="Only validate the config (as check-config) and exit.")
 @_common
 def run(config: str, check: bool, log_level: str, log_format: str, log_target: str, pidfile: str | None,
-        dry_run: bool, control_socket: str | None, metrics_listen: str | None) -> None:  # fmt: skip
+        dry_run: bool, control_socket: str | None, metrics_listen: str | None,
+        state_file: str | None, discard_state: bool) -> None:  # fmt: skip
     """Run the daemon in the foreground until SIGTERM/SIGINT (SIGHUP reloads the config)."""
     if check:
         sys.exit(_check(config))
@@ -119,7 +134,8 @@ def run(config: str, check: bool, log_level: str, log_format: str, log_target: s
     from maglev.daemon.runtime import run as run_daemon
 
     logsetup.configure(log_level, log_format, log_target)
-    settings = Settings(config, dry_run, pidfile, control_socket, metrics_listen)
+    settings = Settings(config, dry_run, pidfile, control_socket, metrics_listen,
+                        state_file or STATE_FILE, discard_state)  # fmt: skip
     sys.exit(run_daemon(settings))
 
 
@@ -141,7 +157,8 @@ def run(config: str, check: bool, log_level: str, log_format: str, log_target: s
 )
 @_common
 def demo(config: str, flap: float, log_level: str, log_format: str, log_target: str, pidfile: str | None,
-         dry_run: bool, control_socket: str | None, metrics_listen: str | None) -> None:  # fmt: skip
+         dry_run: bool, control_socket: str | None, metrics_listen: str | None,
+         state_file: str | None, discard_state: bool) -> None:  # fmt: skip
     """Run the demo: demo backends on loopback plus maglevd on the embedded VPP emulator."""
     set_process_name()
     from maglev.config import load_file
@@ -170,13 +187,26 @@ def demo(config: str, flap: float, log_level: str, log_format: str, log_target: 
         "demo running; in another terminal: maglevc --socket %s show frontends (Ctrl-C stops)", sock
     )
     try:
-        code = run_daemon(Settings(config, dry_run, pidfile, control_socket, metrics_listen))
+        settings = Settings(config, dry_run, pidfile, control_socket, metrics_listen,
+                            state_file or demo_state_file(sock), discard_state)  # fmt: skip
+        code = run_daemon(settings)
     finally:
         if flapper:
             flapper.stop()
         for b in backends:
             b.stop()
     sys.exit(code)
+
+
+def demo_state_file(control_socket: str | None) -> str:
+    """The demo's state file: beside its control socket (`/tmp/maglevd-demo.sock` ->
+    `/tmp/maglevd-demo.state.json`), a place the demo can write without root, and one per demo
+    socket, as there is one demo per socket."""
+    import os
+
+    if not control_socket:
+        return os.path.join(os.path.expanduser("~"), ".maglevd-demo.state.json")
+    return os.path.splitext(control_socket)[0] + ".state.json"
 
 
 def main() -> None:

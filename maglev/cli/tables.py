@@ -65,5 +65,7 @@ def status_text(doc: dict[str, Any]) -> str:
         f" until {d['until'] or '-'}"
         for d in doc.get("suppressed_backends") or []
     ]
+    if doc.get("operator_state"):  # a drain an operator set and may have forgotten
+        lines.append(f"operator state  {doc['operator_state']} in force (maglevc show overrides)")
     head = {k: v for k, v in doc.items() if k not in ("mass_failure_guard", "suppressed_backends")}
     return "\n".join([*lines, render_kv(head)])

@@ -24,9 +24,11 @@ from maglev.daemon.info import DaemonInfo
 from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
 from maglev.model import Frontend
 from maglev.reconcile import events, explain
+from maglev.reconcile.opstate import TimeBox, hold_doc
 from maglev.reconcile.plan import GuardView
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
+from maglev.reconcile.statefile import StateFileError
 from maglev.reconcile.vantage import VantageStatus
 from maglev.vpp.lb import ENCAP_OF_CODE
 
@@ -136,6 +138,8 @@ class DaemonApi:
             raise ApiError(400, str(e)) from e
         except VppError as e:
             raise ApiError(502, f"VPP: {e}") from e
+        except StateFileError as e:  # written before applied: the request changed nothing
+            raise ApiError(503, f"{e}; nothing was changed") from e
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -188,6 +192,7 @@ class DaemonApi:
                 for n, g in sorted(s.mass_failure.items())
                 if n in s.config.frontends
             ],
+            "operator_state": len(s.opstate.holds),
             "suppressed_backends": [
                 {"backend": n, "penalty": d.penalty, "until": _ts(d.until)}
                 for n, d in sorted(s.damping.items())
@@ -234,6 +239,9 @@ class DaemonApi:
             "released": name in s.released,
             "guard": guard_doc(fe, view.guard if view else None),
             "backends": rows,
+            "operator_state": [
+                hold_doc(h, time.time()) for h in s.opstate.holds if h.frontend == name
+            ],
         }
 
     def frontends(self) -> list[dict[str, Any]]:
@@ -271,6 +279,9 @@ class DaemonApi:
             "frontends": [n for n, fe in s.config.frontends.items() if name in fe.backend_names()],
             "drain_held_by": HELD if name in s.vantage.held else None,
             "damping": damping_doc(s, name),
+            "operator_state": [
+                hold_doc(h, time.time()) for h in s.opstate.holds if h.backend == name
+            ],
             "slow_start": {
                 fe: _ramp_doc(doc) for (fe, be), doc in s.slow_start.items() if be == name
             },
@@ -389,20 +400,31 @@ class DaemonApi:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def backend_action(self, name: str, action: str) -> dict[str, Any]:
-        r = self._ask(events.BackendAction(name, action))
-        return {"backend": r.backend, "state": r.state, "changed": r.changed}
+    def overrides(self) -> dict[str, Any]:
+        """Every operator state in force: what, value, set when and by whom, until when, why."""
+        s, now = self.snap, time.time()
+        return {"overrides": [hold_doc(h, now) for h in s.opstate.holds]}
+
+    def backend_action(self, name: str, action: str, box: TimeBox | None = None) -> dict[str, Any]:
+        r = self._ask(events.BackendAction(name, action, box=box or TimeBox()))
+        doc: dict[str, Any] = {"backend": r.backend, "state": r.state, "changed": r.changed}
+        if r.expires is not None:  # a time-boxed state: when it ends by itself
+            doc["expires_at"] = _ts(r.expires)
+        return doc
 
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None
+        self, frontend: str, pool: str, backend: str, weight: int | None, box: TimeBox | None = None
     ) -> dict[str, Any]:
-        r = self._ask(events.WeightOverride(frontend, pool, backend, weight))
-        return {
+        r = self._ask(events.WeightOverride(frontend, pool, backend, weight, box=box or TimeBox()))
+        doc: dict[str, Any] = {
             "frontend": r.frontend,
             "pool": r.pool,
             "backend": r.backend,
             "override": r.override,
         }
+        if r.expires is not None:
+            doc["expires_at"] = _ts(r.expires)
+        return doc
 
     def guard_release(self, by: str) -> dict[str, Any]:
         r = self._ask(events.ReleaseGuard(by))

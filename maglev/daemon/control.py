@@ -34,7 +34,8 @@ from urllib.parse import parse_qs, unquote
 from maglev.config.fields import parse_host_port
 from maglev.daemon.http1 import Answer, ApiError, Limits, Request, Stream
 from maglev.daemon.httpd import HttpServer
-from maglev.errors import MaglevError
+from maglev.errors import InvalidRequest, MaglevError
+from maglev.reconcile.opstate import BOX_KEYS, TimeBox, parse_box
 
 __all__ = ["ApiError", "ControlHandler", "ControlServer", "Limits", "TokenFileError"]
 
@@ -59,10 +60,13 @@ class ControlHandler(Protocol):
     def healthchecks(self) -> list[dict[str, Any]]: ...
     def vpp_lb_state(self) -> dict[str, Any]: ...
     def vpp_lb_counters(self) -> dict[str, Any]: ...
-    def backend_action(self, name: str, action: str) -> dict[str, Any]: ...
-    def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None
+    def backend_action(
+        self, name: str, action: str, box: TimeBox | None = None
     ) -> dict[str, Any]: ...
+    def set_weight(
+        self, frontend: str, pool: str, backend: str, weight: int | None, box: TimeBox | None = None
+    ) -> dict[str, Any]: ...
+    def overrides(self) -> dict[str, Any]: ...
     def sync(self) -> dict[str, Any]: ...
     def guard_release(self, by: str) -> dict[str, Any]: ...
     def reload(self) -> dict[str, Any]: ...
@@ -87,6 +91,22 @@ def _weight_body(body: Any) -> int:
     if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
         raise ApiError(400, f"weight: {_show(w)} is not an integer in 0..100")
     return w
+
+
+def _box_body(body: Any, by: str, keys: tuple[str, ...] = BOX_KEYS) -> TimeBox:
+    """The time box of an operator action: `for` (a duration) or `until` (ISO 8601 with a zone),
+    and a `comment`; an absent or empty body is none. 400 naming the field otherwise."""
+    if body is None:
+        return TimeBox(by=by)
+    if not isinstance(body, dict):
+        raise ApiError(400, f"body must be a JSON object with any of {list(BOX_KEYS)}")
+    unknown = sorted(set(body) - set(keys))
+    if unknown:
+        raise ApiError(400, f"unknown key(s) {_show(unknown)}; use {list(keys)}")
+    try:
+        return parse_box(body, by, time.time())
+    except InvalidRequest as e:
+        raise ApiError(400, str(e)) from None
 
 
 def _config_body(body: Any) -> str:
@@ -149,18 +169,23 @@ ROUTES: tuple[Route, ...] = tuple(
         (
             "POST",
             rf"/v1/backends/{NAME}/(pause|resume|enable|disable)",
-            lambda h, a, b: h.backend_action(a[0], a[1]),
+            lambda h, a, b: h.backend_action(a[0], a[1], _box_body(b, a[-1])),
+            True,
         ),
         (
             "PUT",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
-            lambda h, a, b: h.set_weight(a[0], a[1], a[2], _weight_body(b)),
+            lambda h, a, b: h.set_weight(
+                a[0], a[1], a[2], _weight_body(b), _box_body(b, a[-1], ("weight", *BOX_KEYS))
+            ),
+            True,
         ),
         (
             "DELETE",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
             lambda h, a, b: h.set_weight(a[0], a[1], a[2], None),
         ),
+        ("GET", r"/v1/overrides", lambda h, a, b: h.overrides()),
         ("POST", r"/v1/sync", lambda h, a, b: h.sync()),
         ("POST", r"/v1/reload", lambda h, a, b: h.reload()),
         ("POST", r"/v1/config/check", lambda h, a, b: h.check_config(_config_body(b))),

@@ -53,6 +53,7 @@ from maglev.model import Config
 from maglev.reconcile import events
 from maglev.reconcile.port import ReconcilerPort
 from maglev.reconcile.reconciler import Reconciler
+from maglev.reconcile.statefile import StateFileError, load_or_discard
 from maglev.vpp import apidefs
 from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
@@ -70,6 +71,8 @@ class Settings:
     pidfile: str | None = None
     control_socket: str | None = None  # overrides control.socket from the config
     metrics_listen: str | None = None  # overrides metrics.listen
+    state_file: str | None = None  # operator state kept across restarts (None: in memory only)
+    discard_state: bool = False  # start even when the state file cannot be read (renamed aside)
 
 
 def lock_path(settings: Settings, config: Config) -> str | None:
@@ -117,6 +120,10 @@ class Runtime:
         # Second, before any thread starts: a token file others can read is refused outright.
         c = cfg.control
         self._token = read_token_file(c.token_file) if c.token_file else None
+        # Third, still before any thread: the operator state, so that the first pass already
+        # writes it. Under the lock: a second maglevd must not rename the first one's file aside.
+        st = self.settings.state_file
+        state = load_or_discard(st, self.settings.discard_state) if st else None
         logging.getLogger().addHandler(BusLogHandler(self.bus))
         log.info(
             "maglevd %s starting: diff engine %s, config %s (%d frontends, %d backends, "
@@ -163,6 +170,8 @@ class Runtime:
             on_first_sync=self._first_sync,
             on_config=memory.settle,
             on_idle=memory.tidy,
+            state=state,
+            state_file=st,
         )
         self.scheduler.start()
         self._reconciler_thread = threading.Thread(
@@ -373,8 +382,11 @@ def run(settings: Settings) -> int:
     except AlreadyRunning as e:
         log.error("%s", e)  # nothing was started, and the running one's files are its own
         return 1
-    except TokenFileError as e:  # the operator's to fix: one clear line, nothing started
-        log.critical("maglevd refuses to start: %s", e)
+    except (TokenFileError, StateFileError) as e:  # the operator's to fix: one line, no start
+        hint = ""
+        if isinstance(e, StateFileError):  # its operator state would be lost without a word
+            hint = "; fix or move the file, or start with --discard-state to set it aside"
+        log.critical("maglevd refuses to start: %s%s", e, hint)
         if rt.lock is not None:
             rt.lock.release()
         return 1

@@ -105,7 +105,9 @@ class BackendAction:
     backend: str
     action: str
     reply: Future[ActionResult] = field(default_factory=Future)
-    box: TimeBox = TimeBox()  # how long (pause, disable only), why, and who asked
+    box: TimeBox = field(
+        default_factory=TimeBox
+    )  # how long (pause, disable only), why, and who asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,9 @@ class WeightOverride:
     backend: str
     weight: int | None
     reply: Future[OverrideResult] = field(default_factory=Future)
-    box: TimeBox = TimeBox()  # how long (a weight only, not `default`), why, and who asked
+    box: TimeBox = field(
+        default_factory=TimeBox
+    )  # how long (a weight only, not `default`), why, and who asked
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,9 @@ class Hold:
         """How a log line or a table names it."""
         if self.kind == BACKEND:
             return f"backend {self.backend} {self.value}"
-        return f"frontend {self.frontend} pool {self.pool} backend {self.backend} weight {self.value}"
+        return (
+            f"frontend {self.frontend} pool {self.pool} backend {self.backend} weight {self.value}"
+        )
 
     def applies_to(self, config: Config) -> bool:
         """Whether `config` still has what this state names."""
@@ -124,9 +126,7 @@ class OpState:
 
     def overrides(self) -> dict[tuple[str, str], int]:
         """The weight overrides, as the reconciler's `overrides` table keys them."""
-        return {
-            (h.frontend or "", h.backend): int(h.value) for h in self.holds if h.kind == WEIGHT
-        }
+        return {(h.frontend or "", h.backend): int(h.value) for h in self.holds if h.kind == WEIGHT}
 
     def backend_states(self) -> Mapping[str, str]:
         return {h.backend: str(h.value) for h in self.holds if h.kind == BACKEND}

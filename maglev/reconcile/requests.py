@@ -19,7 +19,7 @@ from maglev.config import diff_configs, restart_only_changes
 from maglev.errors import MaglevError, VppError
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config
-from maglev.reconcile import actions, events
+from maglev.reconcile import events
 from maglev.reconcile.damping import Damping
 from maglev.reconcile.plan import preview
 from maglev.reconcile.snapshot import Snapshot

@@ -19,6 +19,7 @@ reconciler thread, which owns the state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -177,10 +178,8 @@ def save(path: str, state: OpState, saved_at: float) -> None:
         raise StateFileError(f"state file {path}: cannot write: {e.strerror or e}") from None
     finally:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def discard(path: str, now: float | None = None) -> str:
@@ -197,3 +196,30 @@ def discard(path: str, now: float | None = None) -> str:
     except OSError as e:
         raise StateFileError(f"state file {path}: cannot rename it aside: {e.strerror}") from None
     return aside
+
+
+def load_or_discard(path: str, discard_bad: bool) -> OpState | None:
+    """`load(path)`; with `discard_bad`, a file that cannot be read is renamed aside (WARNING
+    naming it and what it held, as far as it can be told) and maglevd starts without it."""
+    try:
+        state = load(path)
+    except StateFileError as e:
+        if not discard_bad or not os.path.lexists(path):
+            raise
+        aside = discard(path)
+        log.warning(
+            "%s; --discard-state: its operator state (pauses, disables, weight overrides) is "
+            "not applied; the file is kept as %s",
+            e, aside,
+        )  # fmt: skip
+        return None
+    if state is None:
+        log.info("no state file at %s: no operator state to restore", path)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.access(parent if os.path.isdir(parent) else os.path.dirname(parent), os.W_OK):
+            log.warning(
+                "state file %s: its directory is not writable; operator actions will fail until "
+                "it is",
+                path,
+            )
+    return state

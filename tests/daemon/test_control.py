@@ -126,12 +126,12 @@ class Recorder:
     def vpp_lb_counters(self) -> dict[str, Any]:
         return {"vips": []}
 
-    def backend_action(self, name: str, action: str) -> dict[str, Any]:
+    def backend_action(self, name: str, action: str, box: object = None) -> dict[str, Any]:
         self.calls.append(("action", name, action))
         return {"backend": name, "state": action}
 
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None
+        self, frontend: str, pool: str, backend: str, weight: int | None, box: object = None
     ) -> dict[str, Any]:
         self.calls.append(("weight", frontend, pool, backend, weight))
         return {"ok": True}
