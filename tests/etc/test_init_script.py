@@ -48,6 +48,7 @@ def script(
     defaults.write_text(
         f"MAGLEVD={BIN / 'maglevd'}\nMAGLEV_CONFIG={cfg}\nPIDFILE={pidfile}\n"
         f'MAGLEVD_OPTS="--log-level info"\nMAGLEV_USER={user}\n'
+        f"STATE_FILE={tmp_path / 'state' / 'state.json'}\n"
     )
     env = {**os.environ, "MAGLEV_DEFAULTS": str(defaults)}
 
