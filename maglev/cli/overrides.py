@@ -34,7 +34,7 @@ def what(r: dict[str, Any]) -> str:
 
 def overrides_table(rows: list[dict[str, Any]]) -> str:
     return render_table(
-        ["WHAT", "VALUE", "SET", "BY", "EXPIRES", "", "COMMENT"],
+        ["WHAT", "VALUE", "SET", "BY", "EXPIRES", "IN", "COMMENT"],
         [
             [
                 what(r),
