@@ -80,9 +80,7 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         backends=diff_named(old.backends, new.backends),
         healthchecks=diff_named(old.healthchecks, new.healthchecks),
         settings=tuple(
-            name
-            for name, attr in _SECTIONS
-            if getattr(old, attr) != getattr(new, attr)
+            name for name, attr in _SECTIONS if getattr(old, attr) != getattr(new, attr)
         ),
     )
 
