@@ -21,6 +21,7 @@ from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config
 from maglev.reconcile import actions, events
 from maglev.reconcile.damping import Damping
+from maglev.reconcile.interlock import Verdict
 from maglev.reconcile.plan import preview
 from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.startup import StartupGate
@@ -72,6 +73,17 @@ class Answers:
     def _write(self, now: float) -> None:
         raise NotImplementedError
 
+    def _interlocked(
+        self, msg: events.ApplyConfig, changes: str
+    ) -> tuple[events.ReloadStatus | None, tuple[str, ...], bool]:
+        raise NotImplementedError
+
+    def _clear_hold(self, why: str) -> None:
+        raise NotImplementedError
+
+    def verdict(self, candidate: Config) -> Verdict:
+        raise NotImplementedError
+
     def preview(self, config: Config) -> events.PreviewResult:
         """The plan a candidate config would cause now (for `config check`); applies nothing."""
         if self.actual is None:
@@ -81,7 +93,8 @@ class Answers:
             self.config, config, states, self.overrides, self.actual, self.removed_vips,
             self.damping.suppressed,
         )  # fmt: skip
-        return events.PreviewResult(plan.summary(), tuple(plan.lines()))
+        v = self.verdict(config)  # what the reload interlocks would say (nothing is held)
+        return events.PreviewResult(plan.summary(), tuple(plan.lines()), v.reasons, v.notes)
 
     def _handle(self, msg: Any, now: float) -> None:
         if isinstance(msg, events.Stop):
@@ -161,6 +174,7 @@ class Answers:
         config, source = msg.config, msg.source
         d = diff_configs(self.config, config)
         if d.empty:
+            self._clear_hold("the file is the running config again")
             log.info(
                 "config reload (%s): nothing changed (read in %.2fs)", source, msg.load_seconds
             )
@@ -170,6 +184,11 @@ class Answers:
             self.last_reload = status
             return status
         summary = d.summary()
+        held, notes, forced = self._interlocked(msg, summary)  # the reload interlocks
+        if held is not None:
+            self.last_reload = held
+            return held
+        self._clear_hold("applied with --force" if forced else "a reload passed the interlocks")
         pending = restart_only_changes(self.config, config)
         old_keys = {frontend_key(fe) for fe in self.config.frontends.values()}
         new_keys = {frontend_key(fe) for fe in config.frontends.values()}
@@ -196,6 +215,8 @@ class Answers:
             load_seconds=msg.load_seconds,
             applied_seconds=round(time.perf_counter() - msg.started, 3),
             restart_needed=pending,
+            forced=forced,
+            notes=notes,
         )
         self.last_reload = status
         return status
