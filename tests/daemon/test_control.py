@@ -140,8 +140,8 @@ class Recorder:
         self.calls.append(("sync",))
         return {"ok": True}
 
-    def reload(self) -> dict[str, Any]:
-        self.calls.append(("reload",))
+    def reload(self, force: bool = False) -> dict[str, Any]:
+        self.calls.append(("reload", force) if force else ("reload",))
         return {"ok": False, "problems": ["x: bad"]}
 
     def check_config(self, text: str) -> dict[str, Any]:
