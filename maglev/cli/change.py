@@ -103,14 +103,12 @@ def config_check(c: Ctx, file: str) -> None:
 
 
 def interlock_lines(doc: dict[str, Any]) -> list[str]:
-    """What the reload interlocks would say about a checked file."""
-    if not doc:
-        return []
+    """What the reload interlocks would say about a checked file: nothing when they would let
+    it through without a note (the JSON output always carries `interlocks`)."""
+    lines = []
     if doc.get("would_hold"):
         lines = ["a reload of this file would be HELD by the reload interlocks:"]
         lines += [f"  {r}" for r in doc.get("reasons", [])]
-    else:
-        lines = ["the reload interlocks would let it through"]
     lines += [f"  note: {n}" for n in doc.get("notes", [])]
     return lines
 
