@@ -187,6 +187,7 @@ class Answers:
         held, notes, forced = self._interlocked(msg, summary)  # the reload interlocks
         if held is not None:
             self.last_reload = held
+            self.snapshot = self._make_snapshot()  # the reply means: status shows the hold
             return held
         self._clear_hold("applied with --force" if forced else "a reload passed the interlocks")
         pending = restart_only_changes(self.config, config)
