@@ -78,4 +78,6 @@ def status_text(doc: dict[str, Any]) -> str:
         for d in doc.get("suppressed_backends") or []
     ]
     head = {k: v for k, v in doc.items() if k not in ("mass_failure_guard", "suppressed_backends")}
+    if isinstance(head.get("config"), dict) and head["config"].get("reload_hold"):
+        head["config"] = {**head["config"], "reload_hold": "HELD (see the first lines)"}
     return "\n".join([*lines, render_kv(head)])
