@@ -104,7 +104,9 @@ def capacity_losses(
     serving backends (weight > 0), with the same backend health, overrides and flap damping,
     under the running config (`before`) and under the candidate (`after`); see `capacities`.
     Frontends in both (by name) are judged; a frontend whose capacity is 0 before cannot lose
-    any. Weights are read as capacity as the operator sized them: scaling every weight of a
+    any. A backend whose address or healthcheck the candidate changes starts unknown, as after
+    any reload (`plan.candidate_states`), so it serves only if the mass-failure guard keeps it:
+    re-pointing every backend of a frontend at once is a loss until the probes come back. Weights are read as capacity as the operator sized them: scaling every weight of a
     frontend down by the same factor counts as a loss although VPP's split stays the same (such
     a rescale needs `--force`). A loss exactly at `max-capacity-loss` passes."""
     out: list[CapacityLoss] = []

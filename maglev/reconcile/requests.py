@@ -85,15 +85,17 @@ class Answers:
         raise NotImplementedError
 
     def preview(self, config: Config) -> events.PreviewResult:
-        """The plan a candidate config would cause now (for `config check`); applies nothing."""
+        """The plan a candidate config would cause now (for `config check`), and what the
+        reload interlocks would say of it; applies and holds nothing."""
+        v = self.verdict(config)
         if self.actual is None:
-            return events.PreviewResult("VPP state unknown (not connected); no plan", ())
+            no_plan = "VPP state unknown (not connected); no plan"
+            return events.PreviewResult(no_plan, (), v.reasons, v.notes)
         states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
         plan = preview(
             self.config, config, states, self.overrides, self.actual, self.removed_vips,
             self.damping.suppressed,
         )  # fmt: skip
-        v = self.verdict(config)  # what the reload interlocks would say (nothing is held)
         return events.PreviewResult(plan.summary(), tuple(plan.lines()), v.reasons, v.notes)
 
     def _handle(self, msg: Any, now: float) -> None:

@@ -175,3 +175,16 @@ def test_preview_says_what_the_interlocks_would_do_and_holds_nothing() -> None:
     assert res.held_by == ("deletes 2 frontend(s), more than max-deleted-frontends 1: api, www",)
     assert r.rec.snapshot.reload_hold is None and r.holds() == []
     assert r.ask(events.Preview(config())).held_by == ()
+
+
+def test_a_re_pointed_backend_starts_unknown_and_its_capacity_is_judged_so() -> None:
+    r = Loud()
+    base = r.rec.config
+    a1 = dataclasses.replace(base.backends["a1"], address=ipaddress.ip_address("10.0.0.9"))
+    moved = dataclasses.replace(base, backends=MappingProxyType({**base.backends, "a1": a1}))
+    # a1 starts unknown: www fails over to its backup b1 (weight 40) until a1 is probed up.
+    status = r.ask(reload(moved))
+    assert status.held
+    assert any("frontend www: capacity 100 -> 40 (-60%)" in p for p in status.problems)
+    assert r.lb.tables[WWW].weights == {ipaddress.ip_address("10.0.0.1"): 100,
+                                        ipaddress.ip_address("10.0.0.2"): 0}  # fmt: skip
