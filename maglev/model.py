@@ -314,6 +314,15 @@ class HealthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadGuardSettings:
+    """`reload-guard`: the interlocks that hold a reload back (`maglev.reconcile.interlock`)."""
+
+    max_deleted_frontends: int = 1  # more deletions than this in one reload are held
+    max_capacity_loss: float = 0.5  # fraction of a remaining frontend's capacity (0..1)
+    protect_busy_frontends: bool = True  # hold a reload deleting a frontend that has traffic
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     vpp: VppSettings
     healthchecks: Mapping[str, HealthCheck]
@@ -322,6 +331,7 @@ class Config:
     control: ControlSettings = field(default_factory=ControlSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    reload_guard: ReloadGuardSettings = field(default_factory=ReloadGuardSettings)
 
 
 # --- health -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import click
 from maglev.cli.client import q
 from maglev.cli.context import Ctx, PrefixGroup, pass_ctx
 from maglev.cli.context import fail as _fail
+from maglev.cli.tables import render_kv
 
 # --- set ---------------------------------------------------------------------------------
 
@@ -120,18 +121,51 @@ def config_check(c: Ctx, file: str) -> None:
             return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
         lines = [f"{file}: valid; {r.get('summary', '')}"]
         lines += [f"  {op}" for op in r.get("plan", [])]
+        lines += interlock_lines(r.get("interlocks") or {})
         return "\n".join(lines)
 
     c.out(res, human)
     if not res.get("valid"):
         sys.exit(2)
+    if (res.get("interlocks") or {}).get("would_hold"):
+        sys.exit(3)
+
+
+def interlock_lines(doc: dict[str, Any]) -> list[str]:
+    """What the reload interlocks would say about a checked file: nothing when they would let
+    it through without a note (the JSON output always carries `interlocks`)."""
+    lines = []
+    if doc.get("would_hold"):
+        lines = ["a reload of this file would be HELD by the reload interlocks:"]
+        lines += [f"  {r}" for r in doc.get("reasons", [])]
+    lines += [f"  note: {n}" for n in doc.get("notes", [])]
+    return lines
+
+
+def reload_text(r: dict[str, Any]) -> str:
+    """A reload's reply; a held one says why and how to apply it anyway."""
+    if r.get("held"):
+        lines = ["reload HELD by the reload interlocks; the running config stays:"]
+        lines += [f"  {p}" for p in r.get("problems", [])]
+        lines += [f"  note: {n}" for n in r.get("notes", [])]
+        lines.append("`maglevc config reload --force` applies it")
+        return "\n".join(lines)
+    return render_kv(r)
 
 
 @config.command("reload")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply the reload the interlocks hold (if the file changed since, the newer file is "
+    "judged as a plain reload); with nothing held, reload past the interlocks.",
+)
 @pass_ctx
-def config_reload(c: Ctx) -> None:
-    """Reload the daemon's config file now (as SIGHUP does)."""
-    res = c.call("POST", "/v1/reload")
-    c.out(res)
+def config_reload(c: Ctx, force: bool) -> None:
+    """Reload the daemon's config file now (as SIGHUP does). Exit 2: rejected; 3: held."""
+    res = c.call("POST", "/v1/reload", {"force": True} if force else None)
+    c.out(res, reload_text)
+    if res.get("held"):
+        sys.exit(3)
     if not res.get("ok", False):
         sys.exit(2)

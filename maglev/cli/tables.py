@@ -55,11 +55,23 @@ def guard_text(g: dict[str, Any]) -> str:
     )
 
 
+def hold_lines(h: dict[str, Any] | None) -> list[str]:
+    """The reload the interlocks hold (its API doc), first in `show status`: one line per reason."""
+    if not h:
+        return []
+    head = (
+        f"reload interlocks  HELD since {h['since']}: a {h['source']} reload of {h['file']} "
+        f"({h['changes']}); `maglevc config reload --force` applies it"
+    )
+    return [head, *[f"reload interlocks  held: {r}" for r in h.get("reasons", [])]]
+
+
 def status_text(doc: dict[str, Any]) -> str:
-    """`show status`: a line first for each frontend under its mass-failure guard and each
-    backend flap damping suppresses, then the rest."""
+    """`show status`: a line first for a reload the interlocks hold, each frontend under its
+    mass-failure guard and each backend flap damping suppresses, then the rest."""
     guards = doc.get("mass_failure_guard") or []
-    lines = [f"mass-failure guard  frontend {g['frontend']}: {guard_text(g)}" for g in guards]
+    lines = hold_lines((doc.get("config") or {}).get("reload_hold"))
+    lines += [f"mass-failure guard  frontend {g['frontend']}: {guard_text(g)}" for g in guards]
     lines += [
         f"flap damping  backend {d['backend']}: suppressed (penalty {d['penalty']:.0f})"
         f" until {d['until'] or '-'}"
@@ -68,4 +80,6 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("operator_state"):  # a drain an operator set and may have forgotten
         lines.append(f"operator state  {doc['operator_state']} in force (maglevc show overrides)")
     head = {k: v for k, v in doc.items() if k not in ("mass_failure_guard", "suppressed_backends")}
+    if isinstance(head.get("config"), dict) and head["config"].get("reload_hold"):
+        head["config"] = {**head["config"], "reload_hold": "HELD (see the first lines)"}
     return "\n".join([*lines, render_kv(head)])

@@ -38,7 +38,7 @@ class ConfigDiff:
     backends: NamedChanges = field(default_factory=NamedChanges)
     healthchecks: NamedChanges = field(default_factory=NamedChanges)
     settings: tuple[str, ...] = ()
-    """Unnamed sections whose value changed: any of vpp, control, metrics, health."""
+    """Unnamed sections whose value changed: any of vpp, control, metrics, health, reload-guard."""
 
     @property
     def empty(self) -> bool:
@@ -64,6 +64,15 @@ def diff_named(old: Mapping[str, object], new: Mapping[str, object]) -> NamedCha
     )
 
 
+_SECTIONS = (
+    ("vpp", "vpp"),
+    ("control", "control"),
+    ("metrics", "metrics"),
+    ("health", "health"),
+    ("reload-guard", "reload_guard"),
+)  # (name in the file, attribute)
+
+
 def diff_configs(old: Config, new: Config) -> ConfigDiff:
     """What a reload from `old` to `new` adds, changes and removes."""
     return ConfigDiff(
@@ -71,9 +80,7 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         backends=diff_named(old.backends, new.backends),
         healthchecks=diff_named(old.healthchecks, new.healthchecks),
         settings=tuple(
-            name
-            for name in ("vpp", "control", "metrics", "health")
-            if getattr(old, name) != getattr(new, name)
+            name for name, attr in _SECTIONS if getattr(old, attr) != getattr(new, attr)
         ),
     )
 

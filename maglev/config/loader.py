@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from maglev.config import healthchecks as healthchecks_mod
-from maglev.config import limits, schema, validate, vantage
+from maglev.config import limits, reloadguard, schema, validate, vantage
 from maglev.config.fields import KEY_IN_PATH_MAX, Node, Problems, got, show
 from maglev.errors import ConfigError, ConfigInvalid, Problem
 from maglev.model import (
@@ -266,6 +266,7 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
     )
     health = validate.health_settings(health_node) if health_node is not None else HealthSettings()
     health = vantage.with_vantage(health, health_node, healthchecks)
+    reload_guard = reloadguard.reload_guard_settings(top.child("reload-guard"))
 
     built_frontends = {n: f for n, f in frontends.items() if f is not None}
     validate.gre_sources(top, vpp, built_frontends)
@@ -285,6 +286,7 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
         control=control,
         metrics=metrics,
         health=health,
+        reload_guard=reload_guard,
     )
 
 

@@ -13,7 +13,16 @@ from types import MappingProxyType
 
 from maglev.model import CheckType
 
-TOP = ("vpp", "healthchecks", "backends", "frontends", "control", "metrics", "health")
+TOP = (
+    "vpp",
+    "healthchecks",
+    "backends",
+    "frontends",
+    "control",
+    "metrics",
+    "health",
+    "reload-guard",
+)
 
 VPP = ("api-socket", "api-dir", "stats-socket", "unmanaged-vips", "lb")
 
@@ -96,6 +105,8 @@ HEALTH = ("workers", "queue-size", "priority", "vantage")
 VANTAGE = ("canaries", "max-down-fraction", "window")
 
 CANARY = ("address", "healthcheck")
+
+RELOAD_GUARD = ("max-deleted-frontends", "max-capacity-loss", "protect-busy-frontends")
 
 
 def healthcheck_keys(check_type: CheckType) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import queue
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Protocol
 
 from maglev import __version__, diff
 from maglev.config import load_text
@@ -24,6 +24,7 @@ from maglev.daemon.info import DaemonInfo
 from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
 from maglev.model import Frontend
 from maglev.reconcile import events, explain
+from maglev.reconcile.interlock import ReloadHold
 from maglev.reconcile.opstate import TimeBox, hold_doc
 from maglev.reconcile.plan import GuardView
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
@@ -55,7 +56,34 @@ def reload_doc(r: events.ReloadStatus) -> dict[str, Any]:
     if r.applied_seconds is not None:
         doc["applied_seconds"] = r.applied_seconds
         doc["restart_needed"] = list(r.restart_needed)
+    if r.held:
+        doc["held"] = True
+    if r.forced:
+        doc["forced"] = True
+    if r.notes:
+        doc["notes"] = list(r.notes)
     return doc
+
+
+def reload_hold_doc(h: ReloadHold | None, file: str) -> dict[str, Any] | None:
+    """The reload the interlocks hold, as the status shows it (None: nothing held)."""
+    if h is None:
+        return None
+    return {
+        "since": _ts(h.since),
+        "last_held_at": _ts(h.at),
+        "source": h.source,
+        "file": file,
+        "reasons": list(h.reasons),
+        "changes": h.changes,
+        "notes": list(h.notes),
+    }
+
+
+class Reload(Protocol):
+    """Asks the main thread for a reload (`force`: past the reload interlocks)."""
+
+    def __call__(self, why: str, force: bool = False) -> events.ReloadStatus: ...
 
 
 def vantage_doc(v: VantageStatus) -> dict[str, Any]:
@@ -114,7 +142,7 @@ class DaemonApi:
         port: ReconcilerPort,
         bus: EventBus,
         info: DaemonInfo,
-        reload: Callable[[str], events.ReloadStatus],
+        reload: Reload,
     ) -> None:
         self.port = port
         self.bus = bus
@@ -176,6 +204,7 @@ class DaemonApi:
                 "file": info.config_path,
                 "loaded_at": _ts(s.config_loaded_at),
                 "last_reload": reload_doc(s.last_reload),
+                "reload_hold": reload_hold_doc(s.reload_hold, info.config_path),
             },
             "frontends": {"total": len(s.config.frontends), "released": len(s.released), **fstates},
             "backends": {"total": len(s.backends), **states},
@@ -434,8 +463,10 @@ class DaemonApi:
         r = self._ask(events.SyncRequest())
         return {"ok": r.ok, "connected": r.connected}
 
-    def reload(self) -> dict[str, Any]:
+    def reload(self, force: bool = False) -> dict[str, Any]:
         try:
+            if force:
+                return reload_doc(self._reload("control API", force=True))
             return reload_doc(self._reload("control API"))
         except FutureTimeout as e:  # the main thread is still at it; it will finish
             raise ApiError(504, "the reload did not finish in time; see the log") from e
@@ -448,7 +479,15 @@ class DaemonApi:
         except ConfigInvalid as e:
             return {"valid": False, "problems": [str(p) for p in e.problems]}
         r = self._ask(events.Preview(cfg))
-        return {"valid": True, "summary": r.summary, "plan": list(r.lines)}
+        interlocks = {"would_hold": bool(r.held_by), "reasons": list(r.held_by)}
+        if r.notes:
+            interlocks["notes"] = list(r.notes)
+        return {
+            "valid": True,
+            "summary": r.summary,
+            "plan": list(r.lines),
+            "interlocks": interlocks,
+        }
 
     def subscribe(
         self, filters: dict[str, str]

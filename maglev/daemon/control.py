@@ -69,7 +69,7 @@ class ControlHandler(Protocol):
     def overrides(self) -> dict[str, Any]: ...
     def sync(self) -> dict[str, Any]: ...
     def guard_release(self, by: str) -> dict[str, Any]: ...
-    def reload(self) -> dict[str, Any]: ...
+    def reload(self, force: bool = False) -> dict[str, Any]: ...
     def check_config(self, text: str) -> dict[str, Any]: ...
     def subscribe(
         self, filters: dict[str, str]
@@ -113,6 +113,21 @@ def _config_body(body: Any) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("config"), str):
         raise ApiError(400, 'body must be a JSON object {"config": "<YAML text>"}')
     return str(body["config"])
+
+
+def _reload_body(body: Any) -> bool:
+    """`POST /v1/reload`'s body: none, or {"force": true|false}; whether to force."""
+    if body is None:
+        return False
+    if not isinstance(body, dict):
+        raise ApiError(400, 'body must be empty or a JSON object {"force": true}')
+    unknown = sorted(str(k) for k in body if k != "force")
+    if unknown:
+        raise ApiError(400, f"unknown key {_show(unknown[0])} (expected: force)")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise ApiError(400, f"force: {_show(force)} is not true or false")
+    return force
 
 
 def _too_deep(doc: Any, limit: int) -> bool:
@@ -187,7 +202,7 @@ ROUTES: tuple[Route, ...] = tuple(
         ),
         ("GET", r"/v1/overrides", lambda h, a, b: h.overrides()),
         ("POST", r"/v1/sync", lambda h, a, b: h.sync()),
-        ("POST", r"/v1/reload", lambda h, a, b: h.reload()),
+        ("POST", r"/v1/reload", lambda h, a, b: h.reload(_reload_body(b))),
         ("POST", r"/v1/config/check", lambda h, a, b: h.check_config(_config_body(b))),
         ("POST", r"/v1/guard/release", lambda h, a, b: h.guard_release(a[-1]), True),
     )

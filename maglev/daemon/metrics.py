@@ -194,7 +194,13 @@ class MaglevCollector:
         rl = CounterMetricFamily("maglev_config_reloads", "config reloads", labels=["result"])
         rl.add_metric(["ok"], float(s.reloads_ok))
         rl.add_metric(["rejected"], float(s.reloads_rejected))
+        rl.add_metric(["held"], float(s.reloads_held))  # by the reload interlocks
         yield rl
+        yield GaugeMetricFamily(
+            "maglev_config_reload_held",
+            "1 while the reload interlocks hold a reload (the running config stays)",
+            value=1.0 if s.reload_hold is not None else 0.0,
+        )
         yield GaugeMetricFamily(
             "maglev_queue_depth", "reconciler queue depth", value=float(self.port.queue_depth())
         )

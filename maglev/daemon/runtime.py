@@ -250,19 +250,20 @@ class Runtime:
 
     # --- reload -----------------------------------------------------------------------------
 
-    def request_reload(self, why: str) -> events.ReloadStatus:
-        """A reload asked for by another thread: done by the main thread, which owns reloads."""
+    def request_reload(self, why: str, force: bool = False) -> events.ReloadStatus:
+        """A reload asked for by another thread: done by the main thread, which owns reloads.
+        `force`: past the reload interlocks (`maglev.reconcile.reloadhold` says what it applies)."""
         if threading.get_ident() == self._main:
-            return self._reload(why)
+            return self._reload(why, force)
         fut: Future[events.ReloadStatus] = Future()
-        self.events.put(("reload", (why, fut)))
+        self.events.put(("reload", (why, fut, force)))
         return fut.result(timeout=RELOAD_TIMEOUT)
 
     def reload(self, why: str) -> dict[str, Any]:
         """Load, validate and apply the config file; on any problem keep the running config."""
         return reload_doc(self._reload(why))
 
-    def _reload(self, why: str) -> events.ReloadStatus:
+    def _reload(self, why: str, force: bool = False) -> events.ReloadStatus:
         at = time.time()
         t0 = time.perf_counter()
         try:
@@ -281,9 +282,10 @@ class Runtime:
             self.bus.publish({"type": "reload", "ok": False, "source": why, "problems": problems})
             return status
         load_s = round(time.perf_counter() - t0, 3)
-        log.info("config reload (%s): read in %.2fs", why, load_s)
+        log.info("config reload (%s%s): read in %.2fs", why, ", --force" if force else "", load_s)
         try:
-            status = self.port.ask(events.ApplyConfig(new, why, at, t0, load_s), RELOAD_TIMEOUT)
+            msg = events.ApplyConfig(new, why, at, t0, load_s, force=force)
+            status = self.port.ask(msg, RELOAD_TIMEOUT)
         except MaglevError as e:
             log.error("config reload (%s) failed in the reconciler: %s", why, e)
             return events.ReloadStatus(ok=False, at=at, why=why, problems=(str(e),))
@@ -300,9 +302,9 @@ class Runtime:
         while True:
             kind, detail = self.events.get()
             if kind == "reload" and isinstance(detail, tuple):  # asked by another thread
-                why, fut = detail
+                why, fut, force = detail
                 try:
-                    fut.set_result(self._reload(why))
+                    fut.set_result(self._reload(why, force))
                 except Exception as e:
                     fut.set_exception(e)
                     raise

@@ -33,6 +33,9 @@ class ReloadStatus:
     load_seconds: float | None = None
     applied_seconds: float | None = None
     restart_needed: tuple[str, ...] = ()  # settings that apply when maglevd restarts
+    held: bool = False  # the reload interlocks held it: `problems` says why
+    forced: bool = False  # applied with --force, past the reload interlocks
+    notes: tuple[str, ...] = ()  # what the interlocks could not judge, or why --force was not
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class GuardReleaseResult:
 class PreviewResult:
     summary: str
     lines: tuple[str, ...]
+    held_by: tuple[str, ...] = ()  # why the reload interlocks would hold it (empty: they pass)
+    notes: tuple[str, ...] = ()  # what they could not judge
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -87,6 +92,7 @@ class ApplyConfig:
     at: float  # wall-clock time the reload started
     started: float  # time.perf_counter() when the reload started (for applied_seconds)
     load_seconds: float
+    force: bool = False  # past the reload interlocks (`maglevc config reload --force`)
     reply: Future[ReloadStatus] = field(default_factory=Future)
 
 

@@ -306,6 +306,25 @@ def brief(ref: ViewRef) -> tuple[FrontendState, str | None]:
     return _FE_STATE[d.fe_state[ref.index]], fe.pools[active].name if active >= 0 else None
 
 
+def candidate_states(
+    current: Config, candidate: Config, states: Mapping[str, BackendState]
+) -> dict[str, BackendState]:
+    """The backend states a reload to `candidate` would start from: backends that keep their
+    address and healthcheck keep their current state; others start as they would after a
+    reload (unknown; disabled when not enabled; up without a healthcheck)."""
+    out: dict[str, BackendState] = {}
+    for name, b in candidate.backends.items():
+        old = current.backends.get(name)
+        same = old is not None and old.address == b.address and old.healthcheck == b.healthcheck
+        if not b.enabled:
+            out[name] = BackendState.DISABLED
+        elif same and name in states:
+            out[name] = states[name]
+        else:
+            out[name] = BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
+    return out
+
+
 def preview(
     current: Config,
     candidate: Config,
@@ -317,19 +336,9 @@ def preview(
 ) -> Plan:
     """The full plan `candidate` would cause now (`suppressed`: held out by flap damping).
 
-    Backends that keep their address and healthcheck keep their current state; others start as
-    they would after a reload (unknown; disabled when not enabled; up without a healthcheck).
+    Backends start as `candidate_states` says.
     """
-    cand_states: dict[str, BackendState] = {}
-    for name, b in candidate.backends.items():
-        old = current.backends.get(name)
-        same = old is not None and old.address == b.address and old.healthcheck == b.healthcheck
-        if not b.enabled:
-            cand_states[name] = BackendState.DISABLED
-        elif same and name in states:
-            cand_states[name] = states[name]
-        else:
-            cand_states[name] = BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
+    cand_states = candidate_states(current, candidate, states)
     layout = build_layout(candidate)
     table = prepare_actual_map(layout, actual)
     ev = evaluate(layout, cand_states, overrides, table=table, suppressed=suppressed)

@@ -20,6 +20,7 @@ from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeT
 from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.explain import rule_of
+from maglev.reconcile.interlock import ReloadHold
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
@@ -71,6 +72,8 @@ class SnapshotSource(Protocol):
     def last_reload(self) -> ReloadStatus: ...
     @property
     def reloads(self) -> dict[str, int]: ...
+    @property
+    def reload_hold(self) -> ReloadHold | None: ...
     @property
     def guard(self) -> VantageGuard: ...
     @property
@@ -125,6 +128,8 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         last_reload=src.last_reload,
         reloads_ok=src.reloads["ok"],
         reloads_rejected=src.reloads["rejected"],
+        reloads_held=src.reloads["held"],
+        reload_hold=src.reload_hold,
         vantage=src.guard.status(),
         damping=src.damping.status(src.clock.monotonic(), src.clock.wall()),
         slow_start=MappingProxyType(

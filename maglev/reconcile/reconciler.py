@@ -56,6 +56,7 @@ from maglev.reconcile.backends import (
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.holds import Holds
+from maglev.reconcile.interlock import ReloadHold
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import ViewRef
@@ -64,6 +65,7 @@ from maglev.reconcile.publish import (
     make_snapshot,
     refresh_statuses,
 )
+from maglev.reconcile.reloadhold import ReloadHolds
 from maglev.reconcile.requests import Answers
 from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
@@ -80,7 +82,7 @@ log = logging.getLogger(__name__)
 DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's latency)
 
 
-class Reconciler(Writes, Holds, Answers):  # Holds first: it answers operator actions
+class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answers operator actions
     def __init__(
         self,
         config: Config,
@@ -122,11 +124,13 @@ class Reconciler(Writes, Holds, Answers):  # Holds first: it answers operator ac
         self.next_sync = now
         self.link = VppLink(lb, self.clock, publish, now)
         self.vip_counters: tuple[VipCounters, ...] = ()
+        self.vip_counters_prev: tuple[VipCounters, ...] | None = None  # the read before
         self.vip_counters_at: float | None = None
         self.next_counters = now
         self.config_loaded_at: float | None = self.clock.wall()
         self.last_reload = events.ReloadStatus(ok=True)
-        self.reloads = {"ok": 0, "rejected": 0}
+        self.reloads = {"ok": 0, "rejected": 0, "held": 0}
+        self.reload_hold: ReloadHold | None = None  # a reload the interlocks hold (`reloadhold`)
         self.last_sync: float | None = None
         self.last_sync_ok = False
         self.first_sync_done = False

@@ -21,6 +21,7 @@ from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config
 from maglev.reconcile import events
 from maglev.reconcile.damping import Damping
+from maglev.reconcile.interlock import Verdict
 from maglev.reconcile.plan import preview
 from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.startup import StartupGate
@@ -78,16 +79,30 @@ class Answers:
     def _write(self, now: float) -> None:
         raise NotImplementedError
 
+    def _interlocked(
+        self, msg: events.ApplyConfig, changes: str
+    ) -> tuple[events.ReloadStatus | None, tuple[str, ...], bool]:
+        raise NotImplementedError
+
+    def _clear_hold(self, why: str) -> None:
+        raise NotImplementedError
+
+    def verdict(self, candidate: Config) -> Verdict:
+        raise NotImplementedError
+
     def preview(self, config: Config) -> events.PreviewResult:
-        """The plan a candidate config would cause now (for `config check`); applies nothing."""
+        """The plan a candidate config would cause now (for `config check`), and what the
+        reload interlocks would say of it; applies and holds nothing."""
+        v = self.verdict(config)
         if self.actual is None:
-            return events.PreviewResult("VPP state unknown (not connected); no plan", ())
+            no_plan = "VPP state unknown (not connected); no plan"
+            return events.PreviewResult(no_plan, (), v.reasons, v.notes)
         states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
         plan = preview(
             self.config, config, states, self.overrides, self.actual, self.removed_vips,
             self.damping.suppressed,
         )  # fmt: skip
-        return events.PreviewResult(plan.summary(), tuple(plan.lines()))
+        return events.PreviewResult(plan.summary(), tuple(plan.lines()), v.reasons, v.notes)
 
     def _handle(self, msg: Any, now: float) -> None:
         if isinstance(msg, events.Stop):
@@ -155,6 +170,7 @@ class Answers:
         config, source = msg.config, msg.source
         d = diff_configs(self.config, config)
         if d.empty:
+            self._clear_hold("the file is the running config again")
             log.info(
                 "config reload (%s): nothing changed (read in %.2fs)", source, msg.load_seconds
             )
@@ -164,6 +180,12 @@ class Answers:
             self.last_reload = status
             return status
         summary = d.summary()
+        held, notes, forced = self._interlocked(msg, summary)  # the reload interlocks
+        if held is not None:
+            self.last_reload = held
+            self.snapshot = self._make_snapshot()  # the reply means: status shows the hold
+            return held
+        self._clear_hold("applied with --force" if forced else "a reload passed the interlocks")
         pending = restart_only_changes(self.config, config)
         old_keys = {frontend_key(fe) for fe in self.config.frontends.values()}
         new_keys = {frontend_key(fe) for fe in config.frontends.values()}
@@ -190,6 +212,8 @@ class Answers:
             load_seconds=msg.load_seconds,
             applied_seconds=round(time.perf_counter() - msg.started, 3),
             restart_needed=pending,
+            forced=forced,
+            notes=notes,
         )
         self.last_reload = status
         return status

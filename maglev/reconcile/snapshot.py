@@ -18,6 +18,7 @@ from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
 from maglev.reconcile.damping import DampingStatus
 from maglev.reconcile.events import ReloadStatus
+from maglev.reconcile.interlock import ReloadHold
 from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import FrontendView, GuardView, ViewRef
 from maglev.reconcile.vantage import VantageStatus
@@ -94,6 +95,8 @@ class Snapshot:
     last_reload: ReloadStatus = field(default_factory=lambda: ReloadStatus(ok=True))
     reloads_ok: int = 0
     reloads_rejected: int = 0
+    reloads_held: int = 0
+    reload_hold: ReloadHold | None = None  # a reload the reload interlocks hold
     vantage: VantageStatus = field(default_factory=VantageStatus)  # the vantage guard
     mass_failure: Mapping[str, GuardView] = field(default_factory=dict)  # guard active
     damping: Mapping[str, DampingStatus] = field(default_factory=dict)  # flap damping, by backend

@@ -53,6 +53,7 @@ class Writes:
     next_sync: float
     next_counters: float
     vip_counters: tuple[VipCounters, ...]
+    vip_counters_prev: tuple[VipCounters, ...] | None
     vip_counters_at: float | None
     last_sync: float | None
     last_sync_ok: bool
@@ -126,6 +127,8 @@ class Writes:
             self._lost(str(e), now)
 
     def _counted(self, counters: tuple[VipCounters, ...]) -> None:
+        if self.vip_counters_at is not None:  # the reload interlocks compare the last two reads
+            self.vip_counters_prev = self.vip_counters
         self.vip_counters = counters
         self.vip_counters_at = self.clock.wall()
 

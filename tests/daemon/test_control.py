@@ -140,8 +140,8 @@ class Recorder:
         self.calls.append(("sync",))
         return {"ok": True}
 
-    def reload(self) -> dict[str, Any]:
-        self.calls.append(("reload",))
+    def reload(self, force: bool = False) -> dict[str, Any]:
+        self.calls.append(("reload", force) if force else ("reload",))
         return {"ok": False, "problems": ["x: bad"]}
 
     def check_config(self, text: str) -> dict[str, Any]:
@@ -194,6 +194,9 @@ W = "/v1/frontends/www/pools/p/backends/b/weight"
         ("PUT", W, {"w": 1}, 400, 'body must be a JSON object {"weight": 0..100}'),
         ("PUT", W, [1], 400, 'body must be a JSON object {"weight": 0..100}'),
         ("POST", "/v1/config/check", {"config": 3}, 400, 'body must be a JSON object {"config": "<YAML text>"}'),
+        ("POST", "/v1/reload", {"force": "yes"}, 400, "force: 'yes' is not true or false"),
+        ("POST", "/v1/reload", {"forse": True}, 400, "unknown key 'forse' (expected: force)"),
+        ("POST", "/v1/reload", [True], 400, 'body must be empty or a JSON object {"force": true}'),
     ],
 )  # fmt: skip
 def test_bad_requests_get_4xx(
@@ -209,6 +212,15 @@ def test_bad_requests_get_4xx(
         ControlClient(sock).request(method, path, body)
     assert str(e.value) == f"{message} (HTTP {status})"
     assert rec.calls == []  # nothing reached the daemon
+
+
+def test_reload_force_reaches_the_daemon(served: tuple[Recorder, ControlServer, str]) -> None:
+    rec, _, sock = served
+    c = ControlClient(sock)
+    c.request("POST", "/v1/reload")
+    c.request("POST", "/v1/reload", {"force": False})
+    c.request("POST", "/v1/reload", {"force": True})
+    assert rec.calls == [("reload",), ("reload",), ("reload", True)]
 
 
 def test_malformed_json_body(served: tuple[Recorder, ControlServer, str]) -> None:

@@ -84,7 +84,8 @@ def test_init_script_lifecycle(tmp_path: pathlib.Path) -> None:
         cfg.write_text(CONFIG.format(ctl=ctl, w=300))
         r = init("reload")
         assert r.returncode == 1 and "is invalid" in r.stderr
-        cfg.write_text(CONFIG.format(ctl=ctl, w=40))
+        # 100 -> 60: within the reload interlocks' default max-capacity-loss of 50%.
+        cfg.write_text(CONFIG.format(ctl=ctl, w=60))
         r = init("reload")
         assert r.returncode == 0 and "reloaded" in r.stdout, r.stdout + r.stderr
         deadline = time.monotonic() + 15
@@ -94,10 +95,10 @@ def test_init_script_lifecycle(tmp_path: pathlib.Path) -> None:
                 [str(BIN / "maglevc"), "--socket", str(ctl), "show", "frontend", "f"],
                 capture_output=True, text=True, timeout=30,
             ).stdout  # fmt: skip
-            if " 40 " in out:
+            if " 60 " in out:
                 break
             time.sleep(0.2)
-        assert " 40 " in out, out
+        assert " 60 " in out, out
         r = init("stop")
         assert r.returncode == 0 and "stopped" in r.stdout
         assert not pidfile.exists()

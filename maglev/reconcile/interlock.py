@@ -1,0 +1,224 @@
+"""Reload interlocks: whether a reload's candidate config is applied or held back.
+
+A config whose `frontends:` is empty is valid, and applying it deletes every VIP maglev made; so
+does a half-rendered file from a config-management run. A reload is therefore judged before it
+is installed, by three rules (each a named function below, its reasoning in its comment), with
+the limits of the *running* config's `reload-guard` (a candidate cannot loosen the guard that
+judges it). `judge` returns a `Verdict`; the reconciler (`maglev.reconcile.requests`) holds the
+candidate when it has reasons, and `maglevc config reload --force` applies it anyway.
+
+Only reloads are judged, never the first start: a start deletes nothing (a frontend missing from
+the file at start is reported as an unmanaged VIP, not deleted) and has no running state to
+compare with.
+
+Why not in the engine twins (`maglev.diff`) like the weight rules: a reload is rare and judged
+once over the whole config; nothing here is a hot loop, and the weights it compares come from the
+engine itself (`capacities` runs it).
+
+Pure: plain values in, a frozen verdict out. Called by the reconciler thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
+
+from maglev.model import BackendState, Config, ReloadGuardSettings
+from maglev.reconcile.actual import prepare_actual_map
+from maglev.reconcile.desired import build_layout
+from maglev.reconcile.plan import evaluate
+from maglev.vpp.lb import ActualVip, VipCounters, VipKey, frontend_key
+
+EPSILON = 1e-9  # a loss exactly at the limit passes, whatever the float rounding of the limit
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityLoss:
+    """A remaining frontend whose capacity the candidate cuts by more than the limit."""
+
+    frontend: str
+    before: int
+    after: int
+
+    @property
+    def fraction(self) -> float:
+        return (self.before - self.after) / self.before
+
+    def text(self) -> str:
+        return (
+            f"frontend {self.frontend}: capacity {self.before} -> {self.after} "
+            f"(-{self.fraction:.0%})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the interlocks say about one candidate; held when `reasons` is not empty."""
+
+    reasons: tuple[str, ...] = ()  # one line per broken rule, naming frontends and figures
+    deleted: tuple[str, ...] = ()  # frontends the candidate deletes (by name)
+    losses: tuple[CapacityLoss, ...] = ()  # remaining frontends losing more than the limit
+    busy: tuple[str, ...] = ()  # deleted frontends whose VIP carries traffic
+    notes: tuple[str, ...] = ()  # what a rule could not judge (e.g. no counters yet)
+
+    @property
+    def held(self) -> bool:
+        return bool(self.reasons)
+
+
+def deleted_frontends(current: Config, candidate: Config) -> tuple[str, ...]:
+    """Frontends of the running config the candidate no longer names. By name: a renamed
+    frontend is one delete (and one add), since its state, overrides and events go with the
+    name."""
+    return tuple(sorted(n for n in current.frontends if n not in candidate.frontends))
+
+
+def deleted_vips(current: Config, candidate: Config) -> dict[str, VipKey]:
+    """Frontend name -> its VIP, for the running frontends whose VIP the candidate does not
+    name: those are deleted from VPP. A frontend renamed with the same address, protocol and
+    port keeps its VIP (nothing is deleted in VPP); one that keeps its name but moves to
+    another address loses its old VIP."""
+    kept = {frontend_key(fe) for fe in candidate.frontends.values()}
+    return {n: key for n, fe in current.frontends.items() if (key := frontend_key(fe)) not in kept}
+
+
+def too_many_deletions(deleted: tuple[str, ...], settings: ReloadGuardSettings) -> str | None:
+    """Rule 1. A file that lost most of its frontends is far likelier a rendering accident
+    (an empty template variable, a truncated write) than an intent; deleting a frontend
+    blackholes its VIP at once. So more than `max-deleted-frontends` deletions in one reload
+    wait for an operator's `--force`; a planned removal of many frontends says so."""
+    if len(deleted) <= settings.max_deleted_frontends:
+        return None
+    return (
+        f"deletes {len(deleted)} frontend(s), more than max-deleted-frontends "
+        f"{settings.max_deleted_frontends}: {', '.join(deleted)}"
+    )
+
+
+def capacity_losses(
+    before: Mapping[str, int], after: Mapping[str, int], settings: ReloadGuardSettings
+) -> tuple[CapacityLoss, ...]:
+    """Rule 2. A frontend that stays but loses most of its serving weight (a pool emptied,
+    backends removed, weights rewritten to 0) overloads what is left as surely as a deletion
+    drops traffic. A frontend's *capacity* is the sum of the weights the engine gives its
+    serving backends (weight > 0), with the same backend health, overrides and flap damping,
+    under the running config (`before`) and under the candidate (`after`); see `capacities`.
+    Frontends in both (by name) are judged; a frontend whose capacity is 0 before cannot lose
+    any. A backend whose address or healthcheck the candidate changes starts unknown, as after
+    any reload (`plan.candidate_states`), so it serves only if the mass-failure guard keeps it:
+    re-pointing every backend of a frontend at once is a loss until the probes come back. Weights are read as capacity as the operator sized them: scaling every weight of a
+    frontend down by the same factor counts as a loss although VPP's split stays the same (such
+    a rescale needs `--force`). A loss exactly at `max-capacity-loss` passes."""
+    out: list[CapacityLoss] = []
+    limit = settings.max_capacity_loss
+    for name in sorted(before):
+        was = before[name]
+        if name not in after or was <= 0:
+            continue
+        now = after[name]
+        if (was - now) - limit * was > EPSILON * was:
+            out.append(CapacityLoss(name, was, now))
+    return tuple(out)
+
+
+def busy_deletions(
+    vips: Mapping[str, VipKey], busy: Container[VipKey] | None, settings: ReloadGuardSettings
+) -> tuple[str, ...]:
+    """Rule 3. A VIP whose packet counters moved between the last two reads is carrying
+    traffic now; deleting it drops every flow it carries, whatever the file says. With
+    `busy` None the counters cannot tell (not read twice yet since maglevd started or
+    reconnected), and the rule holds nothing: the two rules above still apply, and the
+    verdict notes it (`judge`)."""
+    if not settings.protect_busy_frontends or busy is None:
+        return ()
+    return tuple(sorted(n for n, key in vips.items() if key in busy))
+
+
+def busy_vips(
+    previous: tuple[VipCounters, ...] | None, latest: tuple[VipCounters, ...] | None
+) -> frozenset[VipKey] | None:
+    """The VIPs whose counters moved between two reads (None: fewer than two reads). A VIP
+    missing from the previous read counts from zero; a counter that went down (VPP restarted,
+    counters cleared) moved too."""
+    if previous is None or latest is None:
+        return None
+    was = {c.key: dict(c.counters) for c in previous}
+    moved = set()
+    for c in latest:
+        old = was.get(c.key, {})
+        if any(old.get(name, 0) != value for name, value in c.counters):
+            moved.add(c.key)
+    return frozenset(moved)
+
+
+def capacities(
+    config: Config,
+    states: Mapping[str, BackendState],
+    overrides: Mapping[tuple[str, str], int],
+    actual: Mapping[VipKey, ActualVip] | None,
+    suppressed: Container[str] = (),
+) -> dict[str, int]:
+    """Each frontend's capacity under `config`: the sum of the weights the engine gives its
+    serving backends, against VPP as the reconciler last saw it (the mass-failure guard's
+    fail-static keeps what VPP has; None: VPP's tables unknown, taken as empty for both sides
+    alike). Slow-start caps are left out: a ramp is a moment, not the capacity."""
+    layout = build_layout(config)
+    ev = evaluate(
+        layout,
+        states,
+        overrides,
+        table=prepare_actual_map(layout, actual or {}),
+        suppressed=suppressed,
+    )
+    weight = ev.desired.slot_weight
+    start = layout.topology.fe_slot_start
+    out: dict[str, int] = {}
+    for i, fe in enumerate(layout.frontends):
+        out[fe.name] = sum(w for s in range(start[i], start[i + 1]) if (w := weight[s]) > 0)
+    return out
+
+
+def judge(
+    current: Config,
+    candidate: Config,
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    busy: Container[VipKey] | None,
+) -> Verdict:
+    """The interlocks' verdict on reloading `current` to `candidate`, with the running
+    config's limits; `before`/`after` are `capacities` under each, `busy` from `busy_vips`."""
+    settings = current.reload_guard
+    deleted = deleted_frontends(current, candidate)
+    vips = deleted_vips(current, candidate)
+    reasons: list[str] = []
+    if (too_many := too_many_deletions(deleted, settings)) is not None:
+        reasons.append(too_many)
+    losses = capacity_losses(before, after, settings)
+    if losses:
+        reasons.append(
+            f"takes more than max-capacity-loss {settings.max_capacity_loss * 100:g}% of "
+            f"{len(losses)} frontend(s)' capacity: {'; '.join(x.text() for x in losses)}"
+        )
+    carrying = busy_deletions(vips, busy, settings)
+    if carrying:
+        reasons.append(f"deletes frontend(s) carrying traffic: {', '.join(carrying)}")
+    notes: list[str] = []
+    if vips and settings.protect_busy_frontends and busy is None:
+        notes.append(
+            "protect-busy-frontends could not judge the deleted frontend(s) "
+            f"{', '.join(sorted(vips))}: VPP's counters have not been read twice yet"
+        )
+    return Verdict(tuple(reasons), deleted, losses, carrying, tuple(notes))
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadHold:
+    """A reload the interlocks hold: the candidate, what asked for it, since when and why."""
+
+    config: Config  # the held candidate (what `--force` applies)
+    source: str  # what asked for the reload ("SIGHUP", "file change", "control API")
+    since: float  # wall-clock time this candidate was first held
+    at: float  # wall-clock time of the latest reload that held it
+    reasons: tuple[str, ...]
+    changes: str  # the candidate's change summary against the running config
+    notes: tuple[str, ...] = ()
