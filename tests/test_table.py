@@ -57,7 +57,7 @@ def engine(request: pytest.FixtureRequest) -> ModuleType | None:
 def reference_table(aw: list[tuple[bytes, int]], m: int) -> list[bytes | None]:
     """The fill as the plugin describes it, written plainly and independently of the engines:
     every entry (replica, address) of every replica level, no shortcut."""
-    live = sorted((a, w) for a, w in dict(aw).items() if w > 0)
+    live = sorted({a: w for a, w in aw if w > 0}.items())
     if not live:
         return [None] * m
     entries = [(r, a) for r in range(max(w for _, w in live)) for a, w in live if w > r]
@@ -68,13 +68,15 @@ def reference_table(aw: list[tuple[bytes, int]], m: int) -> list[bytes | None]:
         )
         perms.append([(seed >> 32) % m, (seed & 0xFFFFFFFF | 1) % m])
     table: list[bytes | None] = [None] * m
+    free = m
     while True:
         for (_r, a), perm in zip(entries, perms, strict=True):
             while table[perm[0]] is not None:
                 perm[0] = (perm[0] + perm[1]) % m
             table[perm[0]] = a
             perm[0] = (perm[0] + perm[1]) % m
-            if None not in table:
+            free -= 1
+            if not free:
                 return table
 
 
