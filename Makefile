@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 all: check
 
-$(STAMP): pyproject.toml setup.py maglev/_diff.pyx
+$(STAMP): pyproject.toml setup.py maglev/_diff.pyx maglev/_table.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel "Cython>=3.0,<4"
 	$(PIP) install --quiet --no-build-isolation -e '.[test,bench]'
@@ -66,4 +66,4 @@ bench-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) build *.egg-info maglev/_diff.c maglev/*.so
+	rm -rf $(VENV) build *.egg-info maglev/_diff.c maglev/_table.c maglev/*.so

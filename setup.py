@@ -1,8 +1,8 @@
-"""Build script: declares the Cython diff engine.
+"""Build script: declares the Cython engines (diff and Maglev table).
 
-`pip install .` compiles maglev/_diff.pyx; a failed compile fails the install (there is no
-silent fallback). MAGLEV_NO_EXTENSIONS=1 skips the extension and installs the pure-Python twin
-only.
+`pip install .` compiles maglev/_diff.pyx and maglev/_table.pyx; a failed compile fails the
+install (there is no silent fallback). MAGLEV_NO_EXTENSIONS=1 skips the extensions and installs
+the pure-Python twins only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if os.environ.get("MAGLEV_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
     from Cython.Build import cythonize
 
     ext_modules = cythonize(
-        ["maglev/_diff.pyx"],
+        ["maglev/_diff.pyx", "maglev/_table.pyx"],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False},
     )

@@ -19,12 +19,12 @@ from typing import Any
 
 import click
 
-SUITES = ("diff", "vppsim", "program", "checker", "e2e", "reload", "fault")
+SUITES = ("diff", "table", "vppsim", "program", "checker", "e2e", "reload", "fault")
 
 
 def _machine() -> dict[str, Any]:
     import maglev
-    from maglev import diff
+    from maglev import diff, table
 
     versions: dict[str, str] = {"python": platform.python_version(), "maglev": maglev.__version__}
     for mod in ("vpp_papi", "Cython"):
@@ -39,6 +39,7 @@ def _machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "engine": diff.IMPLEMENTATION,
+        "table_engine": table.IMPLEMENTATION,
         "versions": versions,
     }
 
@@ -64,7 +65,8 @@ def print_result(res: dict[str, Any]) -> None:
             if target
             else ""
         )
-        unit = "%" if name.endswith("pct") else "x"  # shares are percentages, not ratios
+        # shares are percentages and times against a target milliseconds, not ratios
+        unit = "%" if name.endswith("pct") else " ms" if name.endswith(" ms") else "x"
         click.echo(f"  ratio {name:<34} {r['value']:>10.2f}{unit}{tgt}{mark}")
     for n in res.get("notes", []):
         click.echo(f"  note: {n}")
@@ -178,7 +180,7 @@ def cli(
     compare_with: str | None,
     threshold: float,
 ) -> None:
-    """Measure maglev: SUITES from diff, vppsim, program, checker, e2e, reload, or all."""
+    """Measure maglev: SUITES from diff, table, vppsim, program, checker, e2e, reload, or all."""
     chosen = SUITES if not suites or "all" in suites else suites
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     outdir = pathlib.Path(results_dir) / stamp

@@ -2,32 +2,55 @@
 
 `maglev_table` fills the whole bucket->AS table (the plugin's `lb_vip_update_new_flow_table`);
 `bucket_counts` gives each AS's number of buckets in closed form without filling it, cheap enough
-to run on every API operation. Both depend only on the live (address, weight) set and the table
-size M, never on insertion order. Pure functions, on any thread: the emulator's, and the
-planner's (churn preview).
+to run on every API operation; `churn` compares the full tables before and after a weight change
+(how many buckets change owner: the flows a change would move). All depend only on the live
+(address, weight) set and the table size M, never on insertion order. Pure functions, on any
+thread: the emulator's, and the planner's (churn preview).
 
 Addresses are the plugin's 16-byte ip46 form (IPv4 a.b.c.d is twelve zero bytes then a.b.c.d);
 `ip46()` converts from `ipaddress` objects.
+
+The hot loops live in an engine selected here as `maglev.diff` selects its own: the compiled
+`_table` unless MAGLEV_NO_EXTENSIONS=1, its pure-Python twin `_table_py` otherwise (or when the
+compiled module is missing, unless MAGLEV_REQUIRE_EXTENSIONS=1 makes that an ImportError);
+`IMPLEMENTATION` says which. Both take and return the same plain data: the lower-level form is an
+owner table, an `array('i')` of m indices into a strictly ascending list of 16-byte keys (-1:
+the bucket drops), built by `owner_table` and compared by `compare_owners`. Every function that
+runs engine code takes `engine=` to pick a twin explicitly (tests run both).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import TypeVar
+from types import ModuleType
+from typing import Generic, TypeVar
+
+if os.environ.get("MAGLEV_NO_EXTENSIONS", "") in ("1", "true", "yes"):
+    from maglev import _table_py as _engine
+
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from maglev import _table as _engine  # type: ignore[attr-defined,no-redef,unused-ignore]
+
+        IMPLEMENTATION = "cython"
+    except ImportError:
+        if os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes"):
+            raise
+        from maglev import _table_py as _engine
+
+        IMPLEMENTATION = "python"
+
+engine_name = _engine.engine_name
 
 Address = bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 A = TypeVar("A", bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)
-
-_M64 = 0xFFFFFFFFFFFFFFFF
-_P1 = 11400714785074694791
-_P2 = 14029467366897019727
-_P3 = 1609587929392839161
-_P4 = 9650029242287828579
-_P5 = 2870177450012600261
-_XXH_SEED = (0x9E3779B97F4A7C13 + _P5 + 8) & _M64
 
 
 def ip46(address: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> bytes:
@@ -38,20 +61,11 @@ def ip46(address: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> bytes:
     return addr.packed
 
 
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (64 - r))) & _M64
-
-
-def xxhash_u64(key: int) -> int:
-    """VPP's `clib_xxhash`: xxHash64 of a single u64 with the plugin's fixed seed."""
-    k = (_rotl((key * _P2) & _M64, 31) * _P1) & _M64
-    h = _XXH_SEED ^ k
-    h = (_rotl(h, 27) * _P1 + _P4) & _M64
-    h ^= h >> 33
-    h = (h * _P2) & _M64
-    h ^= h >> 29
-    h = (h * _P3) & _M64
-    h ^= h >> 32
+def xxhash_u64(key: int, engine: ModuleType | None = None) -> int:
+    """VPP's `clib_xxhash`: xxHash64 of a single u64 (0 <= key < 2**64) with the plugin's fixed
+    seed."""
+    e = _engine if engine is None else engine
+    h: int = e.xxhash_u64(key)
     return h
 
 
@@ -59,50 +73,132 @@ def _key(address: Address) -> bytes:
     return address if isinstance(address, bytes) else ip46(address)
 
 
-def maglev_table(addresses_weights: Iterable[tuple[A, int]], m: int) -> list[A | None]:
-    """The full new-flow table of size m: the AS address owning each bucket, None for drop.
+def _check_size(m: int) -> None:
+    # VPP only builds power-of-two tables: with any other m the probe walk (steps masked by m-1)
+    # misses buckets and the fill would never end.
+    if m > 0 and m & (m - 1):
+        raise ValueError(f"table size {m} is not a power of two")
 
-    `addresses_weights` are the VIP's live ASes as (address, weight), addresses as 16-byte ip46
-    `bytes` or `ipaddress` objects (returned as given); m is a power of two. Entries
-    (as, replica) sorted by (replica, address) each get a permutation seeded by
-    xxhash(A0 ^ A1 ^ replica) and claim, round-robin, the next free bucket along it.
+
+def owner_table(
+    keys: Sequence[bytes], weights: Sequence[int], m: int, engine: ModuleType | None = None
+) -> array[int]:
+    """The new-flow table of size m as owner indices: 'i' [m], the index in `keys` of the AS
+    owning each bucket, -1 for drop (no weight > 0); empty for m <= 0.
+
+    `keys` are distinct 16-byte ip46 addresses in ascending order, `weights` their weights
+    (0: not in the table, so two tables over one key list compare index by index); m is a
+    power of two. Entries (as, replica) for replica < weight, sorted by (replica, address), each
+    get a permutation seeded by xxhash(A0 ^ A1 ^ replica), A0 and A1 the address's little-endian
+    u64 halves: skip = (low 32 bits | 1) mod m, first bucket = high 32 bits mod m. Round-robin in
+    entry order, each entry claims the next free bucket along its permutation until all m are
+    taken. Each claims one bucket per pass, so only the first m entries matter.
     """
-    given: dict[bytes, A] = {}
+    _check_size(m)
+    if len(keys) != len(weights):
+        raise ValueError("keys and weights differ in length")
+    for i in range(1, len(keys)):
+        if not keys[i - 1] < keys[i]:
+            raise ValueError("keys must be strictly ascending")
+    e = _engine if engine is None else engine
+    table: array[int] = e.owner_table(keys, weights, m)
+    return table
+
+
+def compare_owners(
+    old: Sequence[int], new: Sequence[int], n: int, engine: ModuleType | None = None
+) -> tuple[int, array[int], array[int]]:
+    """Bucket by bucket between two owner tables over the same n keys: (moved, gained, lost).
+
+    moved counts the buckets whose owner differs (drop -> key and key -> drop included);
+    gained 'q' [n] and lost 'q' [n] count, per key, the buckets it owns in `new` and not in
+    `old`, and those it owned in `old` and not in `new`.
+    """
+    e = _engine if engine is None else engine
+    a = old if isinstance(old, array) and old.typecode == "i" else array("i", old)
+    b = new if isinstance(new, array) and new.typecode == "i" else array("i", new)
+    moved, gained, lost = e.compare_owners(a, b, n)
+    return moved, gained, lost
+
+
+def _live(addresses_weights: Iterable[tuple[A, int]], given: dict[bytes, A]) -> dict[bytes, int]:
+    """16-byte key -> weight of the entries with weight > 0 (the last one wins); records in
+    `given` the address each key was given as, so results come back in the caller's form."""
     weights: dict[bytes, int] = {}
     for address, weight in addresses_weights:
         if weight > 0:
             k = _key(address)
             given[k] = address
             weights[k] = weight
-    live = sorted(weights.items())
-    if not live or m <= 0:
+    return weights
+
+
+def maglev_table(
+    addresses_weights: Iterable[tuple[A, int]], m: int, engine: ModuleType | None = None
+) -> list[A | None]:
+    """The full new-flow table of size m: the AS address owning each bucket, None for drop.
+
+    `addresses_weights` are the VIP's live ASes as (address, weight), addresses as 16-byte ip46
+    `bytes` or `ipaddress` objects (returned as given); m is a power of two. Entries
+    (as, replica) sorted by (replica, address) each get a permutation seeded by
+    xxhash(A0 ^ A1 ^ replica) and claim, round-robin, the next free bucket along it (details
+    at `owner_table`).
+    """
+    given: dict[bytes, A] = {}
+    weights = _live(addresses_weights, given)
+    if not weights or m <= 0:
         return [None] * max(m, 0)
-    table: list[bytes | None] = [None] * m
-    mask = m - 1
-    entries: list[tuple[int, bytes]] = []  # (replica, address) in sorted order
-    max_w = max(w for _, w in live)
-    for r in range(max_w):
-        entries.extend((r, a) for a, w in live if w > r)
-    skips: list[int] = []
-    cursors: list[int] = []
-    for r, a in entries:
-        a0 = int.from_bytes(a[:8], "little")
-        a1 = int.from_bytes(a[8:], "little")
-        seed = xxhash_u64(a0 ^ a1 ^ r)
-        skips.append(((seed & 0xFFFFFFFF) | 1) & mask)
-        cursors.append((seed >> 32) & mask)
-    done = 0
-    while True:
-        for i, (_r, a) in enumerate(entries):
-            pos = cursors[i]
-            skip = skips[i]
-            while table[pos] is not None:
-                pos = (pos + skip) & mask
-            table[pos] = a
-            cursors[i] = (pos + skip) & mask
-            done += 1
-            if done == m:
-                return [None if b is None else given[b] for b in table]
+    keys = sorted(weights)
+    owners = owner_table(keys, [weights[k] for k in keys], m, engine)
+    e = _engine if engine is None else engine
+    table: list[A | None] = e.resolve(owners, [given[k] for k in keys])
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class Churn(Generic[A]):
+    """What a change of weights does to a table: the buckets (flows) that change owner."""
+
+    size: int  # buckets in the table (m)
+    moved: int  # buckets whose owner differs between the two tables (drop -> AS and back count)
+    gained: Mapping[A, int]  # per address: buckets it owns after and not before (only > 0)
+    lost: Mapping[A, int]  # per address: buckets it owned before and not after (only > 0)
+
+    @property
+    def share(self) -> float:
+        """The moved fraction of the table (0.0 for an empty table)."""
+        return self.moved / self.size if self.size else 0.0
+
+
+def churn(
+    old: Iterable[tuple[A, int]],
+    new: Iterable[tuple[A, int]],
+    m: int,
+    engine: ModuleType | None = None,
+) -> Churn[A]:
+    """The churn from the table of `old` to the table of `new` (both (address, weight) as
+    `maglev_table` takes them), computed bucket by bucket from the two full tables of size m.
+
+    Both tables are built over one key list (the union of the live addresses, weight 0 where a
+    side lacks one): entries are only made for weights > 0, so the extra keys change nothing
+    and the owner tables compare index by index. Addresses come back as given (`new`'s form
+    when both sides give one), in address order.
+    """
+    given: dict[bytes, A] = {}
+    before = _live(old, given)
+    after = _live(new, given)
+    if not given or m <= 0:
+        return Churn(max(m, 0), 0, {}, {})
+    keys = sorted(before.keys() | after.keys())
+    o = owner_table(keys, [before.get(k, 0) for k in keys], m, engine)
+    n = owner_table(keys, [after.get(k, 0) for k in keys], m, engine)
+    moved, gained, lost = compare_owners(o, n, len(keys), engine)
+    return Churn(
+        m,
+        moved,
+        {given[k]: g for k, g in zip(keys, gained, strict=True) if g},
+        {given[k]: x for k, x in zip(keys, lost, strict=True) if x},
+    )
 
 
 def bucket_counts(addresses_weights: Iterable[tuple[A, int]], m: int) -> dict[A, int]:
@@ -159,3 +255,19 @@ def counts_in_order(weights: Sequence[int], m: int) -> list[int]:
                 if not rem:
                     break
     return out
+
+
+__all__ = [
+    "IMPLEMENTATION",
+    "Address",
+    "Churn",
+    "bucket_counts",
+    "churn",
+    "compare_owners",
+    "counts_in_order",
+    "engine_name",
+    "ip46",
+    "maglev_table",
+    "owner_table",
+    "xxhash_u64",
+]

@@ -6,7 +6,8 @@ Every failure names the offending file, line and edge (importer -> imported, or 
 
 The rules are data, at the top of this file. Decisions taken here:
 - Every import statement counts, wherever it is: module level, inside functions, inside
-  `if TYPE_CHECKING:` blocks. `_diff.pyx` is Cython, not Python: its Python-level import
+  `if TYPE_CHECKING:` blocks. A `.pyx` (`_diff.pyx`, `_table.pyx`) is Cython, not Python: its
+  Python-level import
   statements (`import x`, `from x import y`; not `cimport`) are cut out of the text and parsed
   one by one; the VPP-word rule does not look inside it.
 - An import names one module: `import a.b.c` -> `a.b.c`; `from a.b import c` -> `a.b.c` when
@@ -43,7 +44,7 @@ PACKAGE = ROOT / "maglev"
 # --- the rules ---------------------------------------------------------------------------------
 
 SUBPACKAGES = ("config", "health", "vpp", "vppsim", "reconcile", "daemon", "cli")
-CORE = "core"  # every top-level maglev/*.py module (and _diff.pyx)
+CORE = "core"  # every top-level maglev/*.py module (and the engines' .pyx files)
 
 # Which other layers a layer may import; its own layer is always allowed. Edges never import
 # each other; reconcile joins them; daemon wires; cli calls; only daemon and cli start the emulator.
@@ -90,6 +91,11 @@ VPP_WORDS_EXTRA = frozenset({"ENCAP_CODE"})  # VPP's encap numbers belong to vpp
 
 MAX_LINES = 500
 MARKER = "py.typed"
+
+# Each compiled engine `maglev/_NAME.pyx` has a pure-Python twin `maglev/_NAME_py.py` with the
+# same public functions, and a selector `maglev/NAME.py` importing both and exporting
+# IMPLEMENTATION; neither twin imports the other.
+TWIN_SUFFIX = "_py"
 
 # --- reading the source ------------------------------------------------------------------------
 
@@ -418,6 +424,88 @@ def test_no_module_over_the_line_limit() -> None:
     long = [(n, s.path) for s in package_sources() if (n := len(s.text.splitlines())) > MAX_LINES]
     lines = [f"{path}:{n}: {n} lines > {MAX_LINES}" for n, path in sorted(long, reverse=True)]
     assert not long, f"{len(long)} module(s) to split:\n" + "\n".join(lines)
+
+
+# `def name(` or `cpdef [return type] name(`; `cdef` functions are C-level only.
+_PYX_DEF = re.compile(r"^(?:def|cpdef(?:[ \t]+[\w.]+\*?)*?)[ \t]+([A-Za-z]\w*)[ \t]*\(", re.M)
+
+
+def pyx_functions(text: str) -> set[str]:
+    """Public functions a Cython module exposes to Python (`def` and `cpdef` at top level)."""
+    return set(_PYX_DEF.findall(text))
+
+
+def py_functions(tree: ast.Module) -> set[str]:
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+    }
+
+
+def twin_problems(sources: Iterable[Source], edges: Iterable[Edge]) -> list[str]:
+    by_path = {s.path: s for s in sources}
+    imports = {(e.importer, e.imported) for e in edges}
+    problems = []
+    for src in by_path.values():
+        if not src.path.endswith(".pyx"):
+            continue
+        compiled = src.module
+        twin_path = src.path.removesuffix(".pyx") + TWIN_SUFFIX + ".py"
+        head, _, tail = src.path.rpartition("/")
+        selector_path = f"{head}/{tail.removeprefix('_').removesuffix('.pyx')}.py"
+        twin, selector = by_path.get(twin_path), by_path.get(selector_path)
+        if twin is None or selector is None:
+            problems.append(f"{src.path}: needs its twin {twin_path} and selector {selector_path}")
+            continue
+        want, got = pyx_functions(src.text), py_functions(parsed(twin))
+        if want != got:
+            problems.append(
+                f"{twin_path}: public functions differ from {src.path}: "
+                f"only compiled {sorted(want - got)}, only twin {sorted(got - want)}"
+            )
+        for a, b in ((compiled, twin.module), (twin.module, compiled)):
+            if (a, b) in imports:
+                problems.append(f"{a} imports its twin {b}")
+        for b in (compiled, twin.module):
+            if (selector.module, b) not in imports:
+                problems.append(f"{selector_path}: does not import {b}")
+        assigned = {
+            t.id
+            for node in ast.walk(parsed(selector))
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
+        if "IMPLEMENTATION" not in assigned:
+            problems.append(f"{selector_path}: does not export IMPLEMENTATION")
+    return sorted(problems)
+
+
+def test_each_compiled_engine_has_its_twin_and_selector() -> None:
+    assert any(s.path.endswith(".pyx") for s in package_sources())
+    problems = twin_problems(package_sources(), all_edges())
+    assert not problems, f"{len(problems)} twin problem(s):\n" + "\n".join(problems)
+
+
+def test_twin_checker_sees_a_missing_function_and_a_missing_twin() -> None:
+    files = {
+        "maglev/_eng.pyx": "def run(x):\n    pass\ncpdef int step(int x):\n    return x\n",
+        "maglev/_eng_py.py": "def run(x):\n    pass\ndef _helper():\n    pass\n",
+        "maglev/eng.py": "from maglev import _eng_py as _engine\nIMPLEMENTATION = 'python'\n",
+        "maglev/_lone.pyx": "def f():\n    pass\n",
+    }
+    sources = [
+        Source(_module_name(pathlib.PurePosixPath(p))[0], p, t, False) for p, t in files.items()
+    ]
+    known = frozenset(s.module for s in sources)
+    edges = [e for s in sources for e in import_edges(s, parse(s), known)]
+    assert twin_problems(sources, edges) == [
+        "maglev/_eng_py.py: public functions differ from maglev/_eng.pyx: "
+        "only compiled ['step'], only twin []",
+        "maglev/_lone.pyx: needs its twin maglev/_lone_py.py and selector maglev/lone.py",
+        "maglev/eng.py: does not import maglev._eng",
+    ]
 
 
 def test_py_typed_marker() -> None:

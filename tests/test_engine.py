@@ -1,4 +1,5 @@
-"""The diff engine selection: each environment gets exactly the engine it names.
+"""The engine selections (diff and Maglev table): each environment gets exactly the engine it
+names.
 
 MAGLEV_NO_EXTENSIONS=1 -> the Python twin (it wins over MAGLEV_REQUIRE_EXTENSIONS);
 MAGLEV_REQUIRE_EXTENSIONS=1 -> the compiled engine, or an ImportError (CI proves the build really
@@ -15,34 +16,47 @@ import sys
 
 import pytest
 
-from maglev import diff
+from maglev import diff, table
 
 TRUE = ("1", "true", "yes")
-MODULE = {"cython": "maglev._diff", "python": "maglev._diff_py"}
-REPORT = "from maglev import diff; print(diff.IMPLEMENTATION, diff._engine.__name__)"
-# Prepended to REPORT: a broken or missing build (the import of maglev._diff fails).
-BLOCK = (
-    "import sys\n"
-    "class Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name == 'maglev._diff':\n"
-    "            raise ImportError('maglev._diff blocked by the test')\n"
-    "sys.meta_path.insert(0, Block())\n"
-)
+SELECTORS = {"diff": diff, "table": table}
 
 
-def compiled_importable() -> bool:
+def modules(selector: str) -> dict[str, str]:
+    return {"cython": f"maglev._{selector}", "python": f"maglev._{selector}_py"}
+
+
+def report(selector: str) -> str:
+    return f"from maglev import {selector} as s; print(s.IMPLEMENTATION, s._engine.__name__)"
+
+
+def block(selector: str) -> str:
+    """Prepended to `report`: a broken or missing build (the compiled module fails to import)."""
+    name = f"maglev._{selector}"
+    return (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {name!r}:\n"
+        f"            raise ImportError('{name} blocked by the test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+
+
+def compiled_importable(selector: str) -> bool:
     try:
-        importlib.import_module("maglev._diff")
+        importlib.import_module(f"maglev._{selector}")
     except ImportError:
         return False
     return True
 
 
-def select(env: dict[str, str], blocked: bool = False) -> subprocess.CompletedProcess[str]:
+def select(
+    selector: str, env: dict[str, str], blocked: bool = False
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MAGLEV_")}
     return subprocess.run(
-        [sys.executable, "-c", (BLOCK if blocked else "") + REPORT],
+        [sys.executable, "-c", (block(selector) if blocked else "") + report(selector)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -50,20 +64,25 @@ def select(env: dict[str, str], blocked: bool = False) -> subprocess.CompletedPr
     )
 
 
-def test_this_process_has_the_engine_its_environment_names() -> None:
+@pytest.mark.parametrize("selector", sorted(SELECTORS))
+def test_this_process_has_the_engine_its_environment_names(selector: str) -> None:
     if os.environ.get("MAGLEV_NO_EXTENSIONS", "") in TRUE:
         expected = "python"
     elif os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in TRUE:
         expected = "cython"
     else:
-        expected = "cython" if compiled_importable() else "python"
-    assert expected == diff.IMPLEMENTATION
-    assert diff._engine.__name__ == MODULE[expected]
+        expected = "cython" if compiled_importable(selector) else "python"
+    chosen = SELECTORS[selector]
+    assert expected == chosen.IMPLEMENTATION
+    assert chosen._engine.__name__ == modules(selector)[expected]
+    assert chosen.engine_name() == expected
     if expected == "cython":
-        assert diff._engine.__file__ is not None and diff._engine.__file__.endswith(".so")
+        path = chosen._engine.__file__
+        assert path is not None and path.endswith(".so")
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("selector", sorted(SELECTORS))
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -75,22 +94,28 @@ def test_this_process_has_the_engine_its_environment_names() -> None:
         ({"MAGLEV_NO_EXTENSIONS": "1", "MAGLEV_REQUIRE_EXTENSIONS": "1"}, "python"),
     ],
 )
-def test_each_environment_selects_its_engine(env: dict[str, str], expected: str) -> None:
-    if expected == "cython" and not compiled_importable():
+def test_each_environment_selects_its_engine(
+    selector: str, env: dict[str, str], expected: str
+) -> None:
+    if expected == "cython" and not compiled_importable(selector):
         pytest.skip("the compiled engine is not built here (CI runs with it required)")
-    r = select(env)
+    r = select(selector, env)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [expected, MODULE[expected]]
+    assert r.stdout.split() == [expected, modules(selector)[expected]]
 
 
 @pytest.mark.integration
-def test_without_the_compiled_engine_it_falls_back_unless_required() -> None:
-    r = select({}, blocked=True)
+@pytest.mark.parametrize("selector", sorted(SELECTORS))
+def test_without_the_compiled_engine_it_falls_back_unless_required(selector: str) -> None:
+    twin = modules(selector)["python"]
+    r = select(selector, {}, blocked=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["python", "maglev._diff_py"]
-    r = select({"MAGLEV_REQUIRE_EXTENSIONS": "1"}, blocked=True)
+    assert r.stdout.split() == ["python", twin]
+    r = select(selector, {"MAGLEV_REQUIRE_EXTENSIONS": "1"}, blocked=True)
     assert r.returncode != 0
-    assert "ImportError: maglev._diff blocked by the test" in r.stderr
-    r = select({"MAGLEV_REQUIRE_EXTENSIONS": "1", "MAGLEV_NO_EXTENSIONS": "1"}, blocked=True)
+    assert f"ImportError: maglev._{selector} blocked by the test" in r.stderr
+    r = select(
+        selector, {"MAGLEV_REQUIRE_EXTENSIONS": "1", "MAGLEV_NO_EXTENSIONS": "1"}, blocked=True
+    )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["python", "maglev._diff_py"]
+    assert r.stdout.split() == ["python", twin]

@@ -1,4 +1,5 @@
-"""Packaging: MAGLEV_NO_EXTENSIONS=1 builds the pure-Python package; a broken engine fails the build."""
+"""Packaging: MAGLEV_NO_EXTENSIONS=1 builds the pure-Python package; a broken engine (either of
+them) fails the build."""
 
 from __future__ import annotations
 
@@ -42,14 +43,16 @@ def test_no_extensions_builds_the_python_twin(tmp_path: pathlib.Path) -> None:
     (whl,) = (tmp_path / "out").glob("maglev-*.whl")
     names = zipfile.ZipFile(whl).namelist()
     assert "maglev/_diff_py.py" in names and "maglev/diff.py" in names
+    assert "maglev/_table_py.py" in names and "maglev/table.py" in names
     assert not [n for n in names if n.endswith(".so")]
 
 
-def test_a_broken_engine_fails_the_build(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("engine", ["_diff", "_table"])
+def test_a_broken_engine_fails_the_build(tmp_path: pathlib.Path, engine: str) -> None:
     src = _tree(tmp_path)
-    pyx = src / "maglev" / "_diff.pyx"
+    pyx = src / "maglev" / f"{engine}.pyx"
     pyx.write_text(pyx.read_text() + "\ncdef int broken = \n")
     r = _wheel(src, tmp_path / "out", MAGLEV_NO_EXTENSIONS="")
     assert r.returncode != 0
     assert not list((tmp_path / "out").glob("*.whl"))
-    assert "_diff.pyx" in r.stdout + r.stderr
+    assert f"{engine}.pyx" in r.stdout + r.stderr

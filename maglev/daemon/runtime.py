@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from maglev import __version__, diff
+from maglev import __version__, diff, table
 from maglev.config import load_file
 from maglev.config.watcher import ConfigWatcher
 from maglev.daemon import memory
@@ -126,9 +126,9 @@ class Runtime:
         state = load_or_discard(st, self.settings.discard_state) if st else None
         logging.getLogger().addHandler(BusLogHandler(self.bus))
         log.info(
-            "maglevd %s starting: diff engine %s, config %s (%d frontends, %d backends, "
-            "%d healthchecks)%s",
-            __version__, diff.IMPLEMENTATION, self.config_path, len(cfg.frontends),
+            "maglevd %s starting: diff engine %s, table engine %s, config %s (%d frontends, "
+            "%d backends, %d healthchecks)%s",
+            __version__, diff.IMPLEMENTATION, table.IMPLEMENTATION, self.config_path, len(cfg.frontends),
             len(cfg.backends), len(cfg.healthchecks), " [dry run: VPP is never written]" if self.dry_run else "",
         )  # fmt: skip
         threading.excepthook = self._thread_died

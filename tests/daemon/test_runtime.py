@@ -50,6 +50,25 @@ def test_dead_reconciler_thread_stops_the_daemon(
     assert not (tmp_path / "ctl.sock").exists()  # everything was stopped
 
 
+def test_the_start_line_names_both_engines(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from maglev import diff, table
+
+    cfg = tmp_path / "maglev.yaml"
+    cfg.write_text(CONFIG.format(ctl=tmp_path / "ctl.sock"))
+    rt = Runtime(Settings(str(cfg)), load_text(cfg.read_text()))
+    try:
+        with caplog.at_level(logging.INFO, logger="maglev.daemon.runtime"):
+            rt.start()
+    finally:
+        rt.stop()
+    assert (
+        f"starting: diff engine {diff.IMPLEMENTATION}, table engine {table.IMPLEMENTATION}, "
+        in caplog.text
+    )
+
+
 def test_json_log_lines_carry_transition_fields() -> None:
     import io
     import json
