@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 Address = bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 A = TypeVar("A", bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)
@@ -159,3 +160,36 @@ def counts_in_order(weights: Sequence[int], m: int) -> list[int]:
                 if not rem:
                     break
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Churn(Generic[A]):
+    """How a table of `size` buckets changes between two (address, weight) sets."""
+
+    size: int  # buckets in the table (m)
+    moved: int  # buckets whose owner differs (None->x and x->None count)
+    gained: Mapping[A, int]  # per address: buckets it owns after and did not before (> 0 only)
+    lost: Mapping[A, int]  # per address: buckets it owned before and does not after (> 0 only)
+
+    @property
+    def share(self) -> float:
+        """The share of buckets (so of new flows) that land on another owner."""
+        return self.moved / self.size if self.size else 0.0
+
+
+def churn(old: Iterable[tuple[A, int]], new: Iterable[tuple[A, int]], m: int) -> Churn[A]:
+    """The bucket moves from table `old` to table `new`, both of size m, bucket by bucket.
+
+    Addresses as in `maglev_table` (an address given as bytes and as an object counts as two).
+    """
+    gained: dict[A, int] = {}
+    lost: dict[A, int] = {}
+    moved = 0
+    for before, after in zip(maglev_table(old, m), maglev_table(new, m), strict=True):
+        if before != after:
+            moved += 1
+            if before is not None:
+                lost[before] = lost.get(before, 0) + 1
+            if after is not None:
+                gained[after] = gained.get(after, 0) + 1
+    return Churn(max(m, 0), moved, gained, lost)

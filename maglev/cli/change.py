@@ -22,12 +22,42 @@ def set_() -> None:
     """Change runtime state: backend operator state, weight overrides."""
 
 
+DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan and the bucket churn it would cause; change nothing.",
+)
+DRY_QUERY = "?dry-run=1"
+
+
+def _dry_human(what: str) -> Any:
+    """The human output of a dry run: what would change, the plan, then the churn."""
+
+    def human(r: dict[str, Any]) -> str:
+        return "\n".join(_plan_lines(f"dry run: {what}; {r.get('summary', '')}", r))
+
+    return human
+
+
+def _plan_lines(head: str, r: dict[str, Any]) -> list[str]:
+    lines = [head, *[f"  {op}" for op in r.get("plan", [])]]
+    if r.get("churn_summary"):
+        lines.append(r["churn_summary"])
+        lines += [f"  {f['text']}" for f in r.get("churn", [])]
+    return lines
+
+
 @set_.command("backend")
 @click.argument("name")
 @click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable"]))
+@DRY_RUN
 @pass_ctx
-def set_backend(c: Ctx, name: str, action: str) -> None:
+def set_backend(c: Ctx, name: str, action: str, dry_run: bool) -> None:
     """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo."""
+    if dry_run:
+        res = c.call("POST", f"/v1/backends/{q(name)}/{action}{DRY_QUERY}")
+        c.out(res, _dry_human(f"{action} {name} -> {res.get('state')}"))
+        return
     c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}"))
 
 
@@ -39,6 +69,7 @@ def set_backend(c: Ctx, name: str, action: str) -> None:
 @click.argument("backend")
 @click.argument("weight_kw", metavar="weight")
 @click.argument("weight")
+@DRY_RUN
 @pass_ctx
 def set_frontend(
     c: Ctx,
@@ -49,6 +80,7 @@ def set_frontend(
     backend: str,
     weight_kw: str,
     weight: str,
+    dry_run: bool,
 ) -> None:
     """NAME pool P backend B weight N|default: override a backend's weight, or clear it."""
     for got, want in ((pool_kw, "pool"), (backend_kw, "backend"), (weight_kw, "weight")):
@@ -57,8 +89,11 @@ def set_frontend(
                 f"expected '{want}', got '{got}' (usage: set frontend NAME pool P backend B weight N|default)"
             )
     path = f"/v1/frontends/{q(name)}/pools/{q(pool)}/backends/{q(backend)}/weight"
+    human = _dry_human(f"{name}/{pool}/{backend} weight {weight}") if dry_run else None
+    if dry_run:
+        path += DRY_QUERY
     if weight == "default":
-        c.out(c.call("DELETE", path))
+        c.out(c.call("DELETE", path), human)
         return
     try:
         w = int(weight)
@@ -66,7 +101,7 @@ def set_frontend(
         _fail(f"weight: {weight!r} is not an integer in 0..100 or 'default'")
     if not 0 <= w <= 100:
         _fail(f"weight: {w} is not in 0..100")
-    c.out(c.call("PUT", path, {"weight": w}))
+    c.out(c.call("PUT", path, {"weight": w}), human)
 
 
 @click.group(cls=PrefixGroup)
@@ -89,9 +124,7 @@ def config_check(c: Ctx, file: str) -> None:
     def human(r: dict[str, Any]) -> str:
         if not r["valid"]:
             return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
-        lines = [f"{file}: valid; {r.get('summary', '')}"]
-        lines += [f"  {op}" for op in r.get("plan", [])]
-        return "\n".join(lines)
+        return "\n".join(_plan_lines(f"{file}: valid; {r.get('summary', '')}", r))
 
     c.out(res, human)
     if not res.get("valid"):

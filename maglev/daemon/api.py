@@ -106,6 +106,25 @@ def guard_doc(fe: Frontend, g: GuardView | None) -> dict[str, Any]:
     }
 
 
+def _action_doc(r: events.ActionResult) -> dict[str, Any]:
+    return {"backend": r.backend, "state": r.state, "changed": r.changed}
+
+
+def _override_doc(r: events.OverrideResult) -> dict[str, Any]:
+    return {"frontend": r.frontend, "pool": r.pool, "backend": r.backend, "override": r.override}
+
+
+def dry_run_doc(p: events.PreviewResult) -> dict[str, Any]:
+    """What a dry run adds to an action's answer: the plan it would cause and its churn."""
+    return {
+        "dry_run": True,
+        "summary": p.summary,
+        "plan": list(p.lines),
+        "churn_summary": p.churn.summary(),
+        "churn": p.churn.docs(),
+    }
+
+
 class DaemonApi:
     def __init__(
         self,
@@ -389,20 +408,21 @@ class DaemonApi:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def backend_action(self, name: str, action: str) -> dict[str, Any]:
-        r = self._ask(events.BackendAction(name, action))
-        return {"backend": r.backend, "state": r.state, "changed": r.changed}
+    def backend_action(self, name: str, action: str, dry_run: bool = False) -> dict[str, Any]:
+        if dry_run:
+            d = self._ask(events.DryRunAction(name, action))
+            assert isinstance(d.answer, events.ActionResult)
+            return {**_action_doc(d.answer), **dry_run_doc(d.preview)}
+        return _action_doc(self._ask(events.BackendAction(name, action)))
 
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None
+        self, frontend: str, pool: str, backend: str, weight: int | None, dry_run: bool = False
     ) -> dict[str, Any]:
-        r = self._ask(events.WeightOverride(frontend, pool, backend, weight))
-        return {
-            "frontend": r.frontend,
-            "pool": r.pool,
-            "backend": r.backend,
-            "override": r.override,
-        }
+        if dry_run:
+            d = self._ask(events.DryRunOverride(frontend, pool, backend, weight))
+            assert isinstance(d.answer, events.OverrideResult)
+            return {**_override_doc(d.answer), **dry_run_doc(d.preview)}
+        return _override_doc(self._ask(events.WeightOverride(frontend, pool, backend, weight)))
 
     def guard_release(self, by: str) -> dict[str, Any]:
         r = self._ask(events.ReleaseGuard(by))
@@ -426,7 +446,13 @@ class DaemonApi:
         except ConfigInvalid as e:
             return {"valid": False, "problems": [str(p) for p in e.problems]}
         r = self._ask(events.Preview(cfg))
-        return {"valid": True, "summary": r.summary, "plan": list(r.lines)}
+        return {
+            "valid": True,
+            "summary": r.summary,
+            "plan": list(r.lines),
+            "churn_summary": r.churn.summary(),
+            "churn": r.churn.docs(),
+        }
 
     def subscribe(
         self, filters: dict[str, str]

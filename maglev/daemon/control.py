@@ -59,9 +59,9 @@ class ControlHandler(Protocol):
     def healthchecks(self) -> list[dict[str, Any]]: ...
     def vpp_lb_state(self) -> dict[str, Any]: ...
     def vpp_lb_counters(self) -> dict[str, Any]: ...
-    def backend_action(self, name: str, action: str) -> dict[str, Any]: ...
+    def backend_action(self, name: str, action: str, dry_run: bool = False) -> dict[str, Any]: ...
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None
+        self, frontend: str, pool: str, backend: str, weight: int | None, dry_run: bool = False
     ) -> dict[str, Any]: ...
     def sync(self) -> dict[str, Any]: ...
     def guard_release(self, by: str) -> dict[str, Any]: ...
@@ -78,6 +78,7 @@ class Route:
     pattern: re.Pattern[str]
     call: Callable[[ControlHandler, tuple[str, ...], Any], Any]
     peer: bool = False  # the caller (`Peer`, as text) is passed as the last group
+    dry: bool = False  # takes `?dry-run=1` (passed as the last argument, a bool)
 
 
 def _weight_body(body: Any) -> int:
@@ -127,6 +128,31 @@ def json_body(raw: bytes) -> Any:
 
 
 BACKEND_ACTIONS = ("pause", "resume", "enable", "disable")
+DRY_RUN = "dry-run"
+_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def _dry_run(query: str, allowed: bool, what: str) -> bool:
+    """The `dry-run` query parameter (other parameters are ignored, as ever). It is refused
+    where it is not supported: a write that ignored it would apply what was meant as a test."""
+    if not query:
+        return False
+    try:
+        parsed = parse_qs(query, keep_blank_values=True, max_num_fields=16)
+    except ValueError as e:
+        raise ApiError(400, f"query: {e}") from None
+    values = parsed.get(DRY_RUN)
+    if values is None:
+        return False
+    if not allowed:
+        raise ApiError(400, f"{DRY_RUN}: not supported by {what}")
+    v = values[-1].strip().lower()
+    if v in _YES:
+        return True
+    if v in _NO:
+        return False
+    raise ApiError(400, f"{DRY_RUN}: {_show(values[-1])} is not one of 1, true, yes, 0, false, no")
+
 
 ROUTES: tuple[Route, ...] = tuple(
     Route(m, re.compile("^" + p + "$"), c, *peer)
@@ -149,17 +175,23 @@ ROUTES: tuple[Route, ...] = tuple(
         (
             "POST",
             rf"/v1/backends/{NAME}/(pause|resume|enable|disable)",
-            lambda h, a, b: h.backend_action(a[0], a[1]),
+            lambda h, a, b: h.backend_action(a[0], a[1], dry_run=a[2]),
+            False,
+            True,
         ),
         (
             "PUT",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
-            lambda h, a, b: h.set_weight(a[0], a[1], a[2], _weight_body(b)),
+            lambda h, a, b: h.set_weight(a[0], a[1], a[2], _weight_body(b), dry_run=a[3]),
+            False,
+            True,
         ),
         (
             "DELETE",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
-            lambda h, a, b: h.set_weight(a[0], a[1], a[2], None),
+            lambda h, a, b: h.set_weight(a[0], a[1], a[2], None, dry_run=a[3]),
+            False,
+            True,
         ),
         ("POST", r"/v1/sync", lambda h, a, b: h.sync()),
         ("POST", r"/v1/reload", lambda h, a, b: h.reload()),
@@ -239,8 +271,11 @@ class _App:
             if r.method != method:
                 allowed.append(r.method)
                 continue
+            dry = _dry_run(query, r.dry, f"{method} {path}")
             body = json_body(req.read_body()) if method in ("POST", "PUT", "DELETE") else None
             args = (*m.groups(), f"operator ({req.peer})") if r.peer else m.groups()
+            if r.dry:
+                args = (*args, dry)
             return Answer(200, r.call(self.handler, args, body))
         if allowed:
             use = ", ".join(sorted(set(allowed)))

@@ -171,6 +171,14 @@ class MaglevCollector:
         ops.add_metric(["ok"], float(c.ops_ok))
         ops.add_metric(["failed"], float(c.ops_failed))
         yield ops
+        moved = CounterMetricFamily(
+            "maglev_frontend_buckets_moved",
+            "new-flow table buckets that changed owner in the frontend's applied plans",
+            labels=["frontend"],
+        )
+        for fname, n in sorted(c.buckets_moved.items()):
+            moved.add_metric([fname], float(n))
+        yield moved
         ph = _hist("maglev_reconcile_pass_seconds", "reconcile pass latency", [])
         ph.add_metric([], _buckets(c.pass_hist), c.pass_hist.total)
         yield ph

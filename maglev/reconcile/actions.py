@@ -37,11 +37,15 @@ def backend_action(
 
 
 def set_override(
-    config: Config, overrides: dict[tuple[str, str], int], msg: events.WeightOverride
+    config: Config,
+    overrides: dict[tuple[str, str], int],
+    msg: events.WeightOverride | events.DryRunOverride,
+    quiet: bool = False,
 ) -> events.OverrideResult:
     """Set or clear (weight None) the override `msg` names in `overrides`; the answer.
 
-    The caller marks the frontend dirty: the new weight reaches VPP on the next pass.
+    The caller marks the frontend dirty: the new weight reaches VPP on the next pass. `quiet`:
+    not logged (a dry run sets it in a copy of the overrides).
     """
     fe = config.frontends.get(msg.frontend)
     if fe is None:
@@ -60,6 +64,8 @@ def set_override(
         if not 0 <= msg.weight <= 100:
             raise InvalidRequest(f"weight: {msg.weight} is not in 0..100")
         overrides[key] = msg.weight
+    if quiet:
+        return events.OverrideResult(msg.frontend, msg.pool, msg.backend, msg.weight)
     log.info(
         "weight override %s/%s/%s: %s",
         msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
