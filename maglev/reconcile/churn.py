@@ -154,21 +154,30 @@ class FrontendIndex:
         for cfg in (old, config) if old is not None else (config,):
             self._by_key.update((frontend_key(fe), fe) for fe in cfg.frontends.values())
         self._backends: dict[str, dict[IPAddress, str]] = {}
+        self._configs = (config,) if old is None else (config, old)
 
     def frontend(self, key: VipKey) -> Frontend | None:
         return self._by_key.get(key)
 
     def backend_name(self, fe: Frontend, address: IPAddress) -> str:
+        """The name of the backend at `address` in frontend `fe`: one of its members in the
+        new config, else in the old (a backend a reload takes out), else any backend with that
+        address, else the address itself (an AS maglev does not know)."""
         names = self._backends.get(fe.name)
         if names is None:
             names = {}
-            for cfg in (self.old, self.config):
-                if cfg is None or cfg.frontends.get(fe.name) is not fe:
-                    continue
-                for n in fe.backend_names():
+            for cfg in self._configs:
+                f = cfg.frontends.get(fe.name)
+                for n in f.backend_names() if f is not None else ():
                     names.setdefault(cfg.backends[n].address, n)
             self._backends[fe.name] = names
-        return names.get(address, str(address))
+        name = names.get(address)
+        if name is None:
+            for cfg in self._configs:
+                name = next((n for n, b in cfg.backends.items() if b.address == address), None)
+                if name is not None:
+                    break
+        return str(address) if name is None else name
 
 
 Sides = Mapping[VipKey, ActualVip]
