@@ -9,9 +9,10 @@ effective weights VPP would have. Only frontends whose weights change pay for ta
 the plan's ops.
 
 Capacity is the sum of the effective weights of the serving backends (weight > 0 in VPP),
-as a percentage of the frontend's full weight: the configured weights of its first pool, every
-member up and serving. "capacity 100% -> 75%" means a quarter of what the frontend was built
-to serve is lost (a failover to a smaller backup pool shows the same way).
+as a percentage of the frontend's full weight in the running config: the configured weights of
+its first pool, every member up and serving (the candidate's, for a frontend a candidate adds).
+"capacity 100% -> 75%" means a quarter of what the frontend was built to serve is lost (a
+failover to a smaller backup pool shows the same way; overrides can take it above 100%).
 
 Pure values and functions; called on the reconciler thread (previews, dry runs, every applied
 plan); the reports are immutable and safe to hand to any thread.
@@ -141,6 +142,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+def _full_weight(fe: Frontend) -> int:
+    """The configured weights of a frontend's first pool: every member up and serving."""
+    return sum(m.weight for m in fe.pools[0].members) if fe.pools else 0
+
+
 class FrontendIndex:
     """Which frontend (of one or two configs) a VIP carries, and its backends by address.
 
@@ -151,13 +157,23 @@ class FrontendIndex:
         self.config = config
         self.old = old
         self._by_key: dict[VipKey, Frontend] = {}
+        self._full: dict[VipKey, int] = {}
         for cfg in (old, config) if old is not None else (config,):
             self._by_key.update((frontend_key(fe), fe) for fe in cfg.frontends.values())
+        for cfg in (config, old) if old is not None else (config,):
+            self._full.update((frontend_key(fe), _full_weight(fe)) for fe in cfg.frontends.values())
         self._backends: dict[str, dict[IPAddress, str]] = {}
         self._configs = (config,) if old is None else (config, old)
 
     def frontend(self, key: VipKey) -> Frontend | None:
         return self._by_key.get(key)
+
+    def full_weight(self, key: VipKey) -> int:
+        """The weight the frontend on VIP `key` serves with at full health, as the running
+        config has it (the candidate's for a frontend it adds): both sides of a preview are
+        measured against what the frontend serves today, so a candidate that halves a pool's
+        weights shows as a capacity loss, not as an overfull frontend."""
+        return self._full.get(key, 0)
 
     def backend_name(self, fe: Frontend, address: IPAddress) -> str:
         """The name of the backend at `address` in frontend `fe`: one of its members in the
@@ -268,7 +284,7 @@ def _frontend_churn(
             BackendMoves(index.backend_name(fe, x), gained.get(x, 0), lost.get(x, 0))
             for x in {*gained, *lost}
         ]
-        full = sum(m.weight for m in fe.pools[0].members) if fe.pools else 0
+        full = index.full_weight(key)
     rows.sort(key=lambda r: (r.lost - r.gained, r.name))
     cap_b = 100.0 * sum(bw.values()) / full if full else None
     cap_a = 100.0 * sum(aw.values()) / full if full else None
