@@ -179,6 +179,12 @@ class MaglevCollector:
         for fname, n in sorted(c.buckets_moved.items()):
             moved.add_metric([fname], float(n))
         yield moved
+        yield CounterMetricFamily(
+            "maglev_churn_skipped_frontends",
+            "frontends of applied plans whose bucket moves were not computed (over the time "
+            "budget of a pass; not in maglev_frontend_buckets_moved)",
+            value=float(c.churn_skipped),
+        )
         ph = _hist("maglev_reconcile_pass_seconds", "reconcile pass latency", [])
         ph.add_metric([], _buckets(c.pass_hist), c.pass_hist.total)
         yield ph

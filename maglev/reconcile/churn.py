@@ -21,6 +21,7 @@ plan); the reports are immutable and safe to hand to any thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 CREATE, DELETE, RECREATE, UPDATE = "create", "delete", "re-create", "update"
 _TAG = {CREATE: " (new)", DELETE: " (deleted)", RECREATE: " (re-created)", UPDATE: ""}
 BRIEF_MOVERS = 3  # backends named on an applied plan's log line (the biggest changes)
+# Table work an applied plan's report may spend on the reconciler's turn. A mass failure can
+# touch a thousand frontends; with the pure-Python table (about 18 ms a frontend of 32
+# backends) the report alone would stall health handling for many seconds, so beyond this the
+# remaining frontends are counted, not computed. The compiled table fits thousands in it.
+APPLIED_BUDGET = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,7 @@ class ChurnReport:
     """The churn of one plan, per frontend whose weights change, by frontend name."""
 
     frontends: tuple[FrontendChurn, ...] = ()
+    skipped: int = 0  # frontends whose weights change but whose tables were not computed
 
     @property
     def moved(self) -> int:
@@ -112,13 +119,14 @@ class ChurnReport:
 
     def summary(self) -> str:
         """'churn: 2 frontends, 192 of 2048 buckets move (9.4%)'."""
+        tail = f"; {self.skipped} more not computed (over the time budget)" if self.skipped else ""
         if not self.frontends:
-            return "churn: no frontend's buckets move"
+            return "churn: no frontend's buckets move" + tail
         size = sum(f.size for f in self.frontends)
         n = len(self.frontends)
         return (
             f"churn: {n} frontend{'s' if n != 1 else ''}, {self.moved} of {size} buckets move"
-            f" ({_share(self.moved / size if size else 0.0)})"
+            f" ({_share(self.moved / size if size else 0.0)})" + tail
         )
 
     def lines(self) -> list[str]:
@@ -235,10 +243,18 @@ def between(
     after: Sides,
     index: FrontendIndex,
     recreated: set[VipKey] | frozenset[VipKey] = frozenset(),
+    budget: float | None = None,
 ) -> ChurnReport:
     """The churn from `before` to `after` of the named VIPs, one entry per frontend whose live
-    weights (or whose table's existence or size) change."""
+    weights (or whose table's existence or size) change.
+
+    `budget` (seconds; None: none) bounds the table work: once spent, the remaining frontends
+    are only counted (`skipped`). Previews have none (an operator asked and waits for the
+    answer); an applied plan's report has one, because it runs on the reconciler's turn.
+    """
     out = []
+    skipped = 0
+    deadline = None if budget is None else time.perf_counter() + budget
     for k in vips:
         b, a = before.get(k), after.get(k)
         bw = {x: w for x, w in b.weights.items() if w > 0} if b is not None else {}
@@ -253,9 +269,12 @@ def between(
             change = DELETE
         else:
             change = RECREATE if k in recreated or b.attrs != a.attrs else UPDATE
+        if deadline is not None and time.perf_counter() >= deadline:
+            skipped += 1
+            continue
         out.append(_frontend_churn(k, change, bw, aw, b_size, a_size, index))
     out.sort(key=lambda f: f.frontend)
-    return ChurnReport(tuple(out))
+    return ChurnReport(tuple(out), skipped)
 
 
 def _frontend_churn(
@@ -321,8 +340,11 @@ def _resized(
 
 def log_report(report: ChurnReport, dry_run: bool = False) -> None:
     """One INFO line per frontend whose buckets move (an applied plan, or a dry run's)."""
+    prefix = "dry run: " if dry_run else ""
     for f in report.frontends:
-        if dry_run:
-            log.info("dry run: %s", f.brief())
-        else:
-            log.info("%s", f.brief())
+        log.info("%s%s", prefix, f.brief())
+    if report.skipped:
+        log.info(
+            "%schurn of %d more frontend(s) not computed: over the %.0f ms table budget of a pass",
+            prefix, report.skipped, APPLIED_BUDGET * 1e3,
+        )  # fmt: skip

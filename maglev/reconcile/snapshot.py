@@ -70,6 +70,7 @@ class Counters:
     transitions: Mapping[tuple[str, str], int] = field(default_factory=dict)
     probe_durations: Mapping[str, Histogram] = field(default_factory=dict)
     buckets_moved: Mapping[str, int] = field(default_factory=dict)  # by frontend, applied plans
+    churn_skipped: int = 0  # frontends of applied plans whose churn was over the time budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class Tally:
         self.transitions: dict[tuple[str, str], int] = {}
         self.probes: dict[str, tuple[list[int], list[float]]] = {}  # kind -> (counts, [sum])
         self.moved: dict[str, int] = {}  # frontend -> buckets its applied plans moved
+        self.churn_skipped = 0
 
     def probe(self, kind: str, seconds: float) -> None:
         entry = self.probes.get(kind)
@@ -137,6 +139,7 @@ class Tally:
         moved = self.moved
         for f in report.frontends:
             moved[f.frontend] = moved.get(f.frontend, 0) + f.moved
+        self.churn_skipped += report.skipped
 
     def pass_done(self, seconds: float) -> None:
         self.passes += 1
@@ -162,6 +165,7 @@ class Tally:
                 for k, (c, t) in self.probes.items()
             },
             buckets_moved=dict(self.moved),
+            churn_skipped=self.churn_skipped,
         )
 
 

@@ -229,7 +229,9 @@ class Writes:
             for line in plan.lines():
                 log.info("dry run: would %s", line)
             self._record(plan.ops)  # pretend, so the same plan is not logged on every pass
-            report = churn.between(vips, before, self.actual, self._frontend_index(), recreated)
+            report = churn.between(
+                vips, before, self.actual, self._frontend_index(), recreated, churn.APPLIED_BUDGET
+            )
             churn.log_report(report, dry_run=True)
             return True
         applied = self.lb.apply(plan.ops, self.actual)
@@ -239,7 +241,9 @@ class Writes:
         self.tally.ops_failed += applied.failed
         # After the write, so it never delays the weights; from what VPP now has (the ops that
         # succeeded), so the log and the counters say what really moved.
-        report = churn.between(vips, before, self.actual, self._frontend_index(), recreated)
+        report = churn.between(
+            vips, before, self.actual, self._frontend_index(), recreated, churn.APPLIED_BUDGET
+        )
         churn.log_report(report)
         self.tally.buckets_moved(report)
         if applied.failed:

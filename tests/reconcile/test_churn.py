@@ -168,3 +168,19 @@ def test_an_unmanaged_vip_is_named_by_its_key_without_capacity() -> None:
     (f,) = report.frontends
     assert f.frontend == "203.0.113.1/32 tcp:443" and f.capacity_before is None
     assert f.backends == (BackendMoves("10.0.0.1", 0, 64),)  # not maglev's VIP: not its backends
+
+
+def test_a_spent_budget_counts_the_rest_without_tables() -> None:
+    cfg = config()
+    actual = actual_of(cfg, {"web1": 100, "web2": 100})
+    net, proto, port = frontend_key(cfg.frontends["www"])
+    plan = Plan((SetWeight(net, proto, port, IP["web2"], 0),))
+    vips, recreated = churn_mod.touched(plan.ops)
+    after = churn_mod.side(actual, vips)
+    after[(net, proto, port)].weights[IP["web2"]] = 0
+    report = between(vips, actual, after, FrontendIndex(cfg), recreated, budget=0.0)
+    assert (report.frontends, report.skipped) == ((), 1)
+    assert report.summary() == (
+        "churn: no frontend's buckets move; 1 more not computed (over the time budget)"
+    )
+    assert between(vips, actual, after, FrontendIndex(cfg), budget=10.0).frontends[0].moved == 512
