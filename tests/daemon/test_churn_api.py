@@ -233,3 +233,16 @@ def test_an_applied_plan_logs_its_churn_and_counts_it(
     assert ipaddress.ip_address("10.0.0.2") not in {
         a.address for a in daemon.lb.read().state.ases if a.weight
     }
+
+
+def test_maglevd_dry_run_logs_the_churn_and_writes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lb = MemoryLb()
+    rec = Reconciler(load_text(CONFIG.format(w2=100)), queue.Queue(), lb, NoStreams(), dry_run=True)
+    with caplog.at_level(logging.INFO, logger="maglev.reconcile.churn"):
+        rec.turn()  # the first full sync: the whole frontend would be created
+    lines = [r.getMessage() for r in caplog.records if r.name == "maglev.reconcile.churn"]
+    assert lines == ["dry run: www (new): 100.0% of buckets move; web1 +512, web2 +512"]
+    assert lb.read().state.vips == ()
+    assert rec.snapshot.counters.buckets_moved == {}  # nothing really moved
