@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-SUITES = ("diff", "table", "vppsim", "program", "checker", "e2e", "reload", "fault")
+SUITES = ("diff", "table", "vppsim", "program", "checker", "e2e", "reload", "fault", "churn")
 
 
 def _machine() -> dict[str, Any]:
@@ -180,7 +180,8 @@ def cli(
     compare_with: str | None,
     threshold: float,
 ) -> None:
-    """Measure maglev: SUITES from diff, table, vppsim, program, checker, e2e, reload, or all."""
+    """Measure maglev: SUITES from diff, table, vppsim, program, checker, e2e, reload, fault, churn,
+    or all."""
     chosen = SUITES if not suites or "all" in suites else suites
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     outdir = pathlib.Path(results_dir) / stamp

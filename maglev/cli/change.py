@@ -38,18 +38,56 @@ def _box(for_: str | None, until: str | None, comment: str | None) -> dict[str, 
     return body or None
 
 
+DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan and the bucket churn it would cause; change nothing.",
+)
+DRY_QUERY = "?dry-run=1"
+
+
+def _dry_human(what: str) -> Any:
+    """The human output of a dry run: what would change, the plan, then the churn."""
+
+    def human(r: dict[str, Any]) -> str:
+        return "\n".join(_plan_lines(f"dry run: {what}; {r.get('summary', '')}", r))
+
+    return human
+
+
+def _plan_lines(head: str, r: dict[str, Any]) -> list[str]:
+    lines = [head, *[f"  {op}" for op in r.get("plan", [])]]
+    if r.get("plan") and r.get("churn_summary"):  # no plan, nothing moves: no second line
+        lines.append(r["churn_summary"])
+        lines += [f"  {f['text']}" for f in r.get("churn", [])]
+    return lines
+
+
 @set_.command("backend")
 @click.argument("name")
 @click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable"]))
 @_time_box
+@DRY_RUN
 @pass_ctx
 def set_backend(
-    c: Ctx, name: str, action: str, for_: str | None, until: str | None, comment: str | None
+    c: Ctx,
+    name: str,
+    action: str,
+    for_: str | None,
+    until: str | None,
+    comment: str | None,
+    dry_run: bool,
 ) -> None:
     """pause: drain (weight 0, flows continue); disable: drain and flush; resume/enable undo.
 
-    The state survives restarts; --for/--until make it end by itself."""
-    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}", _box(for_, until, comment)))
+    The state survives restarts; --for/--until make it end by itself. --dry-run shows the
+    plan and the bucket churn it would cause, and changes nothing."""
+    box = _box(for_, until, comment)
+    if dry_run:
+        res = c.call("POST", f"/v1/backends/{q(name)}/{action}{DRY_QUERY}", box)
+        c.out(res, _dry_human(f"{action} {name} -> {res.get('state')}"))
+        return
+    c.out(c.call("POST", f"/v1/backends/{q(name)}/{action}", box))
 
 
 @set_.command("frontend")
@@ -61,6 +99,7 @@ def set_backend(
 @click.argument("weight_kw", metavar="weight")
 @click.argument("weight")
 @_time_box
+@DRY_RUN
 @pass_ctx
 def set_frontend(
     c: Ctx,
@@ -74,6 +113,7 @@ def set_frontend(
     for_: str | None,
     until: str | None,
     comment: str | None,
+    dry_run: bool,
 ) -> None:
     """NAME pool P backend B weight N|default: override a backend's weight, or clear it.
 
@@ -85,10 +125,13 @@ def set_frontend(
             )
     path = f"/v1/frontends/{q(name)}/pools/{q(pool)}/backends/{q(backend)}/weight"
     box = _box(for_, until, comment)
+    human = _dry_human(f"{name}/{pool}/{backend} weight {weight}") if dry_run else None
+    if dry_run:
+        path += DRY_QUERY
     if weight == "default":
         if box:
             _fail("--for, --until and --comment go with a weight, not with 'default'")
-        c.out(c.call("DELETE", path))
+        c.out(c.call("DELETE", path), human)
         return
     try:
         w = int(weight)
@@ -96,7 +139,7 @@ def set_frontend(
         _fail(f"weight: {weight!r} is not an integer in 0..100 or 'default'")
     if not 0 <= w <= 100:
         _fail(f"weight: {w} is not in 0..100")
-    c.out(c.call("PUT", path, {"weight": w, **(box or {})}))
+    c.out(c.call("PUT", path, {"weight": w, **(box or {})}), human)
 
 
 @click.group(cls=PrefixGroup)
@@ -119,8 +162,7 @@ def config_check(c: Ctx, file: str) -> None:
     def human(r: dict[str, Any]) -> str:
         if not r["valid"]:
             return "\n".join([f"{file}: invalid", *[f"  {p}" for p in r["problems"]]])
-        lines = [f"{file}: valid; {r.get('summary', '')}"]
-        lines += [f"  {op}" for op in r.get("plan", [])]
+        lines = _plan_lines(f"{file}: valid; {r.get('summary', '')}", r)
         lines += interlock_lines(r.get("interlocks") or {})
         return "\n".join(lines)
 

@@ -94,7 +94,9 @@ def _common(f: F) -> F:
                 "--pidfile", type=click.Path(dir_okay=False), help="Write the daemon's pid here."
             ),
             click.option(
-                "--dry-run", is_flag=True, help="Never write to VPP; log the plan instead."
+                "--dry-run",
+                is_flag=True,
+                help="Never write to VPP; log the plan and its bucket churn instead.",
             ),
             click.option("--control-socket", help="Override control.socket from the config."),
             click.option("--metrics-listen", help="Override metrics.listen (host:port)."),

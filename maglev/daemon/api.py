@@ -12,128 +12,36 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import Any
 
 from maglev import __version__, diff
 from maglev.config import load_text
 from maglev.daemon.bus import EventBus
 from maglev.daemon.control import ApiError
+from maglev.daemon.docs import (
+    HELD,
+    Reload,
+    _action_doc,
+    _encap_name,
+    _override_doc,
+    _ramp_doc,
+    _ts,
+    damping_doc,
+    dry_run_doc,
+    guard_doc,
+    reload_doc,
+    reload_hold_doc,
+    vantage_doc,
+)
 from maglev.daemon.info import DaemonInfo
 from maglev.errors import ConfigError, ConfigInvalid, NotFound, RequestError, VppError
-from maglev.model import Frontend
 from maglev.reconcile import events, explain
-from maglev.reconcile.interlock import ReloadHold
 from maglev.reconcile.opstate import TimeBox, hold_doc
-from maglev.reconcile.plan import GuardView
 from maglev.reconcile.port import Asks, NoAnswer, Overloaded, ReconcilerPort, T
 from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.statefile import StateFileError
-from maglev.reconcile.vantage import VantageStatus
-from maglev.vpp.lb import ENCAP_OF_CODE
-
-
-def _ts(t: float | None) -> str | None:
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def _encap_name(code: int) -> str:
-    """VPP's encap code as the config names it (`gre4`); only `maglev.vpp` knows the codes."""
-    encap = ENCAP_OF_CODE.get(code)
-    return encap.value if encap is not None else f"unknown ({code})"
-
-
-def reload_doc(r: events.ReloadStatus) -> dict[str, Any]:
-    """A reload status as the API shows it (fields that do not apply are left out)."""
-    doc: dict[str, Any] = {"ok": r.ok, "at": r.at, "problems": list(r.problems)}
-    if r.why is not None:
-        doc["why"] = r.why
-    if r.changes is not None:
-        doc["changes"] = r.changes
-    if r.load_seconds is not None:
-        doc["load_seconds"] = r.load_seconds
-    if r.applied_seconds is not None:
-        doc["applied_seconds"] = r.applied_seconds
-        doc["restart_needed"] = list(r.restart_needed)
-    if r.held:
-        doc["held"] = True
-    if r.forced:
-        doc["forced"] = True
-    if r.notes:
-        doc["notes"] = list(r.notes)
-    return doc
-
-
-def reload_hold_doc(h: ReloadHold | None, file: str) -> dict[str, Any] | None:
-    """The reload the interlocks hold, as the status shows it (None: nothing held)."""
-    if h is None:
-        return None
-    return {
-        "since": _ts(h.since),
-        "last_held_at": _ts(h.at),
-        "source": h.source,
-        "file": file,
-        "reasons": list(h.reasons),
-        "changes": h.changes,
-        "notes": list(h.notes),
-    }
-
-
-class Reload(Protocol):
-    """Asks the main thread for a reload (`force`: past the reload interlocks)."""
-
-    def __call__(self, why: str, force: bool = False) -> events.ReloadStatus: ...
-
-
-def vantage_doc(v: VantageStatus) -> dict[str, Any]:
-    """The vantage guard as the status shows it."""
-    return {
-        "state": v.state.value,
-        "since": _ts(v.since),
-        "why": v.why,
-        "held_backends": len(v.held),
-        "canaries": {name: state.value for name, state in v.canaries},
-        "trips": v.trips,
-    }
-
-
-HELD = "vantage guard"
-
-
-def damping_doc(s: Snapshot, name: str) -> dict[str, Any] | None:
-    """A backend's flap damping (None: its healthcheck has none); `until`: when it returns."""
-    b = s.config.backends[name]
-    hc = s.config.healthchecks.get(b.healthcheck) if b.healthcheck else None
-    if hc is None or hc.flap_damping is None:
-        return None
-    d = s.damping.get(name)
-    if d is None:
-        return {"penalty": 0.0, "suppressed": False, "until": None}
-    return {"penalty": d.penalty, "suppressed": d.suppressed, "until": _ts(d.until)}
-
-
-"""What a backend doc names as holding its drain (`drain_held_by`)."""
-
-
-def _ramp_doc(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A backend's slow-start ramp in a frontend: {step, steps, weight, until} (None: none)."""
-    if doc is None:
-        return None
-    return {**doc, "until": round(doc["until"], 3)}
-
-
-def guard_doc(fe: Frontend, g: GuardView | None) -> dict[str, Any]:
-    """A frontend's mass-failure guard as the API shows it (`g` None: not evaluated yet)."""
-    return {
-        "active": g.active if g else False,
-        "mode": fe.on_mass_failure.value,
-        "min_healthy": str(fe.min_healthy),
-        "pool": g.pool if g else None,
-        "healthy": g.healthy if g else None,
-        "members": g.members if g else None,
-        "threshold": g.threshold if g else None,
-    }
 
 
 class DaemonApi:
@@ -434,26 +342,30 @@ class DaemonApi:
         s, now = self.snap, time.time()
         return {"overrides": [hold_doc(h, now) for h in s.opstate.holds]}
 
-    def backend_action(self, name: str, action: str, box: TimeBox | None = None) -> dict[str, Any]:
-        r = self._ask(events.BackendAction(name, action, box=box or TimeBox()))
-        doc: dict[str, Any] = {"backend": r.backend, "state": r.state, "changed": r.changed}
-        if r.expires is not None:  # a time-boxed state: when it ends by itself
-            doc["expires_at"] = _ts(r.expires)
-        return doc
+    def backend_action(
+        self, name: str, action: str, box: TimeBox | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        if dry_run:  # the time box does not change what the pass would do now
+            d = self._ask(events.DryRunAction(name, action))
+            assert isinstance(d.answer, events.ActionResult)
+            return {**_action_doc(d.answer), **dry_run_doc(d.preview)}
+        return _action_doc(self._ask(events.BackendAction(name, action, box=box or TimeBox())))
 
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None, box: TimeBox | None = None
+        self,
+        frontend: str,
+        pool: str,
+        backend: str,
+        weight: int | None,
+        box: TimeBox | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        r = self._ask(events.WeightOverride(frontend, pool, backend, weight, box=box or TimeBox()))
-        doc: dict[str, Any] = {
-            "frontend": r.frontend,
-            "pool": r.pool,
-            "backend": r.backend,
-            "override": r.override,
-        }
-        if r.expires is not None:
-            doc["expires_at"] = _ts(r.expires)
-        return doc
+        if dry_run:
+            d = self._ask(events.DryRunOverride(frontend, pool, backend, weight))
+            assert isinstance(d.answer, events.OverrideResult)
+            return {**_override_doc(d.answer), **dry_run_doc(d.preview)}
+        msg = events.WeightOverride(frontend, pool, backend, weight, box=box or TimeBox())
+        return _override_doc(self._ask(msg))
 
     def guard_release(self, by: str) -> dict[str, Any]:
         r = self._ask(events.ReleaseGuard(by))
@@ -487,6 +399,8 @@ class DaemonApi:
             "summary": r.summary,
             "plan": list(r.lines),
             "interlocks": interlocks,
+            "churn_summary": r.churn.summary(),
+            "churn": r.churn.docs(),
         }
 
     def subscribe(

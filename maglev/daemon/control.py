@@ -32,17 +32,24 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 from maglev.config.fields import parse_host_port
+from maglev.daemon.bodies import (
+    _box_body,
+    _config_body,
+    _dry_run,
+    _reload_body,
+    _weight_body,
+    json_body,
+)
 from maglev.daemon.http1 import Answer, ApiError, Limits, Request, Stream
 from maglev.daemon.httpd import HttpServer
-from maglev.errors import InvalidRequest, MaglevError
-from maglev.reconcile.opstate import BOX_KEYS, TimeBox, parse_box
+from maglev.errors import MaglevError
+from maglev.reconcile.opstate import BOX_KEYS, TimeBox
 
 __all__ = ["ApiError", "ControlHandler", "ControlServer", "Limits", "TokenFileError"]
 
 log = logging.getLogger(__name__)
 
 NAME = r"([A-Za-z0-9_.:@-]{1,128})"
-MAX_DEPTH = 32  # JSON nesting a request body may have (ours need 2)
 MAX_TOKEN = 1024
 _repr = reprlib.Repr()  # client values in messages: short, and shallow however deep they are
 _repr.maxlevel, _repr.maxstring, _repr.maxother = 2, 40, 40
@@ -61,10 +68,16 @@ class ControlHandler(Protocol):
     def vpp_lb_state(self) -> dict[str, Any]: ...
     def vpp_lb_counters(self) -> dict[str, Any]: ...
     def backend_action(
-        self, name: str, action: str, box: TimeBox | None = None
+        self, name: str, action: str, box: TimeBox | None = None, dry_run: bool = False
     ) -> dict[str, Any]: ...
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None, box: TimeBox | None = None
+        self,
+        frontend: str,
+        pool: str,
+        backend: str,
+        weight: int | None,
+        box: TimeBox | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]: ...
     def overrides(self) -> dict[str, Any]: ...
     def sync(self) -> dict[str, Any]: ...
@@ -82,86 +95,8 @@ class Route:
     pattern: re.Pattern[str]
     call: Callable[[ControlHandler, tuple[str, ...], Any], Any]
     peer: bool = False  # the caller (`Peer`, as text) is passed as the last group
+    dry: bool = False  # takes `?dry-run=1` (passed as the last argument, a bool)
 
-
-def _weight_body(body: Any) -> int:
-    if not isinstance(body, dict) or "weight" not in body:
-        raise ApiError(400, 'body must be a JSON object {"weight": 0..100}')
-    w = body["weight"]
-    if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
-        raise ApiError(400, f"weight: {_show(w)} is not an integer in 0..100")
-    return w
-
-
-def _box_body(body: Any, by: str, keys: tuple[str, ...] = BOX_KEYS) -> TimeBox:
-    """The time box of an operator action: `for` (a duration) or `until` (ISO 8601 with a zone),
-    and a `comment`; an absent or empty body is none. 400 naming the field otherwise."""
-    if body is None:
-        return TimeBox(by=by)
-    if not isinstance(body, dict):
-        raise ApiError(400, f"body must be a JSON object with any of {list(BOX_KEYS)}")
-    unknown = sorted(set(body) - set(keys))
-    if unknown:
-        raise ApiError(400, f"unknown key(s) {_show(unknown)}; use {list(keys)}")
-    try:
-        return parse_box(body, by, time.time())
-    except InvalidRequest as e:
-        raise ApiError(400, str(e)) from None
-
-
-def _config_body(body: Any) -> str:
-    if not isinstance(body, dict) or not isinstance(body.get("config"), str):
-        raise ApiError(400, 'body must be a JSON object {"config": "<YAML text>"}')
-    return str(body["config"])
-
-
-def _reload_body(body: Any) -> bool:
-    """`POST /v1/reload`'s body: none, or {"force": true|false}; whether to force."""
-    if body is None:
-        return False
-    if not isinstance(body, dict):
-        raise ApiError(400, 'body must be empty or a JSON object {"force": true}')
-    unknown = sorted(str(k) for k in body if k != "force")
-    if unknown:
-        raise ApiError(400, f"unknown key {_show(unknown[0])} (expected: force)")
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise ApiError(400, f"force: {_show(force)} is not true or false")
-    return force
-
-
-def _too_deep(doc: Any, limit: int) -> bool:
-    """Whether `doc` nests containers deeper than `limit` (iterative: no recursion to exhaust)."""
-    todo: list[tuple[Any, int]] = [(doc, 0)]
-    while todo:
-        node, depth = todo.pop()
-        if not isinstance(node, dict | list):
-            continue
-        if depth >= limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
-
-
-def json_body(raw: bytes) -> Any:
-    """A request body as JSON (None when empty); 400 naming the problem otherwise."""
-    if not raw.strip():
-        return None
-    try:
-        doc = json.loads(raw)
-    except RecursionError:  # the parser recurses per level: `[` x 1000 exhausts the stack
-        raise ApiError(
-            400, f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels"
-        ) from None
-    except ValueError as e:  # UnicodeDecodeError included
-        raise ApiError(400, f"body is not valid JSON: {e}") from None
-    if _too_deep(doc, MAX_DEPTH):
-        raise ApiError(400, f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels")
-    return doc
-
-
-BACKEND_ACTIONS = ("pause", "resume", "enable", "disable")
 
 ROUTES: tuple[Route, ...] = tuple(
     Route(m, re.compile("^" + p + "$"), c, *peer)
@@ -184,21 +119,30 @@ ROUTES: tuple[Route, ...] = tuple(
         (
             "POST",
             rf"/v1/backends/{NAME}/(pause|resume|enable|disable)",
-            lambda h, a, b: h.backend_action(a[0], a[1], _box_body(b, a[-1])),
+            lambda h, a, b: h.backend_action(a[0], a[1], _box_body(b, a[2]), dry_run=a[3]),
+            True,
             True,
         ),
         (
             "PUT",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
             lambda h, a, b: h.set_weight(
-                a[0], a[1], a[2], _weight_body(b), _box_body(b, a[-1], ("weight", *BOX_KEYS))
+                a[0],
+                a[1],
+                a[2],
+                _weight_body(b),
+                _box_body(b, a[3], ("weight", *BOX_KEYS)),
+                dry_run=a[4],
             ),
+            True,
             True,
         ),
         (
             "DELETE",
             rf"/v1/frontends/{NAME}/pools/{NAME}/backends/{NAME}/weight",
-            lambda h, a, b: h.set_weight(a[0], a[1], a[2], None),
+            lambda h, a, b: h.set_weight(a[0], a[1], a[2], None, dry_run=a[3]),
+            False,
+            True,
         ),
         ("GET", r"/v1/overrides", lambda h, a, b: h.overrides()),
         ("POST", r"/v1/sync", lambda h, a, b: h.sync()),
@@ -279,8 +223,11 @@ class _App:
             if r.method != method:
                 allowed.append(r.method)
                 continue
+            dry = _dry_run(query, r.dry, f"{method} {path}")
             body = json_body(req.read_body()) if method in ("POST", "PUT", "DELETE") else None
             args = (*m.groups(), f"operator ({req.peer})") if r.peer else m.groups()
+            if r.dry:
+                args = (*args, dry)
             return Answer(200, r.call(self.handler, args, body))
         if allowed:
             use = ", ".join(sorted(set(allowed)))

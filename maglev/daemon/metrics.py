@@ -171,6 +171,20 @@ class MaglevCollector:
         ops.add_metric(["ok"], float(c.ops_ok))
         ops.add_metric(["failed"], float(c.ops_failed))
         yield ops
+        moved = CounterMetricFamily(
+            "maglev_frontend_buckets_moved",
+            "new-flow table buckets that changed owner in the frontend's applied plans",
+            labels=["frontend"],
+        )
+        for fname, n in sorted(c.buckets_moved.items()):
+            moved.add_metric([fname], float(n))
+        yield moved
+        yield CounterMetricFamily(
+            "maglev_churn_skipped_frontends",
+            "frontends of applied plans whose bucket moves were not computed (over the time "
+            "budget of a pass; not in maglev_frontend_buckets_moved)",
+            value=float(c.churn_skipped),
+        )
         ph = _hist("maglev_reconcile_pass_seconds", "reconcile pass latency", [])
         ph.add_metric([], _buckets(c.pass_hist), c.pass_hist.total)
         yield ph

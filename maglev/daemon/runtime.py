@@ -40,9 +40,10 @@ from maglev import __version__, diff, table
 from maglev.config import load_file
 from maglev.config.watcher import ConfigWatcher
 from maglev.daemon import memory
-from maglev.daemon.api import DaemonApi, reload_doc
+from maglev.daemon.api import DaemonApi
 from maglev.daemon.bus import BusLogHandler, EventBus
 from maglev.daemon.control import ControlServer, TokenFileError, read_token_file
+from maglev.daemon.docs import reload_doc
 from maglev.daemon.info import DaemonInfo
 from maglev.daemon.lock import AlreadyRunning, InstanceLock
 from maglev.daemon.metrics import MaglevCollector, MetricsServer

@@ -37,11 +37,15 @@ def backend_action(
 
 
 def set_override(
-    config: Config, overrides: dict[tuple[str, str], int], msg: events.WeightOverride
+    config: Config,
+    overrides: dict[tuple[str, str], int],
+    msg: events.WeightOverride | events.DryRunOverride,
+    quiet: bool = False,
 ) -> events.OverrideResult:
     """Set or clear (weight None) the override `msg` names in `overrides`; the answer.
 
-    The caller marks the frontend dirty: the new weight reaches VPP on the next pass.
+    The caller marks the frontend dirty: the new weight reaches VPP on the next pass. `quiet`:
+    not logged (a dry run sets it in a copy of the overrides).
     """
     check_override(config, msg)
     key = (msg.frontend, msg.backend)
@@ -49,6 +53,8 @@ def set_override(
         overrides.pop(key, None)
     else:
         overrides[key] = msg.weight
+    if quiet:
+        return events.OverrideResult(msg.frontend, msg.pool, msg.backend, msg.weight)
     log.info(
         "weight override %s/%s/%s: %s",
         msg.frontend, msg.pool, msg.backend, "cleared" if msg.weight is None else msg.weight,
@@ -56,7 +62,7 @@ def set_override(
     return events.OverrideResult(msg.frontend, msg.pool, msg.backend, msg.weight)
 
 
-def check_override(config: Config, msg: events.WeightOverride) -> None:
+def check_override(config: Config, msg: events.WeightOverride | events.DryRunOverride) -> None:
     """NotFound / InvalidRequest when `msg` names nothing known or an out-of-range weight."""
     fe = config.frontends.get(msg.frontend)
     if fe is None:

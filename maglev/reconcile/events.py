@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maglev.model import Config
+from maglev.reconcile.churn import ChurnReport
 from maglev.reconcile.opstate import TimeBox
 from maglev.vpp.lb import LbState
 
@@ -74,6 +75,16 @@ class PreviewResult:
     lines: tuple[str, ...]
     held_by: tuple[str, ...] = ()  # why the reload interlocks would hold it (empty: they pass)
     notes: tuple[str, ...] = ()  # what they could not judge
+    churn: ChurnReport = field(default_factory=ChurnReport)  # frontends whose buckets move
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunResult:
+    """What an operator action would do now: its answer (as if applied) and the plan, with
+    its churn, of the pass it would cause. Nothing was changed."""
+
+    answer: ActionResult | OverrideResult
+    preview: PreviewResult
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -131,6 +142,27 @@ class WeightOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class DryRunAction:
+    """Operator: what `BackendAction(backend, action)` would do now; changes nothing."""
+
+    backend: str
+    action: str
+    reply: Future[DryRunResult] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunOverride:
+    """Operator: what `WeightOverride(frontend, pool, backend, weight)` would do now; changes
+    nothing."""
+
+    frontend: str
+    pool: str
+    backend: str
+    weight: int | None
+    reply: Future[DryRunResult] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
 class SyncRequest:
     """Dump VPP and apply the full difference now."""
 
@@ -172,10 +204,12 @@ Request = (
     | SyncRequest
     | ReadLbState
     | Preview
+    | DryRunAction
+    | DryRunOverride
     | ReleaseGuard
 )
 
-READ_ONLY: tuple[type, ...] = (ReadLbState, Preview)
+READ_ONLY: tuple[type, ...] = (ReadLbState, Preview, DryRunAction, DryRunOverride)
 """Requests that change nothing the reconciler owns: a failure while answering one (even a bug)
 becomes an error reply. A bug while answering any other stops the daemon (its state may be half
 changed)."""

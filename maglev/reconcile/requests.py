@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from maglev.config import diff_configs, restart_only_changes
 from maglev.errors import MaglevError, VppError
 from maglev.health.state import BackendHealth, Transition
-from maglev.model import Config
-from maglev.reconcile import events
+from maglev.model import BackendState, Config
+from maglev.reconcile import actions, dryrun, events
+from maglev.reconcile.churn import FrontendIndex, plan_churn
 from maglev.reconcile.damping import Damping
+from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.interlock import Verdict
-from maglev.reconcile.plan import preview
+from maglev.reconcile.plan import plan_for, preview
+from maglev.reconcile.slowstart import Ramps
 from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
@@ -54,6 +57,8 @@ class Answers:
     last_reload: events.ReloadStatus
     _stopped: bool
     snapshot: Snapshot
+    ramps: Ramps
+    _fe_of: dict[str, tuple[str, ...]]
 
     def _make_snapshot(self) -> Snapshot:
         raise NotImplementedError
@@ -90,6 +95,12 @@ class Answers:
     def verdict(self, candidate: Config) -> Verdict:
         raise NotImplementedError
 
+    def _encoded(self) -> EncodedStates:
+        raise NotImplementedError
+
+    def _frontend_index(self) -> FrontendIndex:
+        raise NotImplementedError
+
     def preview(self, config: Config) -> events.PreviewResult:
         """The plan a candidate config would cause now (for `config check`), and what the
         reload interlocks would say of it; applies and holds nothing."""
@@ -102,7 +113,30 @@ class Answers:
             self.config, config, states, self.overrides, self.actual, self.removed_vips,
             self.damping.suppressed,
         )  # fmt: skip
-        return events.PreviewResult(plan.summary(), tuple(plan.lines()), v.reasons, v.notes)
+        report = plan_churn(plan, self.actual, FrontendIndex(config, self.config))
+        return events.PreviewResult(plan.summary(), tuple(plan.lines()), v.reasons, v.notes, report)
+
+    def _what_if(
+        self,
+        names: set[str],
+        states: Mapping[str, BackendState],
+        overrides: Mapping[tuple[str, str], int],
+    ) -> events.PreviewResult:
+        """The plan (and churn) of the pass for `names` with some backends' states or the
+        overrides changed; our own state stays as it is. Frontends not yet released by the
+        startup gate are not programmed, so they plan nothing."""
+        if self.actual is None:
+            return events.PreviewResult("VPP state unknown (not connected); no plan", ())
+        base = self._encoded()
+        encoded = dryrun.with_states(
+            base, {n: self.guard.present(n, st) for n, st in states.items()}
+        )
+        plan, _views = plan_for(
+            self.config, encoded, names & self.gate.released, overrides, self.actual, set(),
+            False, None, self.ramps.encode(encoded.layout),
+        )  # fmt: skip
+        report = plan_churn(plan, self.actual, self._frontend_index())
+        return events.PreviewResult(plan.summary(), tuple(plan.lines()), churn=report)
 
     def _handle(self, msg: Any, now: float) -> None:
         if isinstance(msg, events.Stop):
@@ -139,8 +173,22 @@ class Answers:
             events.SyncRequest: self._sync_request,
             events.ReadLbState: self._read_lb_state,
             events.Preview: self._preview,
+            events.DryRunAction: self._dry_run_action,
+            events.DryRunOverride: self._dry_run_override,
             events.ReleaseGuard: self._release_guard,
         }
+
+    def _dry_run_action(self, msg: events.DryRunAction, now: float) -> events.DryRunResult:
+        state, answer = dryrun.backend_action(self.health, msg.backend, msg.action, now)
+        names = set(self._fe_of.get(msg.backend, ()))
+        return events.DryRunResult(
+            answer, self._what_if(names, {msg.backend: state}, self.overrides)
+        )
+
+    def _dry_run_override(self, msg: events.DryRunOverride, now: float) -> events.DryRunResult:
+        overrides = dict(self.overrides)
+        answer = actions.set_override(self.config, overrides, msg, quiet=True)
+        return events.DryRunResult(answer, self._what_if({msg.frontend}, {}, overrides))
 
     def _release_guard(self, msg: events.ReleaseGuard, now: float) -> events.GuardReleaseResult:
         change = self.guard.release(msg.by, now)

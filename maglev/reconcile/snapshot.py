@@ -16,6 +16,7 @@ from typing import Any
 
 from maglev.health.state import Transition
 from maglev.model import BackendState, Config, ProbeResult
+from maglev.reconcile.churn import ChurnReport
 from maglev.reconcile.damping import DampingStatus
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.interlock import ReloadHold
@@ -70,6 +71,8 @@ class Counters:
     pass_hist: Histogram = field(default_factory=lambda: Histogram.empty(PASS_BUCKETS))
     transitions: Mapping[tuple[str, str], int] = field(default_factory=dict)
     probe_durations: Mapping[str, Histogram] = field(default_factory=dict)
+    buckets_moved: Mapping[str, int] = field(default_factory=dict)  # by frontend, applied plans
+    churn_skipped: int = 0  # frontends of applied plans whose churn was over the time budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class Tally:
         self.pass_total = 0.0
         self.transitions: dict[tuple[str, str], int] = {}
         self.probes: dict[str, tuple[list[int], list[float]]] = {}  # kind -> (counts, [sum])
+        self.moved: dict[str, int] = {}  # frontend -> buckets its applied plans moved
+        self.churn_skipped = 0
 
     def probe(self, kind: str, seconds: float) -> None:
         entry = self.probes.get(kind)
@@ -134,6 +139,12 @@ class Tally:
 
     def transition(self, old: str, new: str) -> None:
         self.transitions[(old, new)] = self.transitions.get((old, new), 0) + 1
+
+    def buckets_moved(self, report: ChurnReport) -> None:
+        moved = self.moved
+        for f in report.frontends:
+            moved[f.frontend] = moved.get(f.frontend, 0) + f.moved
+        self.churn_skipped += report.skipped
 
     def pass_done(self, seconds: float) -> None:
         self.passes += 1
@@ -158,6 +169,8 @@ class Tally:
                 k: Histogram(PROBE_BUCKETS, tuple(c), t[0], sum(c))
                 for k, (c, t) in self.probes.items()
             },
+            buckets_moved=dict(self.moved),
+            churn_skipped=self.churn_skipped,
         )
 
 

@@ -17,7 +17,9 @@ from maglev.clock import Clock
 from maglev.errors import VppError
 from maglev.health.state import BackendHealth
 from maglev.model import Config, UnmanagedPolicy
+from maglev.reconcile import churn
 from maglev.reconcile.actual import RankedActual
+from maglev.reconcile.churn import FrontendIndex
 from maglev.reconcile.damping import Damping, DampingChange
 from maglev.reconcile.desired import EncodedStates, StateView, build_layout
 from maglev.reconcile.link import VppLink
@@ -71,6 +73,7 @@ class Writes:
     publish: Callable[[dict[str, Any]], None]
     _states: EncodedStates | None
     _ranked: RankedActual | None
+    _fe_index: FrontendIndex | None = None  # built on first use
 
     def _guarded(self, change: GuardChange | None) -> None:
         raise NotImplementedError
@@ -165,14 +168,26 @@ class Writes:
             owned |= {k for k in self.actual if k not in named}
         return owned
 
-    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, ViewRef]]:
-        """The plan for the named frontends against our view of VPP (nothing is sent)."""
-        assert self.actual is not None
+    def _encoded(self) -> EncodedStates:
+        """The engine input for the live config (encoded again after a reload)."""
         if self._states is None or self._states.layout.config is not self.config:
             layout = build_layout(self.config)
             view = self.guard.view(StateView(self.health))
             self._states = EncodedStates(layout, view, self.damping.suppressed)
             self._ranked = RankedActual(layout)
+        return self._states
+
+    def _frontend_index(self) -> FrontendIndex:
+        """VIP -> frontend for the live config (for churn reports; built once per config)."""
+        if self._fe_index is None or self._fe_index.config is not self.config:
+            self._fe_index = FrontendIndex(self.config)
+        return self._fe_index
+
+    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, ViewRef]]:
+        """The plan for the named frontends against our view of VPP (nothing is sent)."""
+        assert self.actual is not None
+        self._encoded()
+        assert self._states is not None
         owned = self._owned() if full else set()
         return plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
@@ -209,17 +224,31 @@ class Writes:
         if log.isEnabledFor(logging.DEBUG):  # thousands of lines in a burst
             for line in plan.lines():
                 log.debug("plan: %s", line)
+        # The touched VIPs as VPP has them before the write: the "before" of the churn report.
+        vips, recreated = churn.touched(plan.ops)
+        before = churn.side(self.actual, vips)
         if self.dry_run:
             log.info("dry run: not applying %d operation(s)", len(plan.ops))
             for line in plan.lines():
                 log.info("dry run: would %s", line)
             self._record(plan.ops)  # pretend, so the same plan is not logged on every pass
+            report = churn.between(
+                vips, before, self.actual, self._frontend_index(), recreated, churn.APPLIED_BUDGET
+            )
+            churn.log_report(report, dry_run=True)
             return True
         applied = self.lb.apply(plan.ops, self.actual)
         if self._ranked is not None:
             self._ranked.record_all(applied.done)
         self.tally.ops_ok += len(applied.done)
         self.tally.ops_failed += applied.failed
+        # After the write, so it never delays the weights; from what VPP now has (the ops that
+        # succeeded), so the log and the counters say what really moved.
+        report = churn.between(
+            vips, before, self.actual, self._frontend_index(), recreated, churn.APPLIED_BUDGET
+        )
+        churn.log_report(report)
+        self.tally.buckets_moved(report)
         if applied.failed:
             # Our view may be wrong now: re-read VPP soon and retry what is still missing.
             self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)

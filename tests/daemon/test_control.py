@@ -126,14 +126,24 @@ class Recorder:
     def vpp_lb_counters(self) -> dict[str, Any]:
         return {"vips": []}
 
-    def backend_action(self, name: str, action: str, box: object = None) -> dict[str, Any]:
-        self.calls.append(("action", name, action))
+    def backend_action(
+        self, name: str, action: str, box: object = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        self.calls.append(("action", name, action, *(("dry-run",) if dry_run else ())))
         return {"backend": name, "state": action}
 
     def set_weight(
-        self, frontend: str, pool: str, backend: str, weight: int | None, box: object = None
+        self,
+        frontend: str,
+        pool: str,
+        backend: str,
+        weight: int | None,
+        box: object = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        self.calls.append(("weight", frontend, pool, backend, weight))
+        self.calls.append(
+            ("weight", frontend, pool, backend, weight, *(("dry-run",) if dry_run else ()))
+        )
         return {"ok": True}
 
     def sync(self) -> dict[str, Any]:

@@ -39,7 +39,9 @@ class Stalling(Recorder):
         assert self.client_gone.wait(10)
         return {"ok": True, "pad": "x" * 100_000}
 
-    def backend_action(self, name: str, action: str, box: object = None) -> dict[str, Any]:
+    def backend_action(
+        self, name: str, action: str, box: object = None, dry_run: bool = False
+    ) -> dict[str, Any]:
         self.entered.set()
         assert self.client_gone.wait(10)
         raise ApiError(404, f"no backend named {name!r}")

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from maglev.daemon.control import ApiError, _box_body
+from maglev.daemon.bodies import _box_body
+from maglev.daemon.control import ApiError
 from maglev.reconcile.opstate import TimeBox
 
 BY = "operator (uid 0 gid 0 pid 1)"

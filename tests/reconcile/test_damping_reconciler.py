@@ -20,7 +20,7 @@ import pytest
 
 from maglev.clock import ManualClock
 from maglev.config import load_text
-from maglev.daemon.api import damping_doc
+from maglev.daemon.docs import damping_doc
 from maglev.health.state import Phase
 from maglev.model import HealthCheck, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
