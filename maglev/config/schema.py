@@ -78,6 +78,8 @@ FRONTEND = (
     "min-healthy",
     "on-mass-failure",
     "slow-start",
+    "max-churn",
+    "churn-interval",
     "pools",
 )
 
