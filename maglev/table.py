@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 Address = bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 A = TypeVar("A", bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)
@@ -159,3 +160,40 @@ def counts_in_order(weights: Sequence[int], m: int) -> list[int]:
                 if not rem:
                     break
     return out
+
+
+# Provisional: the compiled table module brings the same `Churn` and `churn`; until then they are
+# computed bucket by bucket from two full tables.
+
+
+@dataclass(frozen=True, slots=True)
+class Churn(Generic[A]):
+    """How many of a table's `size` buckets change owner between two weight sets."""
+
+    size: int
+    moved: int
+    gained: Mapping[A, int]  # buckets each AS owns afterwards that it did not own before
+    lost: Mapping[A, int]  # buckets each AS owned before and no longer owns
+
+    @property
+    def share(self) -> float:
+        return self.moved / self.size if self.size else 0.0
+
+
+def churn(old: Iterable[tuple[A, int]], new: Iterable[tuple[A, int]], m: int) -> Churn[A]:
+    """The buckets (of a table of size m) whose AS differs between `old` and `new` weights; a
+    bucket going to or from drop counts as moved (its flows are disturbed all the same)."""
+    before = maglev_table(old, m)
+    after = maglev_table(new, m)
+    gained: dict[A, int] = {}
+    lost: dict[A, int] = {}
+    moved = 0
+    for a, b in zip(before, after, strict=True):
+        if a == b:
+            continue
+        moved += 1
+        if a is not None:
+            lost[a] = lost.get(a, 0) + 1
+        if b is not None:
+            gained[b] = gained.get(b, 0) + 1
+    return Churn(max(m, 0), moved, gained, lost)

@@ -53,6 +53,7 @@ from maglev.reconcile.backends import (
     phase_rank,
     probe_streams,
 )
+from maglev.reconcile.budget import Budgets
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.link import VppLink
@@ -146,6 +147,7 @@ class Reconciler(Writes, Answers):
         self.damping = Damping()  # healthchecks' flap-damping: may hold backends out
         self._damp_said: list[DampingChange] = []  # told after the transitions
         self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
+        self.budget = Budgets(publish)  # disruption budget: stepped changes per frontend
         self._install_config(config, now)
         self.snapshot = self._make_snapshot()
 
@@ -186,6 +188,7 @@ class Reconciler(Writes, Answers):
         self._apply_results(results, now)
         self._release(now)
         self.dirty.update(self.ramps.tick(now))
+        self.dirty.update(self.budget.tick(now))
         self._write(now)
         self._refresh_counters(now)
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
@@ -208,6 +211,8 @@ class Reconciler(Writes, Answers):
             deadlines.append(reuse)  # a suppressed backend returns then
         if (ramp_step := self.ramps.next_at()) is not None:
             deadlines.append(ramp_step)
+        if (budget_step := self.budget.next_at()) is not None:
+            deadlines.append(budget_step)  # the next step of a budgeted change
         now = self.clock.monotonic()
         future = [d for d in deadlines if d > now]
         return min(future) if future else now + 1.0
