@@ -56,8 +56,8 @@ def guard_text(g: dict[str, Any]) -> str:
 
 
 def status_text(doc: dict[str, Any]) -> str:
-    """`show status`: a line first for each frontend under its mass-failure guard and each
-    backend flap damping suppresses, then the rest."""
+    """`show status`: a line first for each frontend under its mass-failure guard, each
+    backend flap damping suppresses and each change a disruption budget holds, then the rest."""
     guards = doc.get("mass_failure_guard") or []
     lines = [f"mass-failure guard  frontend {g['frontend']}: {guard_text(g)}" for g in guards]
     lines += [
@@ -65,5 +65,12 @@ def status_text(doc: dict[str, Any]) -> str:
         f" until {d['until'] or '-'}"
         for d in doc.get("suppressed_backends") or []
     ]
-    head = {k: v for k, v in doc.items() if k not in ("mass_failure_guard", "suppressed_backends")}
+    lines += [
+        f"disruption budget  frontend {b['frontend']}: change held by max-churn "
+        f"{100 * b['max_churn']:g}%: step {b['step']}/{b['steps']}, {100 * b['share']:.1f}% of "
+        f"buckets; next step {b['next_step'] or '-'}"
+        for b in doc.get("budgets") or []
+    ]
+    own = ("mass_failure_guard", "suppressed_backends", "budgets")
+    head = {k: v for k, v in doc.items() if k not in own}
     return "\n".join([*lines, render_kv(head)])

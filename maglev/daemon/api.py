@@ -106,6 +106,17 @@ def guard_doc(fe: Frontend, g: GuardView | None) -> dict[str, Any]:
     }
 
 
+def budget_doc(fe: Frontend, doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A frontend's disruption budget: its keys, and the change it holds (None: no budget)."""
+    if fe.max_churn is None:
+        return None
+    out: dict[str, Any] = {"max_churn": fe.max_churn, "churn_interval": fe.churn_interval}
+    out["held"] = doc is not None
+    if doc is not None:
+        out.update({**doc, "share": round(doc["share"], 4), "next_step": _ts(doc["next_step"])})
+    return out
+
+
 class DaemonApi:
     def __init__(
         self,
@@ -188,6 +199,11 @@ class DaemonApi:
                 for n, g in sorted(s.mass_failure.items())
                 if n in s.config.frontends
             ],
+            "budgets": [
+                {"frontend": n, **(budget_doc(s.config.frontends[n], d) or {})}
+                for n, d in sorted(s.budget.items())
+                if n in s.config.frontends
+            ],
             "suppressed_backends": [
                 {"backend": n, "penalty": d.penalty, "until": _ts(d.until)}
                 for n, d in sorted(s.damping.items())
@@ -233,6 +249,7 @@ class DaemonApi:
             "active_pool": view.active_pool if view else None,
             "released": name in s.released,
             "guard": guard_doc(fe, view.guard if view else None),
+            "budget": budget_doc(fe, s.budget.get(name)),
             "backends": rows,
         }
 
