@@ -67,7 +67,7 @@ def status_text(doc: dict[str, Any]) -> str:
     ]
     lines += [
         f"disruption budget  frontend {b['frontend']}: change held by max-churn "
-        f"{100 * b['max_churn']:g}%: step {b['step']}/{b['steps']}, {100 * b['share']:.1f}% of "
+        f"{100 * b['max_churn']:g}%: step {b['progress']}, {100 * b['share']:.1f}% of "
         f"buckets; next step {b['next_step'] or '-'}"
         for b in doc.get("budgets") or []
     ]

@@ -236,17 +236,12 @@ class MaglevCollector:
             "the step a budgeted change is at (1..steps; 0: none held by max-churn)",
             labels=["frontend"],
         )
-        steps = GaugeMetricFamily(
-            "maglev_frontend_budget_steps", "the steps of the budgeted change in progress",
-            labels=["frontend"],
-        )  # fmt: skip
         for name, fe in s.config.frontends.items():
             if fe.max_churn is None:
                 continue
             d = s.budget.get(name)
             step.add_metric([name], float(d["step"]) if d else 0.0)
-            steps.add_metric([name], float(d["steps"]) if d else 0.0)
-        yield from (step, steps)
+        yield step
 
     def _vantage(self, s: Snapshot) -> Iterator[Any]:
         v = s.vantage

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 _STEPPED = frozenset(
     (diff.R_ACTIVE, diff.R_OVERRIDE, diff.R_STANDBY, diff.R_ZERO, diff.R_SLOW_START)
 )
+# Steps planned at once: planning measures the table several times per step, and a re-plan
+# during a drain must not hold up the drain's write.
+PLAN_AHEAD = 8
 _EPS = 1e-9  # a share given as 10% is 0.1 in float: 102.4 buckets of 1024 allow 102
 
 
@@ -49,10 +52,20 @@ class Steps:
     weights: tuple[tuple[int, ...], ...]  # per step, per backend (in address order)
     moved: tuple[int, ...]  # buckets moved by each step (moved[0] = 0)
     indivisible: tuple[bool, ...]  # a single-unit step over the budget, taken alone
+    complete: bool = True  # weights[-1] is the target (else: planned so far)
 
     @property
     def count(self) -> int:
         return len(self.weights) - 1
+
+    def then(self, more: Steps) -> Steps:
+        """These steps followed by `more` (planned from this one's last)."""
+        return Steps(
+            self.weights + more.weights[1:],
+            self.moved + more.moved[1:],
+            self.indivisible + more.indivisible[1:],
+            more.complete,
+        )
 
 
 def limit_of(max_churn: float, m: int) -> int:
@@ -66,9 +79,11 @@ def plan_steps(
     target: Sequence[int],
     m: int,
     max_churn: float,
+    most: int | None = None,
 ) -> Steps:
     """The steps from weights `start` to `target` (per address) in a table of size m, each
-    moving at most `max_churn` of the buckets, except an indivisible one (below).
+    moving at most `max_churn` of the buckets, except an indivisible one (below); with `most`,
+    only the first `most` of them (`complete` says whether they reach the target).
 
     Each step goes as far along the straight line from the current weights to the target as the
     budget allows (the largest k of D, D the largest remaining difference, with every weight
@@ -78,7 +93,8 @@ def plan_steps(
     be smaller than that: when it still moves more than the budget (e.g. a backend joining two
     others of weight 1 takes a third of the table), it is the *indivisible* case and that step is
     taken alone, over the budget, and flagged. Pure and deterministic; every step moves at least
-    one weight unit, so there are at most sum(|target - start|) steps.
+    one weight unit, so there are at most sum(|target - start|) steps. Each step depends only on
+    the weights before it and the target, so planning in pieces gives the same steps.
     """
     limit = limit_of(max_churn, m)
     keys = [ip46(a) for a in addresses]  # the table's own form: IPv4 and IPv6 alike
@@ -91,7 +107,7 @@ def plan_steps(
     def cost(new: tuple[int, ...]) -> int:
         return churn(zip(keys, cur, strict=True), zip(keys, new, strict=True), m).moved
 
-    while cur != goal:
+    while cur != goal and (most is None or len(weights) <= most):
         diffs = [t - c for c, t in zip(cur, goal, strict=True)]
         span = max(abs(d) for d in diffs)
 
@@ -136,7 +152,7 @@ def plan_steps(
         moved.append(n)
         indivisible.append(over)
         cur = step
-    return Steps(tuple(weights), tuple(moved), tuple(indivisible))
+    return Steps(tuple(weights), tuple(moved), tuple(indivisible), cur == goal)
 
 
 @dataclass(slots=True)
@@ -144,29 +160,42 @@ class Progress:
     """A frontend's sequence in progress (mutable: the reconciler thread's)."""
 
     names: tuple[str, ...]  # its backends in address order
+    addresses: tuple[IPAddress, ...]
     m: int
     max_churn: float
     interval: float
-    steps: Steps
+    target: tuple[int, ...]
+    steps: Steps  # planned so far (PLAN_AHEAD at a time)
     index: int  # the step VPP is given now (0: held where it started, until `due`)
     due: float  # when the next step goes out
-    said: int = 0  # the last step logged
 
     @property
-    def target(self) -> tuple[int, ...]:
-        return self.steps.weights[-1]
+    def done(self) -> bool:
+        return self.steps.complete and self.index >= self.steps.count
 
-    def weight_of(self, name: str) -> tuple[int, int]:
-        """(this step's weight, the target) of one backend."""
-        i = self.names.index(name)
-        return self.steps.weights[self.index][i], self.target[i]
+    @property
+    def progress(self) -> str:
+        """`2/5`, or `2/8+` while the steps beyond the eighth are not planned yet."""
+        return f"{self.index}/{self.steps.count}{'' if self.steps.complete else '+'}"
+
+    def advance(self) -> None:
+        """To the next step, planning more first when the plan ends here."""
+        if self.index >= self.steps.count and not self.steps.complete:
+            more = plan_steps(
+                self.addresses, self.steps.weights[-1], self.target, self.m, self.max_churn,
+                PLAN_AHEAD,
+            )  # fmt: skip
+            self.steps = self.steps.then(more)
+        if self.index < self.steps.count:
+            self.index += 1
 
     def doc(self, wall_offset: float) -> dict[str, Any]:
         """The API's `budget` of a frontend (`next_step`: wall clock)."""
         k = self.index
         return {
             "step": k,
-            "steps": self.steps.count,
+            "steps": self.steps.count if self.steps.complete else None,  # None: not known yet
+            "progress": self.progress,
             "max_churn": self.max_churn,
             "share": self.steps.moved[k] / self.m if self.m else 0.0,
             "indivisible": self.steps.indivisible[k],
@@ -249,25 +278,28 @@ class Budgets:
             and base in p.steps.weights[max(0, p.index - 1) : p.index + 1]
         ):
             return p.steps.weights[p.index]  # on course: VPP is at this step or the one before
-        if not any(base):
-            # Nothing serves: no flow to protect (a first programming, or every backend
-            # drained); holding the change back would only prolong the outage.
+        if base == target or not any(base):
+            # Nothing to hold back, or nothing serves: no flow to protect (a first programming,
+            # or every backend drained), and holding the change would only prolong the outage.
             self._end(fe.name, "done")
             return None
-        steps = plan_steps(layout.slot_address[s0:s1], base, target, m, fe.max_churn)
-        if steps.count <= 1:
-            if p is not None:
-                self._end(fe.name, "done")
-            return None  # within the budget: at once
+        addresses = layout.slot_address[s0:s1]
         if p is not None and p.due > now:
-            # A newer change mid-sequence keeps the pace: hold where VPP is until the next
-            # step was due, so two steps never go out within one interval.
-            index, due = 0, p.due
-            what = "replanned"
+            # A newer change mid-sequence keeps the pace: VPP stays where it is until the next
+            # step was due (two steps never go out within one interval), and the new steps are
+            # planned then, so a drain's pass does no planning.
+            steps = Steps((base,), (0,), (False,), complete=False)
+            index, due, what = 0, p.due, "replanned"
         else:
+            steps = plan_steps(addresses, base, target, m, fe.max_churn, PLAN_AHEAD)
+            if steps.complete and steps.count <= 1:
+                self._end(fe.name, "done")
+                return None  # within the budget: at once
             index, due = 1, now + fe.churn_interval
             what = "start" if p is None else "replanned"
-        p = Progress(names, m, fe.max_churn, fe.churn_interval, steps, index, due)
+        p = Progress(
+            names, addresses, m, fe.max_churn, fe.churn_interval, target, steps, index, due
+        )
         self.active[fe.name] = p
         self._said(fe.name, p, what)
         return steps.weights[index]
@@ -278,8 +310,8 @@ class Budgets:
         """Advance every sequence whose next step is due; the frontends that need a pass."""
         changed: set[str] = set()
         for name, p in list(self.active.items()):
-            if p.index < p.steps.count and now >= p.due:
-                p.index += 1
+            if not p.done and now >= p.due:
+                p.advance()
                 p.due = now + p.interval
                 changed.add(name)
                 self._said(name, p, "step")
@@ -287,43 +319,44 @@ class Budgets:
 
     def next_at(self) -> float | None:
         """When the next step of any sequence is due (None: none in progress)."""
-        times = [p.due for p in self.active.values() if p.index < p.steps.count]
+        times = [p.due for p in self.active.values() if not p.done]
         return min(times) if times else None
 
     # --- telling ----------------------------------------------------------------------------
 
     def _said(self, name: str, p: Progress, what: str) -> None:
-        k, n = p.index, p.steps.count
+        k = p.index
         share = 100.0 * p.steps.moved[k] / p.m if p.m else 0.0
         if k == 0:
             log.warning(
-                "%s: change held by max-churn %g%%: re-planned in %d steps from where VPP is; "
-                "the first in %gs", name, 100 * p.max_churn, n, p.interval,
+                "%s: change held by max-churn %g%%: re-planned from where VPP is, the next step "
+                "when the last one's interval is over", name, 100 * p.max_churn,
             )  # fmt: skip
-        elif k < n:
+        elif not p.done:
             log.warning(
-                "%s: change held by max-churn %g%%: step %d/%d, %.1f%% of buckets",
-                name, 100 * p.max_churn, k, n, share,
+                "%s: change held by max-churn %g%%: step %s, %.1f%% of buckets",
+                name, 100 * p.max_churn, p.progress, share,
             )  # fmt: skip
         else:
-            log.info("%s: budgeted change done: step %d/%d, %.1f%% of buckets", name, k, n, share)
+            log.info(
+                "%s: budgeted change done: step %s, %.1f%% of buckets", name, p.progress, share
+            )
         if p.steps.indivisible[k]:
             log.warning(
-                "%s: step %d/%d moves %.1f%% of buckets, over max-churn %g%%: one weight unit "
-                "on one backend is the smallest step there is, so it is taken alone",
-                name, k, n, share, 100 * p.max_churn,
+                "%s: step %s moves %.1f%% of buckets, over max-churn %g%%: one weight unit on "
+                "one backend is the smallest step there is, so it is taken alone",
+                name, p.progress, share, 100 * p.max_churn,
             )  # fmt: skip
-        if k > 0:
-            p.said = k
-        self._event(name, p, what if k < n else "done")
-        if k >= n:
+        done = p.done
+        self._event(name, p, "done" if done else what)
+        if done:
             del self.active[name]
 
     def _end(self, name: str, why: str) -> None:
         p = self.active.pop(name, None)
         if p is None:
             return
-        log.info("%s: budgeted change %s at step %d/%d", name, why, p.index, p.steps.count)
+        log.info("%s: budgeted change %s at step %s", name, why, p.progress)
         self._event(name, p, why)
 
     def _event(self, name: str, p: Progress, what: str) -> None:
@@ -334,7 +367,8 @@ class Budgets:
                 "event": what,  # start, step, replanned, done, removed
                 "frontend": name,
                 "step": k,
-                "steps": p.steps.count,
+                "steps": p.steps.count if p.steps.complete else None,  # None: not known yet
+                "progress": p.progress,
                 "max_churn": p.max_churn,
                 "moved": p.steps.moved[k],
                 "share": p.steps.moved[k] / p.m if p.m else 0.0,

@@ -185,7 +185,7 @@ def _one(snap: Snapshot, fe: Frontend, view: FrontendView | None, name: str) -> 
     # The disruption budget: an up backend held at a step of a budgeted change.
     bud = snap.budget.get(fe.name)
     if bud is not None and name in bud["weights"] and (up or bv.code == diff.R_BUDGET):
-        target, progress = bud["target"][name], f"step {bud['step']}/{bud['steps']}"
+        target, progress = bud["target"][name], f"step {bud['progress']}"
         if bv.code == diff.R_BUDGET:
             w = bv.weight
             steps.append(Step("budget", w, f"weight {w} of target {target}, {progress}"))

@@ -39,18 +39,16 @@ def test_docs_status_and_metrics_show_a_held_change() -> None:
     assert _metrics(r)["maglev_frontend_budget_step"] == {"www": 0.0}
     r.reload(10)
     doc = _api(r).frontend("www")["budget"]
-    n = doc["steps"]
     assert (doc["held"], doc["step"], doc["target"]["a1"]) == (True, 1, 10)
     assert 0 < doc["share"] <= 0.05 and doc["next_step"]
     status = _api(r).status()
     assert [b["frontend"] for b in status["budgets"]] == ["www"]
     line = status_text(status).splitlines()[0]
     assert line.startswith(
-        f"disruption budget  frontend www: change held by max-churn 5%: step 1/{n}, "
+        "disruption budget  frontend www: change held by max-churn 5%: step 1/8+, "
     )
     assert "% of buckets; next step " in line
     assert _metrics(r)["maglev_frontend_budget_step"] == {"www": 1.0}
-    assert _metrics(r)["maglev_frontend_budget_steps"] == {"www": float(n)}
     r.settle()
     assert _api(r).status()["budgets"] == []
     assert _metrics(r)["maglev_frontend_budget_step"] == {"www": 0.0}

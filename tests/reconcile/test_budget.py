@@ -71,6 +71,20 @@ def test_steps_stay_within_the_budget_and_end_at_the_target(
     assert plan_steps(addrs, start, target, m, share) == steps
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes(), st.integers(1, 3))
+def test_planning_in_pieces_gives_the_same_steps(
+    change: tuple[list[IPAddress], tuple[int, ...], tuple[int, ...], int, float], most: int
+) -> None:
+    addrs, start, target, m, share = change
+    whole = plan_steps(addrs, start, target, m, share)
+    pieces = plan_steps(addrs, start, target, m, share, most)
+    while not pieces.complete:
+        assert pieces.count % most == 0
+        pieces = pieces.then(plan_steps(addrs, pieces.weights[-1], target, m, share, most))
+    assert pieces == whole
+
+
 def test_a_reweight_over_the_budget_takes_several_steps() -> None:
     addrs = ADDRS[:4]
     steps = plan_steps(addrs, (100, 100, 100, 100), (20, 100, 100, 100), 1024, 0.05)

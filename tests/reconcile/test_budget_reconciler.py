@@ -111,24 +111,28 @@ def test_a_reweight_is_stepped_as_the_interval_elapses(caplog: pytest.LogCapture
         r.reload(10)
         assert churn(before, r.table(), 1024).moved <= LIMIT
         doc = r.rec.snapshot.budget["www"]
-        n = doc["steps"]
-        assert n > 1 and doc["step"] == 1
+        assert doc["step"] == 1 and doc["progress"] == "1/8+"  # planned eight at a time
         assert doc["target"]["a1"] == 10 and 10 < doc["weights"]["a1"] < 100
         assert r.rec._next_deadline() == r.clock.monotonic() + 30.0  # wakes up for the step
         seen.append(r.weights())
-        for k in range(2, n + 1):
+        while "www" in r.rec.snapshot.budget:
             r.turn(29.9)
             assert r.weights() == seen[-1]  # not yet
             before = r.table()
             r.turn(0.1)
             assert churn(before, r.table(), 1024).moved <= LIMIT
             seen.append(r.weights())
-            assert seen[-1] != seen[-2], k
+            assert seen[-1] != seen[-2]
     assert r.weights()["10.0.0.1"] == 10  # exactly the target
-    assert "www" not in r.rec.snapshot.budget
+    n = len(seen) - 1
+    assert n > 8
     assert [a["10.0.0.1"] for a in seen] == sorted((a["10.0.0.1"] for a in seen), reverse=True)
-    assert r.steps() == [("start", 1, n)] + [("step", k, n) for k in range(2, n)] + [("done", n, n)]
-    assert f"www: change held by max-churn 5%: step 1/{n}," in caplog.text
+    # Planned eight at a time: the count is known once the plan reaches the target.
+    assert r.steps() == [("start", 1, None)] + [("step", k, None) for k in range(2, n)] + [
+        ("done", n, n)
+    ]
+    assert "www: change held by max-churn 5%: step 1/8+, " in caplog.text
+    assert "www: change held by max-churn 5%: step 9/16+, " in caplog.text
     assert "% of buckets" in caplog.text
     assert f"www: budgeted change done: step {n}/{n}" in caplog.text
     r.turn(60.0)
@@ -142,7 +146,7 @@ def test_explain_shows_the_budget_step() -> None:
     budget = [s for s in e.steps if s.rule == "budget"]
     doc = r.rec.snapshot.budget["www"]
     w = doc["weights"]["a1"]
-    assert budget[0].detail == f"weight {w} of target 10, step 1/{doc['steps']}"
+    assert budget[0].detail == f"weight {w} of target 10, step 1/8+"
     assert e.rule == "budget" and e.weight == w and e.consistent
 
 
@@ -169,7 +173,7 @@ def test_a_reload_with_a_new_target_replans_from_where_vpp_is() -> None:
     doc = r.rec.snapshot.budget["www"]
     assert (doc["step"], doc["target"]["a1"]) == (0, 60)
     assert r.weights() == mid  # the next step waits for the interval
-    assert ("replanned", 0, doc["steps"]) in r.steps()
+    assert ("replanned", 0, None) in r.steps()
     r.turn(29.0)
     assert r.weights() == mid
     r.turn(1.0)
