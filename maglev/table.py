@@ -17,7 +17,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Address = bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 A = TypeVar("A", bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)
@@ -180,10 +180,19 @@ class Churn(Generic[A]):
         return self.moved / self.size if self.size else 0.0
 
 
+_last_old: list[tuple[tuple[tuple[object, int], ...], int, list[object]]] = []
+
+
 def churn(old: Iterable[tuple[A, int]], new: Iterable[tuple[A, int]], m: int) -> Churn[A]:
     """The buckets (of a table of size m) whose AS differs between `old` and `new` weights; a
     bucket going to or from drop counts as moved (its flows are disturbed all the same)."""
-    before = maglev_table(old, m)
+    olds = tuple(old)
+    # A planner measures many candidates against one `old`: its table is kept for the next call.
+    if _last_old and _last_old[0][0] == olds and _last_old[0][1] == m:
+        before: list[Any] = _last_old[0][2]
+    else:
+        before = maglev_table(olds, m)
+        _last_old[:] = [(olds, m, before)]
     after = maglev_table(new, m)
     gained: dict[A, int] = {}
     lost: dict[A, int] = {}

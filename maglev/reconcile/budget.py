@@ -42,6 +42,13 @@ _STEPPED = frozenset(
 # Steps planned at once: planning measures the table several times per step, and a re-plan
 # during a drain must not hold up the drain's write.
 PLAN_AHEAD = 8
+
+
+def plan_ahead(m: int) -> int:
+    """Steps planned at once for a table of m buckets: fewer for large tables."""
+    return max(1, min(PLAN_AHEAD, PLAN_AHEAD * 4096 // max(m, 1)))
+
+
 _EPS = 1e-9  # a share given as 10% is 0.1 in float: 102.4 buckets of 1024 allow 102
 
 
@@ -183,7 +190,7 @@ class Progress:
         if self.index >= self.steps.count and not self.steps.complete:
             more = plan_steps(
                 self.addresses, self.steps.weights[-1], self.target, self.m, self.max_churn,
-                PLAN_AHEAD,
+                plan_ahead(self.m),
             )  # fmt: skip
             self.steps = self.steps.then(more)
         if self.index < self.steps.count:
@@ -291,7 +298,7 @@ class Budgets:
             steps = Steps((base,), (0,), (False,), complete=False)
             index, due, what = 0, p.due, "replanned"
         else:
-            steps = plan_steps(addresses, base, target, m, fe.max_churn, PLAN_AHEAD)
+            steps = plan_steps(addresses, base, target, m, fe.max_churn, plan_ahead(m))
             if steps.complete and steps.count <= 1:
                 self._end(fe.name, "done")
                 return None  # within the budget: at once
