@@ -299,9 +299,10 @@ class Budgets:
             index, due, what = 0, p.due, "replanned"
         else:
             steps = plan_steps(addresses, base, target, m, fe.max_churn, plan_ahead(m))
-            if steps.complete and steps.count <= 1:
+            if steps.complete and steps.count <= 1 and not steps.indivisible[-1]:
                 self._end(fe.name, "done")
                 return None  # within the budget: at once
+            # (A single indivisible step still goes through the log and the events below.)
             index, due = 1, now + fe.churn_interval
             what = "start" if p is None else "replanned"
         p = Progress(

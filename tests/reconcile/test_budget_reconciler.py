@@ -53,16 +53,16 @@ def text(w1: int = 100) -> str:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, config: str | None = None) -> None:
         self.clock = ManualClock()
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.lb = BatchLb()
         self.published: list[dict[str, Any]] = []
         self.rec = Reconciler(
-            load_text(text()), self.inbox, self.lb, Streams(),
+            load_text(config or text()), self.inbox, self.lb, Streams(),
             publish=self.published.append, clock=self.clock,
         )  # fmt: skip
-        for name in ("a1", "a2", "a3", "a4"):
+        for name in self.rec.config.backends:
             self.probe(name, True)
         self.turn()
 
@@ -208,3 +208,37 @@ def test_an_override_mid_sequence_replans() -> None:
         r.settle()
     assert r.weights()["10.0.0.1"] == 100
     assert "www" not in r.rec.snapshot.budget
+
+
+def test_a_pause_goes_through_at_once_and_the_resume_is_stepped() -> None:
+    r = Rig()
+    r.inbox.put(events.BackendAction("a2", "pause"))
+    r.turn()
+    assert r.weights()["10.0.0.2"] == 0  # an operator's drain is never held
+    assert "www" not in r.rec.snapshot.budget
+    r.inbox.put(events.BackendAction("a2", "resume"))
+    r.turn()
+    r.probe("a2", True)  # resumed, it is probed again before it serves
+    r.turn()
+    assert 0 < r.weights()["10.0.0.2"] < 100  # a quarter of the table at once: held
+    assert r.rec.snapshot.budget["www"]["target"]["a2"] == 100
+    r.settle()
+    assert r.weights()["10.0.0.2"] == 100
+
+
+def test_an_indivisible_step_is_taken_alone_and_said(caplog: pytest.LogCaptureFixture) -> None:
+    # Two backends of weight 1: the third joining at weight 1 takes about a third of the table;
+    # no integer step is smaller, so it goes out alone, over the 5% budget, and says so.
+    small = TEXT.replace(
+        "a1: {weight: W1}, a2: {}, a3: {}, a4: {}",
+        "a1: {weight: 1}, a2: {weight: 1}, a3: {weight: W3}",
+    )
+    assert "W3" in small
+    r = Rig(small.replace("W3", "0"))
+    with caplog.at_level(logging.WARNING, logger="maglev.reconcile.budget"):
+        r.inbox.put(apply_config(load_text(small.replace("W3", "1"))))
+        r.turn()
+    assert "one weight unit on one backend is the smallest step there is" in caplog.text
+    assert r.weights()["10.0.0.3"] == 1
+    ev = [e for e in r.published if e["type"] == "budget"]
+    assert ev and ev[-1]["indivisible"] and ev[-1]["event"] == "done"
