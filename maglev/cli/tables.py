@@ -55,6 +55,17 @@ def guard_text(g: dict[str, Any]) -> str:
     )
 
 
+def budget_text(b: dict[str, Any]) -> str:
+    """A frontend's disruption budget (its API doc) in one phrase."""
+    limit = f"max-churn {100 * b['max_churn']:g}%"
+    if not b.get("held"):
+        return f"{limit} every {b['churn_interval']:g}s: no change held"
+    return (
+        f"change held by {limit}: step {b['progress']}, {100 * b['share']:.1f}% of buckets; "
+        f"next step {b['next_step'] or '-'}"
+    )
+
+
 def status_text(doc: dict[str, Any]) -> str:
     """`show status`: a line first for each frontend under its mass-failure guard, each
     backend flap damping suppresses and each change a disruption budget holds, then the rest."""
@@ -66,9 +77,7 @@ def status_text(doc: dict[str, Any]) -> str:
         for d in doc.get("suppressed_backends") or []
     ]
     lines += [
-        f"disruption budget  frontend {b['frontend']}: change held by max-churn "
-        f"{100 * b['max_churn']:g}%: step {b['progress']}, {100 * b['share']:.1f}% of "
-        f"buckets; next step {b['next_step'] or '-'}"
+        f"disruption budget  frontend {b['frontend']}: {budget_text(b)}"
         for b in doc.get("budgets") or []
     ]
     own = ("mass_failure_guard", "suppressed_backends", "budgets")

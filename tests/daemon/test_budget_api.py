@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from maglev.cli.tables import status_text
+from maglev.cli.tables import budget_text, status_text
 from maglev.daemon.api import DaemonApi
 from maglev.daemon.metrics import MaglevCollector
 from tests.reconcile.test_budget_reconciler import Rig
@@ -49,6 +49,9 @@ def test_docs_status_and_metrics_show_a_held_change() -> None:
     )
     assert "% of buckets; next step " in line
     assert _metrics(r)["maglev_frontend_budget_step"] == {"www": 1.0}
+    assert budget_text(doc).startswith("change held by max-churn 5%: step 1/8+, ")
     r.settle()
     assert _api(r).status()["budgets"] == []
+    idle = _api(r).frontend("www")["budget"]
+    assert budget_text(idle) == "max-churn 5% every 30s: no change held"
     assert _metrics(r)["maglev_frontend_budget_step"] == {"www": 0.0}
