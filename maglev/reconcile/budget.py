@@ -3,9 +3,9 @@
 A frontend with `max-churn` (a share of its flow table) and `churn-interval`: when the weights
 the engine decides (from config, overrides and health) would move more than `max-churn` of the
 VIP's Maglev buckets away from what VPP has, the change is planned as a deterministic sequence
-of steps (`plan_steps`: pure, measured on the Maglev table with `maglev.table.churn`), each
-within the budget, the last exactly the target; step 1 goes out at once, each further one
-`churn-interval` after the previous. The engine applies a step per slot (`maglev.diff`,
+of steps (`plan_steps`: pure, measured on the Maglev table with `maglev.table.churn`, planned a
+few at a time), each within the budget, the last exactly the target; step 1 goes out at once,
+each further one `churn-interval` after the previous. The engine applies a step per slot (`maglev.diff`,
 `_disruption_budget`), and only to up backends: a drain (health going down, a pause, a disable,
 flap damping) goes through at once, mid-sequence too, and the next step is re-planned from
 there. The same config and the same view of VPP give the same steps on every node.
