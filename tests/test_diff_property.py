@@ -172,22 +172,27 @@ def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any, Any]:
     current = engine.current_weights(layout.topology, table.actual)
     desired = engine.compute_desired(layout.topology, sts, ovs, current, w["ramp"], w["budget"])
     if w["budget"] is not None:
-        _check_budget(layout, sts, current, w["budget"], desired)
+        free = engine.compute_desired(layout.topology, sts, ovs, current, w["ramp"])
+        _check_budget(layout, sts, current, w["budget"], desired, free)
     diffed = engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
     return current, desired, diffed
 
 
-def _check_budget(layout: Any, sts: Any, current: Any, budget: Any, desired: Any) -> None:
-    """A budget step only holds an up slot between VPP's weight and its weight without the
-    budget; a slot that is not up is never touched by it (drains go through at once)."""
+def _check_budget(
+    layout: Any, sts: Any, current: Any, budget: Any, desired: Any, free: Any
+) -> None:
+    """A budget step holds an up slot at the step clamped between VPP's weight and its weight
+    without the budget (`free`); every other slot gets what it gets without one (a drain goes
+    through at once)."""
     topo = layout.topology
-    weight, reason = desired[0], desired[2]
     for s, step in enumerate(budget):
-        if reason[s] != _diff_py.R_BUDGET:
+        w0, w = free[0][s], desired[0][s]
+        if step < 0 or sts[topo.slot_backend[s]] != _diff_py.ST_UP:
+            assert (w, desired[2][s]) == (w0, free[2][s])
             continue
-        assert step >= 0 and sts[topo.slot_backend[s]] == _diff_py.ST_UP
-        cur = max(current[s], 0)
-        assert min(cur, step) <= weight[s] <= max(cur, step) or weight[s] == cur
+        lo, hi = sorted((max(current[s], 0), w0))
+        assert w == min(max(step, lo), hi)
+        assert desired[2][s] == (_diff_py.R_BUDGET if w != w0 else free[2][s])
 
 
 def apply(table: Table, plan: Plan) -> Table:
