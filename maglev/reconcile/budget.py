@@ -218,6 +218,9 @@ class Budgets:
     def __init__(self, publish: Callable[[dict[str, Any]], None]) -> None:
         self.publish = publish
         self.active: dict[str, Progress] = {}
+        # When a frontend's last sequence would have taken its next step: a new held change
+        # starts no earlier, so the interval paces held changes back to back too.
+        self.paced: dict[str, float] = {}
 
     # --- deciding a pass's steps ------------------------------------------------------------
 
@@ -254,6 +257,7 @@ class Budgets:
             out[s0:s1] = array("i", step)
         for name in [n for n in self.active if n not in layout.config.frontends]:
             self._end(name, "removed")
+        self.paced = {n: t for n, t in self.paced.items() if t > now}
         return out
 
     def _frontend(
@@ -305,6 +309,8 @@ class Budgets:
             # (A single indivisible step still goes through the log and the events below.)
             index, due = 1, now + fe.churn_interval
             what = "start" if p is None else "replanned"
+            if p is None and self.paced.get(fe.name, now) > now:
+                index, due = 0, self.paced[fe.name]  # right after a sequence: its pace
         p = Progress(
             names, addresses, m, fe.max_churn, fe.churn_interval, target, steps, index, due
         )
@@ -337,8 +343,8 @@ class Budgets:
         share = 100.0 * p.steps.moved[k] / p.m if p.m else 0.0
         if k == 0:
             log.warning(
-                "%s: change held by max-churn %g%%: re-planned from where VPP is, the next step "
-                "when the last one's interval is over", name, 100 * p.max_churn,
+                "%s: change held by max-churn %g%%: planned from where VPP is, its next step "
+                "once the last step's interval is over", name, 100 * p.max_churn,
             )  # fmt: skip
         elif not p.done:
             log.warning(
@@ -359,11 +365,13 @@ class Budgets:
         self._event(name, p, "done" if done else what)
         if done:
             del self.active[name]
+            self.paced[name] = p.due
 
     def _end(self, name: str, why: str) -> None:
         p = self.active.pop(name, None)
         if p is None:
             return
+        self.paced[name] = p.due
         log.info("%s: budgeted change %s at step %s", name, why, p.progress)
         self._event(name, p, why)
 

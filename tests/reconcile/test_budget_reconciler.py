@@ -242,3 +242,23 @@ def test_an_indivisible_step_is_taken_alone_and_said(caplog: pytest.LogCaptureFi
     assert r.weights()["10.0.0.3"] == 1
     ev = [e for e in r.published if e["type"] == "budget"]
     assert ev and ev[-1]["indivisible"] and ev[-1]["event"] == "done"
+
+
+def test_a_held_change_right_after_a_sequence_keeps_its_pace() -> None:
+    r = Rig()
+    r.reload(60)
+    r.settle()  # the last step went out just now
+    assert r.weights()["10.0.0.1"] == 60
+    r.reload(100)  # over the budget again: its first step waits for the interval
+    doc = r.rec.snapshot.budget["www"]
+    assert (doc["step"], doc["target"]["a1"]) == (0, 100)
+    assert r.weights()["10.0.0.1"] == 60
+    r.turn(29.0)
+    assert r.weights()["10.0.0.1"] == 60
+    r.turn(1.0)
+    assert 60 < r.weights()["10.0.0.1"] < 100
+    r.settle()
+    assert r.weights()["10.0.0.1"] == 100
+    r.turn(60.0)
+    r.reload(60)  # long after: step 1 at once
+    assert r.rec.snapshot.budget["www"]["step"] == 1
