@@ -166,9 +166,14 @@ class Writes:
             owned |= {k for k in self.actual if k not in named}
         return owned
 
-    def plan_for(self, names: set[str], full: bool, now: float) -> tuple[Plan, dict[str, ViewRef]]:
-        """The plan for the named frontends against our view of VPP (nothing is sent)."""
+    def plan_for(
+        self, names: set[str], full: bool, now: float | None = None
+    ) -> tuple[Plan, dict[str, ViewRef]]:
+        """The plan for the named frontends against our view of VPP (nothing is sent); `now`
+        (default: the clock's) is when the disruption budget's steps are judged. It starts and
+        re-plans budgeted changes, so it is for passes that apply their plan."""
         assert self.actual is not None
+        at = self.clock.monotonic() if now is None else now
         if self._states is None or self._states.layout.config is not self.config:
             layout = build_layout(self.config)
             view = self.guard.view(StateView(self.health))
@@ -179,7 +184,7 @@ class Writes:
         def steps(
             layout: Layout, desired: Desired, current: array[int], names: Collection[str]
         ) -> array[int] | None:
-            return self.budget.decide(layout, desired, current, names, now)
+            return self.budget.decide(layout, desired, current, names, at)
 
         return plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
