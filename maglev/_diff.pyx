@@ -32,7 +32,9 @@ from maglev._diff_codes import (
     OP_SET_WEIGHT,
     PERCENT,
     PERMILLE,
+    NO_BUDGET,
     R_ACTIVE,
+    R_BUDGET,
     R_DISABLED,
     R_DOWN,
     R_HELD,
@@ -70,6 +72,7 @@ cdef int C_R_HELD = _codes.R_HELD
 cdef int C_R_PANIC = _codes.R_PANIC
 cdef int C_R_SUPPRESSED = _codes.R_SUPPRESSED
 cdef int C_R_SLOW_START = _codes.R_SLOW_START
+cdef int C_R_BUDGET = _codes.R_BUDGET
 cdef long long C_PERMILLE = _codes.PERMILLE
 cdef int C_MODE_DRAIN = _codes.MODE_DRAIN
 cdef int C_MODE_PANIC = _codes.MODE_PANIC
@@ -252,9 +255,28 @@ cdef inline int _slow_start(long long w, long long permille) noexcept:
     return <int>c if c > 1 else 1
 
 
-def compute_desired(topology, states, overrides, current, ramp):
+cdef inline int _disruption_budget(int w, int cur, int step) noexcept:
+    """The weight an up slot heading for weight `w` has in the current step of its frontend's
+    disruption budget (`step`, >= 0); `cur` is its weight in VPP (-1: VPP lacks the AS)."""
+    # Each weight change moves some of the VIP's Maglev buckets, and every moved bucket breaks
+    # the flows VPP has not pinned. So, as a PodDisruptionBudget does, a change that would move
+    # more than `max-churn` of them (a reweight, a new backend, an override) is taken in steps
+    # within it; the reconciler measures the table and picks each step (the engine has no
+    # table and no clock), this applies it. It only holds a change back, never makes one: the
+    # step is clamped between VPP's weight and `w`. Only up slots get steps: a drain (down,
+    # paused, disabled, suppressed) goes through at once, whatever the budget.
+    cdef int lo = cur if cur > 0 else 0
+    cdef int hi = w
+    if lo > hi:
+        lo, hi = hi, lo
+    if step < lo:
+        return lo
+    return hi if step > hi else step
+
+
+def compute_desired(topology, states, overrides, current, ramp, budget=None):
     """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i',
-    fe_guard 'b', fe_guard_counts 'i')."""
+    fe_guard 'b', fe_guard_counts 'i'). `budget` (per slot, NO_BUDGET or a step): None, none."""
     cdef const long long[:] fe_vip = topology[0]
     cdef const signed char[:] fe_flush = topology[2]
     cdef const int[:] fe_slot_start = topology[3]
@@ -270,6 +292,8 @@ def compute_desired(topology, states, overrides, current, ramp):
     cdef const int[:] ovr = overrides
     cdef const int[:] cur = current
     cdef const int[:] rmp = ramp
+    cdef bint has_budget = budget is not None
+    cdef const int[:] bud = budget if has_budget else ramp
     cdef Py_ssize_t nfe = fe_vip.shape[0]
     cdef Py_ssize_t nslots = slot_as.shape[0]
     cdef array.array weight_a = array.clone(_INT, nslots, zero=True)
@@ -347,6 +371,13 @@ def compute_desired(topology, states, overrides, current, ramp):
         else:
             fe_state[f] = C_FE_DOWN if known else C_FE_UNKNOWN
             fe_active[f] = -1
+        if has_budget:
+            for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
+                if bud[s] >= 0 and st_of[slot_backend[s]] == C_ST_UP:
+                    w = _disruption_budget(weight[s], cur[s], bud[s])
+                    if w != weight[s]:
+                        weight[s] = w
+                        reason[s] = C_R_BUDGET
         fe_guard[f] = _mass_failure_guard(
             f, active, fe_slot_start, fe_pool_start, pool_member_start, member_slot,
             member_weight, member_counted, fe_guard_conf, slot_backend, st_of, ovr,

@@ -27,6 +27,7 @@ R_HELD = 8  # not up, kept at its weight in VPP by the mass-failure guard (fail-
 R_PANIC = 9  # not up, served at its weight by the mass-failure guard (panic)
 R_SUPPRESSED = 10  # passing, held out by flap damping: weight 0, never flushed
 R_SLOW_START = 11  # up, active pool, weight capped by its slow-start ramp
+R_BUDGET = 12  # up, weight held at a step of its frontend's disruption budget
 
 # Frontend aggregate state codes (output).
 FE_UNKNOWN = 0
@@ -46,6 +47,9 @@ PERCENT = 10000  # a min-healthy percentage is given in hundredths of a percent:
 
 # A slot's slow-start ramp (input, per slot): the share of its weight it may have, per mille.
 PERMILLE = 1000  # no ramp: the full weight
+
+# A slot's disruption-budget step (input, per slot): the weight it may have in this step.
+NO_BUDGET = -1  # no step: the slot goes to its weight at once
 
 # Operation codes (output): (op, vip_rank, as_rank, weight, flush).
 OP_CREATE_VIP = 1

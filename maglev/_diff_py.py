@@ -25,6 +25,7 @@ from maglev._diff_codes import (
     MODE_DRAIN,
     MODE_FAIL_STATIC,
     MODE_PANIC,
+    NO_BUDGET,
     OP_ADD_AS,
     OP_CREATE_VIP,
     OP_DELETE_AS,
@@ -33,6 +34,7 @@ from maglev._diff_codes import (
     PERCENT,
     PERMILLE,
     R_ACTIVE,
+    R_BUDGET,
     R_DISABLED,
     R_DOWN,
     R_HELD,
@@ -63,6 +65,7 @@ __all__ = [
     "MODE_DRAIN",
     "MODE_FAIL_STATIC",
     "MODE_PANIC",
+    "NO_BUDGET",
     "OP_ADD_AS",
     "OP_CREATE_VIP",
     "OP_DELETE_AS",
@@ -71,6 +74,7 @@ __all__ = [
     "PERCENT",
     "PERMILLE",
     "R_ACTIVE",
+    "R_BUDGET",
     "R_DISABLED",
     "R_DOWN",
     "R_HELD",
@@ -244,9 +248,30 @@ def _slow_start(w: int, permille: int) -> int:
     return c if c > 1 else 1
 
 
-def compute_desired(topology: Any, states: Any, overrides: Any, current: Any, ramp: Any) -> Any:
+def _disruption_budget(w: int, cur: int, step: int) -> int:
+    """The weight an up slot heading for weight `w` has in the current step of its frontend's
+    disruption budget (`step`, >= 0); `cur` is its weight in VPP (-1: VPP lacks the AS)."""
+    # Each weight change moves some of the VIP's Maglev buckets, and every moved bucket breaks
+    # the flows VPP has not pinned. So, as a PodDisruptionBudget does, a change that would move
+    # more than `max-churn` of them (a reweight, a new backend, an override) is taken in steps
+    # within it; the reconciler measures the table and picks each step (the engine has no
+    # table and no clock), this applies it. It only holds a change back, never makes one: the
+    # step is clamped between VPP's weight and `w`. Only up slots get steps: a drain (down,
+    # paused, disabled, suppressed) goes through at once, whatever the budget.
+    lo = cur if cur > 0 else 0
+    hi = w
+    if lo > hi:
+        lo, hi = hi, lo
+    if step < lo:
+        return lo
+    return hi if step > hi else step
+
+
+def compute_desired(
+    topology: Any, states: Any, overrides: Any, current: Any, ramp: Any, budget: Any = None
+) -> Any:
     """(slot_weight 'i', slot_flush 'b', slot_reason 'b', fe_state 'b', fe_active 'i',
-    fe_guard 'b', fe_guard_counts 'i')."""
+    fe_guard 'b', fe_guard_counts 'i'). `budget` (per slot, NO_BUDGET or a step): None, none."""
     (
         fe_vip,
         _fe_attrs,
@@ -326,6 +351,13 @@ def compute_desired(topology: Any, states: Any, overrides: Any, current: Any, ra
         else:
             fe_state[f] = FE_DOWN if known else FE_UNKNOWN
             fe_active[f] = -1
+        if budget is not None:
+            for s in range(fe_slot_start[f], fe_slot_start[f + 1]):
+                if budget[s] >= 0 and states[slot_backend[s]] == ST_UP:
+                    w = _disruption_budget(weight[s], current[s], budget[s])
+                    if w != weight[s]:
+                        weight[s] = w
+                        reason[s] = R_BUDGET
         fe_guard[f] = _mass_failure_guard(
             f, active, fe_slot_start, fe_pool_start, pool_member_start, member_slot,
             member_weight, member_counted, fe_guard_conf, slot_backend, states, overrides,

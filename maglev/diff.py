@@ -30,6 +30,9 @@ port; ASes: IPv4 before IPv6, numeric address). Arrays are `array.array` with th
 `ramp` 'i' [S]: each slot's slow-start ramp, the per mille of its weight it may have (PERMILLE:
     no ramp); an up slot of the active pool with weight w > 0 gets max(1, w * ramp // PERMILLE)
     and R_SLOW_START when ramp < PERMILLE.
+`budget` 'i' [S] (optional): each slot's disruption-budget step, NO_BUDGET (-1) where none; an
+    up slot with a step gets it, clamped between its weight in VPP (`current`, 0 when absent)
+    and its desired weight, and R_BUDGET when that differs from the desired weight.
 `Desired` (compute_desired): slot_weight 'i' [S], slot_flush 'b' [S] (flush when taken to 0),
     slot_reason 'b' [S] (R_*), fe_state 'b' [F] (FE_*), fe_active 'i' [F] (pool index or -1),
     fe_guard 'b' [F] (GUARD_*), fe_guard_counts 'i' [4F] (the pool the guard judged (index in
@@ -80,6 +83,7 @@ from maglev._diff_codes import (  # noqa: E402
     MODE_DRAIN,
     MODE_FAIL_STATIC,
     MODE_PANIC,
+    NO_BUDGET,
     OP_ADD_AS,
     OP_CREATE_VIP,
     OP_DELETE_AS,
@@ -88,6 +92,7 @@ from maglev._diff_codes import (  # noqa: E402
     PERCENT,
     PERMILLE,
     R_ACTIVE,
+    R_BUDGET,
     R_DISABLED,
     R_DOWN,
     R_HELD,
@@ -159,17 +164,20 @@ def compute_desired(
     current: array[int],
     engine: ModuleType | None = None,
     ramp: array[int] | None = None,
+    budget: array[int] | None = None,
 ) -> Desired:
     """Per-slot weights, flush flags and reasons; per-frontend state, active pool and guard.
 
     `current` (from `current_weights`) is what VPP has now: the mass-failure guard may keep a
     weight VPP has. `engine` picks a twin explicitly (tests run both); default: the selected one.
     `ramp` (per slot, per mille; None: no slot ramps) caps the weights of slow-starting slots.
+    `budget` (per slot, a disruption-budget step or NO_BUDGET; None: no step) holds up slots
+    between their weight in VPP and their desired weight.
     """
     e = _engine if engine is None else engine
     if ramp is None:
         ramp = array("i", [PERMILLE]) * len(topology.slot_as)
-    return Desired._make(e.compute_desired(topology, states, overrides, current, ramp))
+    return Desired._make(e.compute_desired(topology, states, overrides, current, ramp, budget))
 
 
 def diff_tables(
@@ -197,6 +205,7 @@ __all__ = [
     "MODE_DRAIN",
     "MODE_FAIL_STATIC",
     "MODE_PANIC",
+    "NO_BUDGET",
     "OP_ADD_AS",
     "OP_CREATE_VIP",
     "OP_DELETE_AS",
@@ -205,6 +214,7 @@ __all__ = [
     "PERCENT",
     "PERMILLE",
     "R_ACTIVE",
+    "R_BUDGET",
     "R_DISABLED",
     "R_DOWN",
     "R_HELD",

@@ -255,6 +255,8 @@ class Frontend:
     min_healthy: MinHealthy = MinHealthy()
     on_mass_failure: MassFailure = MassFailure.FAIL_STATIC
     slow_start: SlowStart | None = None  # None: off
+    max_churn: float | None = None  # disruption budget: share of buckets per step (None: off)
+    churn_interval: float = 30.0  # seconds between two budget steps
 
     def slow_start_of(self, backend: str) -> SlowStart | None:
         """The ramp of `backend` here: its first entry's `slow-start`, else the frontend's."""

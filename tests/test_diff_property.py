@@ -71,6 +71,8 @@ _LENGTH = st.sampled_from([1024, 65536])
 _STATE = st.sampled_from(list(BackendState))
 _OVERRIDE = st.sampled_from([0, 7, 100])
 _TENTHS = st.integers(0, 9)
+# A disruption-budget step: mostly none, else any weight (the engine clamps it).
+_BUDGET = st.one_of(st.just(-1), st.integers(-3, 120), st.sampled_from([0, 1, 50, 100]))
 _RAMP = st.one_of(st.just(1000), st.integers(-5, 1005), st.sampled_from([0, 1, 250, 999]))
 _VPP_ATTRS = st.builds(
     Attrs, st.sampled_from([0, 1, 2, 3]), _DSCP, _BOOL, st.sampled_from([0, 1024, 65536])
@@ -143,9 +145,13 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
         selected = draw(st.sets(st.sampled_from(list(frontends))))
     nslots = sum(len(fe.backend_names()) for fe in frontends.values())
     ramp = array("i", draw(st.lists(_RAMP, min_size=nslots, max_size=nslots)))
+    budget = None
+    if draw(_BOOL):
+        budget = array("i", draw(st.lists(_BUDGET, min_size=nslots, max_size=nslots)))
     return {
         "config": config,
         "ramp": ramp,
+        "budget": budget,
         "states": states,
         "suppressed": suppressed,
         "overrides": overrides,
@@ -164,9 +170,29 @@ def _engine_run(engine: Any, w: dict[str, Any]) -> tuple[Any, Any, Any]:
     names = w["selected"] if w["selected"] is not None else w["config"].frontends
     selected = rd.select(layout, names)
     current = engine.current_weights(layout.topology, table.actual)
-    desired = engine.compute_desired(layout.topology, sts, ovs, current, w["ramp"])
+    desired = engine.compute_desired(layout.topology, sts, ovs, current, w["ramp"], w["budget"])
+    if w["budget"] is not None:
+        free = engine.compute_desired(layout.topology, sts, ovs, current, w["ramp"])
+        _check_budget(layout, sts, current, w["budget"], desired, free)
     diffed = engine.diff_tables(layout.topology, desired, table.actual, owned, selected)
     return current, desired, diffed
+
+
+def _check_budget(
+    layout: Any, sts: Any, current: Any, budget: Any, desired: Any, free: Any
+) -> None:
+    """A budget step holds an up slot at the step clamped between VPP's weight and its weight
+    without the budget (`free`); every other slot gets what it gets without one (a drain goes
+    through at once)."""
+    topo = layout.topology
+    for s, step in enumerate(budget):
+        w0, w = free[0][s], desired[0][s]
+        if step < 0 or sts[topo.slot_backend[s]] != _diff_py.ST_UP:
+            assert (w, desired[2][s]) == (w0, free[2][s])
+            continue
+        lo, hi = sorted((max(current[s], 0), w0))
+        assert w == min(max(step, lo), hi)
+        assert desired[2][s] == (_diff_py.R_BUDGET if w != w0 else free[2][s])
 
 
 def apply(table: Table, plan: Plan) -> Table:

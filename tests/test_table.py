@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from maglev import _table_py
 from maglev.table import (
     bucket_counts,
+    churn,
     compare_owners,
     ip46,
     maglev_table,
@@ -240,3 +241,19 @@ def test_accepts_ipaddress_objects_and_iterators(engine: ModuleType | None) -> N
     assert counts == {addrs[0]: 1013, addrs[1]: 11}
     raw = maglev_table([(ip46(a), w) for a, w in zip(addrs, [100, 1], strict=True)], 1024, engine)
     assert [None if a is None else ipaddress.ip_address(a[12:]) for a in raw] == table
+
+
+def test_churn_counts_buckets_that_change_owner() -> None:
+    a, b, c = (bytes(15) + bytes([i]) for i in (1, 2, 3))
+    old = [(a, 100), (b, 100)]
+    new = [(a, 100), (b, 100), (c, 100)]
+    t0, t1 = maglev_table(old, 256), maglev_table(new, 256)
+    got = churn(old, new, 256)
+    assert got.size == 256 and got.moved == sum(x != y for x, y in zip(t0, t1, strict=True))
+    # The newcomer gains all its buckets; the others swap some too (Maglev is not minimal).
+    assert got.gained[c] == t1.count(c)
+    assert sum(got.gained.values()) == sum(got.lost.values()) == got.moved
+    assert got.share == got.moved / 256
+    assert churn(new, new, 256).moved == 0
+    drop = churn(old, [], 64)  # to drop counts as moved
+    assert drop.moved == 64 and drop.gained == {}

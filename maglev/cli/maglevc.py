@@ -20,7 +20,7 @@ from maglev.cli.context import Ctx, PrefixGroup, pass_ctx
 from maglev.cli.context import fail as _fail
 from maglev.cli.explain import explain
 from maglev.cli.overrides import overrides_table, show_overrides
-from maglev.cli.tables import guard_text, render_kv, render_table, status_text
+from maglev.cli.tables import budget_text, guard_text, render_kv, render_table, status_text
 
 DEFAULT_SOCKET = "/run/maglev/maglevd.sock"
 
@@ -108,6 +108,8 @@ def _frontend_detail(r: dict[str, Any]) -> str:
     }
     if r.get("guard"):
         head["guard"] = guard_text(r["guard"])
+    if r.get("budget"):
+        head["budget"] = budget_text(r["budget"])
     table = render_table(
         ["POOL", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "EFFECTIVE", "WHY"],
         [

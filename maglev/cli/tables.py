@@ -66,9 +66,21 @@ def hold_lines(h: dict[str, Any] | None) -> list[str]:
     return [head, *[f"reload interlocks  held: {r}" for r in h.get("reasons", [])]]
 
 
+def budget_text(b: dict[str, Any]) -> str:
+    """A frontend's disruption budget (its API doc) in one phrase."""
+    limit = f"max-churn {100 * b['max_churn']:g}%"
+    if not b.get("held"):
+        return f"{limit} every {b['churn_interval']:g}s: no change held"
+    return (
+        f"change held by {limit}: step {b['progress']}, {100 * b['share']:.1f}% of buckets; "
+        f"next step {b['next_step'] or '-'}"
+    )
+
+
 def status_text(doc: dict[str, Any]) -> str:
     """`show status`: a line first for a reload the interlocks hold, each frontend under its
-    mass-failure guard and each backend flap damping suppresses, then the rest."""
+    mass-failure guard, each backend flap damping suppresses and each change a disruption
+    budget holds, then the rest."""
     guards = doc.get("mass_failure_guard") or []
     lines = hold_lines((doc.get("config") or {}).get("reload_hold"))
     lines += [f"mass-failure guard  frontend {g['frontend']}: {guard_text(g)}" for g in guards]
@@ -77,9 +89,14 @@ def status_text(doc: dict[str, Any]) -> str:
         f" until {d['until'] or '-'}"
         for d in doc.get("suppressed_backends") or []
     ]
+    lines += [
+        f"disruption budget  frontend {b['frontend']}: {budget_text(b)}"
+        for b in doc.get("budgets") or []
+    ]
     if doc.get("operator_state"):  # a drain an operator set and may have forgotten
         lines.append(f"operator state  {doc['operator_state']} in force (maglevc show overrides)")
-    head = {k: v for k, v in doc.items() if k not in ("mass_failure_guard", "suppressed_backends")}
+    own = ("mass_failure_guard", "suppressed_backends", "budgets")
+    head = {k: v for k, v in doc.items() if k not in own}
     if isinstance(head.get("config"), dict) and head["config"].get("reload_hold"):
         head["config"] = {**head["config"], "reload_hold": "HELD (see the first lines)"}
     return "\n".join([*lines, render_kv(head)])

@@ -87,6 +87,8 @@ FRONTEND = (
     "min-healthy",
     "on-mass-failure",
     "slow-start",
+    "max-churn",
+    "churn-interval",
     "pools",
 )
 

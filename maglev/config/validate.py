@@ -16,6 +16,7 @@ import string
 from collections.abc import Iterator, Mapping
 
 from maglev.config import schema
+from maglev.config.budget import disruption_budget
 from maglev.config.fields import Node, format_duration, got, is_pow2, parse_host_port, show
 from maglev.errors import Problem
 from maglev.model import (
@@ -267,6 +268,7 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
     share, percent = node.count_or_percent("min-healthy", (5000, True), MAX_MIN_HEALTHY)
     on_mass_failure = node.choice("on-mass-failure", MASS_FAILURE, MassFailure.FAIL_STATIC)
     ramp = slow_start(node)
+    max_churn, churn_interval = disruption_budget(node)
     if len(node.problems) != broken or address is None or encap is None:
         return None
     return Frontend(
@@ -284,6 +286,8 @@ def frontend(name: str, node: Node, backends: Mapping[str, Backend | None]) -> F
         min_healthy=MinHealthy(share, percent),
         on_mass_failure=on_mass_failure,
         slow_start=ramp,
+        max_churn=max_churn,
+        churn_interval=churn_interval,
     )
 
 

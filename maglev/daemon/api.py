@@ -28,6 +28,7 @@ from maglev.daemon.docs import (
     _override_doc,
     _ramp_doc,
     _ts,
+    budget_doc,
     damping_doc,
     dry_run_doc,
     guard_doc,
@@ -130,6 +131,11 @@ class DaemonApi:
                 if n in s.config.frontends
             ],
             "operator_state": len(s.opstate.holds),
+            "budgets": [
+                {"frontend": n, **(budget_doc(s.config.frontends[n], d) or {})}
+                for n, d in sorted(s.budget.items())
+                if n in s.config.frontends
+            ],
             "suppressed_backends": [
                 {"backend": n, "penalty": d.penalty, "until": _ts(d.until)}
                 for n, d in sorted(s.damping.items())
@@ -175,6 +181,7 @@ class DaemonApi:
             "active_pool": view.active_pool if view else None,
             "released": name in s.released,
             "guard": guard_doc(fe, view.guard if view else None),
+            "budget": budget_doc(fe, s.budget.get(name)),
             "backends": rows,
             "operator_state": [
                 hold_doc(h, time.time()) for h in s.opstate.holds if h.frontend == name

@@ -145,3 +145,14 @@ def dry_run_doc(p: events.PreviewResult) -> dict[str, Any]:
         "churn_summary": p.churn.summary(),
         "churn": p.churn.docs(),
     }
+
+
+def budget_doc(fe: Frontend, doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A frontend's disruption budget: its keys, and the change it holds (None: no budget)."""
+    if fe.max_churn is None:
+        return None
+    out: dict[str, Any] = {"max_churn": fe.max_churn, "churn_interval": fe.churn_interval}
+    out["held"] = doc is not None
+    if doc is not None:
+        out.update({**doc, "share": round(doc["share"], 4), "next_step": _ts(doc["next_step"])})
+    return out

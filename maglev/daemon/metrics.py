@@ -225,6 +225,7 @@ class MaglevCollector:
         yield GaugeMetricFamily("maglev_probe_streams", "probe streams", value=float(stats.streams))
         yield from self._vantage(s)
         yield from self._damping(s)
+        yield from self._budget(s)
         yield from self._vip_counters(s)
         yield from self._lb_errors()
 
@@ -247,6 +248,20 @@ class MaglevCollector:
             pen.add_metric([name], d.penalty if d else 0.0)
             sup.add_metric([name], 1.0 if d and d.suppressed else 0.0)
         yield from (pen, sup)
+
+    def _budget(self, s: Snapshot) -> Iterator[Any]:
+        """The disruption budget of each frontend that has one (0: no change held)."""
+        step = GaugeMetricFamily(
+            "maglev_frontend_budget_step",
+            "the step a budgeted change is at (1..steps; 0: none held by max-churn)",
+            labels=["frontend"],
+        )
+        for name, fe in s.config.frontends.items():
+            if fe.max_churn is None:
+                continue
+            d = s.budget.get(name)
+            step.add_metric([name], float(d["step"]) if d else 0.0)
+        yield step
 
     def _vantage(self, s: Snapshot) -> Iterator[Any]:
         v = s.vantage

@@ -34,6 +34,7 @@ RULE_OF_REASON = {
     diff.R_PANIC: "mass-failure",
     diff.R_SUPPRESSED: "damping",
     diff.R_SLOW_START: "slow-start",
+    diff.R_BUDGET: "budget",
 }
 HISTORY = 3  # transitions shown in the health step
 
@@ -181,6 +182,15 @@ def _one(snap: Snapshot, fe: Frontend, view: FrontendView | None, name: str) -> 
     if ramp is not None and w > 0:
         w = ramp_weight(w, permille(ramp["step"], ramp["steps"]))
         steps.append(Step("slow-start", w, f"step {ramp['step']} of {ramp['steps']}"))
+    # The disruption budget: an up backend held at a step of a budgeted change.
+    bud = snap.budget.get(fe.name)
+    if bud is not None and name in bud["weights"] and (up or bv.code == diff.R_BUDGET):
+        target, progress = bud["target"][name], f"step {bud['progress']}"
+        if bv.code == diff.R_BUDGET:
+            w = bv.weight
+            steps.append(Step("budget", w, f"weight {w} of target {target}, {progress}"))
+        else:
+            steps.append(Step("budget", w, f"at its target {target}, {progress}"))
     # The mass-failure guard: too few healthy members of the serving pool.
     g = view.guard
     if g is not None and (g.active or bv.code in (diff.R_HELD, diff.R_PANIC)):

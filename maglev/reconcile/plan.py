@@ -12,9 +12,10 @@ Pure; called by the reconciler thread (an evaluation is immutable, so any thread
 from __future__ import annotations
 
 from array import array
-from collections.abc import Collection, Container, Mapping
+from collections.abc import Callable, Collection, Container, Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TypeAlias
 
 from maglev import diff
 from maglev.model import (
@@ -51,7 +52,13 @@ _REASON_TEXT = {
     diff.R_HELD: "held: mass-failure guard (fail-static)",
     diff.R_PANIC: "panic: mass-failure guard",
     diff.R_SUPPRESSED: "suppressed: flap damping",
+    diff.R_BUDGET: "budget: held by max-churn",
 }
+# The disruption budget's step input for one pass: (layout, desired weights without it, VPP's
+# current weights, the frontends in the pass) -> per slot step or NO_BUDGET (None: no step).
+BudgetStep: TypeAlias = (
+    "Callable[[Layout, diff.Desired, array[int], Collection[str]], array[int] | None]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +161,13 @@ def evaluate(
     table: ActualTable | None = None,
     suppressed: Container[str] = (),
     ramps: Mapping[tuple[str, str], int] | None = None,
+    budget: Mapping[tuple[str, str], int] | None = None,
 ) -> Evaluation:
     """Run the engine (`engine`: a twin picked explicitly, default the selected one) against
     VPP's ranked tables (`table`; None: VPP has nothing, so the guard can keep nothing);
     `suppressed` names the backends flap damping holds out; `ramps` are the slow-start ramps
-    per (frontend, backend) in per mille (None: none)."""
+    per (frontend, backend) in per mille (None: none); `budget` the disruption-budget steps
+    per (frontend, backend) (None: none)."""
     desired = diff.compute_desired(
         layout.topology,
         encode_states(layout, states, suppressed),
@@ -168,6 +177,7 @@ def evaluate(
         else diff.current_weights(layout.topology, table.actual, engine),
         engine,
         None if ramps is None else encode_ramps(layout, ramps),
+        None if budget is None else encode_overrides(layout, budget),  # same shape: -1 none
     )
     return Evaluation(layout, desired)
 
@@ -262,12 +272,14 @@ def plan_for(
     full: bool,
     ranked: RankedActual | None = None,
     ramp: array[int] | None = None,
+    budget: BudgetStep | None = None,
 ) -> tuple[Plan, dict[str, ViewRef]]:
     """The plan for the named frontends, with the whole config's layout, and their views.
 
     Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
     them. `ranked` (of the same layout) ranks the view incrementally; `ramp` (per slot, per
-    mille, from `slowstart.Ramps.encode`) caps slow-starting weights. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
+    mille, from `slowstart.Ramps.encode`) caps slow-starting weights; `budget` (from
+    `budget.Budgets.decide`) gives the disruption budget's steps. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
     else reported unmanaged); a targeted one reads only the named frontends' VIPs.
     """
     layout = states.layout
@@ -281,12 +293,13 @@ def plan_for(
         table = prepare_actual_map(layout, actual)
     topology = layout.topology
     current = diff.current_weights(topology, table.actual)
-    ev = Evaluation(
-        layout,
-        diff.compute_desired(
-            topology, states.codes, encode_overrides(layout, overrides), current, ramp=ramp
-        ),
-    )
+    codes, ovs = states.codes, encode_overrides(layout, overrides)
+    desired = diff.compute_desired(topology, codes, ovs, current, ramp=ramp)
+    # The disruption budget measures the change the engine wants, then holds it to a step.
+    steps = None if budget is None else budget(layout, desired, current, names)
+    if steps is not None:
+        desired = diff.compute_desired(topology, codes, ovs, current, ramp=ramp, budget=steps)
+    ev = Evaluation(layout, desired)
     selected = None if everyone else select(layout, names)
     plan = make_plan(ev, table, owned if full else (), selected)
     index = layout.frontend_index

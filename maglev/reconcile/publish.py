@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from maglev.clock import Clock
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
+from maglev.reconcile.budget import Budgets
 from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.explain import rule_of
@@ -42,6 +43,8 @@ class SnapshotSource(Protocol):
     def config(self) -> Config: ...
     @property
     def ramps(self) -> Ramps: ...
+    @property
+    def budget(self) -> Budgets: ...
     @property
     def clock(self) -> Clock: ...
     @property
@@ -135,6 +138,7 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
         slow_start=MappingProxyType(
             src.ramps.docs(config, src.overrides, src.clock.monotonic(), src.clock.wall())
         ),
+        budget=MappingProxyType(src.budget.docs(src.clock.wall() - src.clock.monotonic())),
     )
 
 

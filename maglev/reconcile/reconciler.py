@@ -29,8 +29,8 @@ Ownership: VIPs in VPP that the config does not name are left alone and logged, 
 
 This module holds the loop, the per-message hot path and config install; `writing` writes to VPP.
 The rest runs on this thread over the state passed in: `backends`, `actions`, `link`, `startup`,
-the safety rules (`vantage`, `damping`, `slowstart`; the mass-failure guard is the engine's),
-`desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`.
+the safety rules (`vantage`, `damping`, `slowstart`, `budget`; the mass-failure guard is the
+engine's), `desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from maglev.reconcile.backends import (
     phase_rank,
     probe_streams,
 )
+from maglev.reconcile.budget import Budgets
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.holds import Holds
@@ -154,6 +155,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self.damping = Damping()  # healthchecks' flap-damping: may hold backends out
         self._damp_said: list[DampingChange] = []  # told after the transitions
         self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
+        self.budget = Budgets(publish)  # disruption budget: stepped changes per frontend
         # Operator state (from the state file, None: nothing persisted): enforced by the first
         # config's install, so the first pass already writes it (restart neutrality).
         self._start_holds(state, state_file)
@@ -198,6 +200,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._expire_holds(now)
         self._release(now)
         self.dirty.update(self.ramps.tick(now))
+        self.dirty.update(self.budget.tick(now))
         self._write(now)
         self._refresh_counters(now)
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
@@ -220,6 +223,8 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
             deadlines.append(reuse)  # a suppressed backend returns then
         if (ramp_step := self.ramps.next_at()) is not None:
             deadlines.append(ramp_step)
+        if (budget_step := self.budget.next_at()) is not None:
+            deadlines.append(budget_step)  # the next step of a budgeted change
         now = self.clock.monotonic()
         if (expiry := self.holds_deadline(now)) is not None:
             deadlines.append(expiry)  # an operator state ends then

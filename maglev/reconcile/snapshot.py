@@ -106,6 +106,9 @@ class Snapshot:
     # (frontend, backend) -> {step, steps, weight, until (wall clock)} of each slow-start ramp
     slow_start: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     opstate: OpState = field(default_factory=OpState)  # operator states in force, time boxes
+    # frontend -> {step, steps, max_churn, share, indivisible, weights, target, next_step (wall
+    # clock)} of each budgeted change in progress (`maglev.reconcile.budget`)
+    budget: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:

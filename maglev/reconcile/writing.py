@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from maglev.clock import Clock
+from maglev.diff import Desired
 from maglev.errors import VppError
 from maglev.health.state import BackendHealth
 from maglev.model import Config, UnmanagedPolicy
 from maglev.reconcile import churn
 from maglev.reconcile.actual import RankedActual
+from maglev.reconcile.budget import Budgets
 from maglev.reconcile.churn import FrontendIndex
 from maglev.reconcile.damping import Damping, DampingChange
-from maglev.reconcile.desired import EncodedStates, StateView, build_layout
+from maglev.reconcile.desired import EncodedStates, Layout, StateView, build_layout
 from maglev.reconcile.link import VppLink
 from maglev.reconcile.plan import ViewRef, plan_for
 from maglev.reconcile.publish import frontend_events, note_unmanaged
@@ -68,6 +71,7 @@ class Writes:
     guard: VantageGuard
     damping: Damping
     ramps: Ramps
+    budget: Budgets
     tally: Tally
     views: dict[str, ViewRef]
     publish: Callable[[dict[str, Any]], None]
@@ -183,15 +187,27 @@ class Writes:
             self._fe_index = FrontendIndex(self.config)
         return self._fe_index
 
-    def plan_for(self, names: set[str], full: bool) -> tuple[Plan, dict[str, ViewRef]]:
-        """The plan for the named frontends against our view of VPP (nothing is sent)."""
+    def plan_for(
+        self, names: set[str], full: bool, now: float | None = None
+    ) -> tuple[Plan, dict[str, ViewRef]]:
+        """The plan for the named frontends against our view of VPP (nothing is sent); `now`
+        (default: the clock's) is when the disruption budget's steps are judged. It starts and
+        re-plans budgeted changes, so it is for passes that apply their plan."""
         assert self.actual is not None
+        at = self.clock.monotonic() if now is None else now
         self._encoded()
         assert self._states is not None
         owned = self._owned() if full else set()
+
+        def steps(
+            layout: Layout, desired: Desired, current: array[int], names: Collection[str]
+        ) -> array[int] | None:
+            return self.budget.decide(layout, desired, current, names, at)
+
         return plan_for(
             self.config, self._states, names, self.overrides, self.actual, owned, full,
             self._ranked, self.ramps.encode(self._states.layout),
+            steps if self.budget.configured(self.config) else None,
         )  # fmt: skip
 
     def _pass(self, only: set[str] | None, now: float) -> bool:
@@ -202,7 +218,7 @@ class Writes:
         self.dirty -= names
         if not names and only is not None:
             return True
-        plan, views = self.plan_for(names, full=only is None)
+        plan, views = self.plan_for(names, only is None, now)
         before = {n: self.views.get(n) for n in views}
         self.views.update(views)
         if only is None:
