@@ -172,7 +172,9 @@ class Runtime:
             on_config=memory.settle,
             on_idle=memory.tidy,
             state=state,
-            state_file=st,
+            # A dry run reads the operator state (it plans what a real run would) but never
+            # writes it: its pauses must not take effect at the next real start.
+            state_file=None if self.dry_run else st,
         )
         self.scheduler.start()
         self._reconciler_thread = threading.Thread(

@@ -152,3 +152,18 @@ def test_a_corrupt_state_file_stops_the_start_unless_discarded(
     (aside,) = own_state_file.parent.glob("state.json.discarded-*")
     assert aside.read_text() == '{"version": 7, "holds": []}'
     assert "--discard-state: its operator state" in d.logtext()
+
+
+def test_a_dry_run_reads_the_state_file_but_never_writes_it(
+    d: Daemon, own_state_file: pathlib.Path
+) -> None:
+    d.start()
+    settled(d, SERVING, "all serving")
+    json_of(d, "set", "backend", "b1", "pause", "--comment", "kept")
+    d.stop()
+    saved = own_state_file.read_bytes()
+    start(d, "--dry-run")
+    assert [o["comment"] for o in overrides(d)] == ["kept"]  # read: planned as a real run would
+    json_of(d, "set", "backend", "b2", "pause")
+    json_of(d, "set", "backend", "b1", "resume")
+    assert own_state_file.read_bytes() == saved  # a dry run's actions are not kept
