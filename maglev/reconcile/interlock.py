@@ -20,7 +20,8 @@ Pure: plain values in, a frozen verdict out. Called by the reconciler thread.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+import dataclasses
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
 
 from maglev.model import BackendState, Config, ReloadGuardSettings
@@ -157,11 +158,17 @@ def capacities(
     overrides: Mapping[tuple[str, str], int],
     actual: Mapping[VipKey, ActualVip] | None,
     suppressed: Container[str] = (),
+    only: Collection[str] | None = None,
 ) -> dict[str, int]:
-    """Each frontend's capacity under `config`: the sum of the weights the engine gives its
-    serving backends, against VPP as the reconciler last saw it (the mass-failure guard's
-    fail-static keeps what VPP has; None: VPP's tables unknown, taken as empty for both sides
-    alike). Slow-start caps are left out: a ramp is a moment, not the capacity."""
+    """Each frontend's capacity under `config` (or of the frontends in `only`): the sum of the
+    weights the engine gives its serving backends, against VPP as the reconciler last saw it
+    (the mass-failure guard's fail-static keeps what VPP has; None: VPP's tables unknown, taken
+    as empty for both sides alike). Slow-start caps are left out: a ramp is a moment, not the
+    capacity."""
+    if only is not None:
+        config = dataclasses.replace(
+            config, frontends={n: fe for n, fe in config.frontends.items() if n in only}
+        )
     layout = build_layout(config)
     ev = evaluate(
         layout,
@@ -176,6 +183,30 @@ def capacities(
     for i, fe in enumerate(layout.frontends):
         out[fe.name] = sum(w for s in range(start[i], start[i + 1]) if (w := weight[s]) > 0)
     return out
+
+
+def touched_frontends(
+    current: Config,
+    candidate: Config,
+    states: Mapping[str, BackendState],
+    starts: Mapping[str, BackendState],
+) -> frozenset[str]:
+    """The frontends of both configs whose capacity a reload can change: the frontend itself
+    differs, or one of its backends does (its definition, or the state it would start from,
+    `plan.candidate_states`). Every other frontend has the same engine input on both sides, so
+    the same capacity: judging only these keeps a reload's cost proportional to its change."""
+    changed = {
+        n for n, b in candidate.backends.items()
+        if current.backends.get(n) != b or starts.get(n) != states.get(n)
+    }  # fmt: skip
+    out = set()
+    for name, fe in candidate.frontends.items():
+        old = current.frontends.get(name)
+        if old is None:
+            continue  # added: it had no capacity to lose
+        if old != fe or any(b in changed for b in fe.backend_names()):
+            out.add(name)
+    return frozenset(out)
 
 
 def judge(

@@ -31,6 +31,7 @@ from maglev.reconcile.interlock import (
     busy_vips,
     capacities,
     judge,
+    touched_frontends,
 )
 from maglev.reconcile.plan import candidate_states
 from maglev.reconcile.vantage import VantageGuard
@@ -60,14 +61,11 @@ class ReloadHolds:
         """What the reload interlocks say about `candidate` now (nothing changes)."""
         states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
         suppressed = self.damping.suppressed
-        before = capacities(self.config, states, self.overrides, self.actual, suppressed)
-        after = capacities(
-            candidate,
-            candidate_states(self.config, candidate, states),
-            self.overrides,
-            self.actual,
-            suppressed,
-        )
+        starts = candidate_states(self.config, candidate, states)
+        # Only frontends the reload touches can change capacity: the work follows the change.
+        names = touched_frontends(self.config, candidate, states, starts)
+        before = capacities(self.config, states, self.overrides, self.actual, suppressed, names)
+        after = capacities(candidate, starts, self.overrides, self.actual, suppressed, names)
         latest = self.vip_counters if self.vip_counters_at is not None else None
         busy = busy_vips(self.vip_counters_prev, latest)
         return judge(self.config, candidate, before, after, busy)

@@ -10,6 +10,7 @@ import pytest
 from maglev.config import load_text
 from maglev.model import BackendState, Config, ReloadGuardSettings
 from maglev.reconcile import interlock as il
+from maglev.reconcile.plan import candidate_states
 from maglev.vpp.lb import VipCounters, VipKey
 
 UP, DOWN = BackendState.UP, BackendState.DOWN
@@ -226,3 +227,23 @@ def test_every_broken_rule_is_a_reason() -> None:
 
 def test_defaults() -> None:
     assert cfg().reload_guard == ReloadGuardSettings(1, 0.5, True)
+
+
+def test_only_the_frontends_a_reload_touches_are_judged() -> None:
+    current = cfg({**THREE, "two": fe("192.0.2.4", "a3: {}, a4: {}")})
+    changed = {
+        **THREE,
+        "www": fe("192.0.2.1", "a1: {weight: 10}, a2: {}, a3: {}, a4: {}"),  # reweighted
+        "two": fe("192.0.2.4", "a3: {}, a4: {}"),
+        "new": fe("192.0.2.9"),  # added: nothing to lose
+    }
+    candidate = cfg(changed)
+    starts = candidate_states(current, candidate, ALL_UP)
+    assert il.touched_frontends(current, candidate, ALL_UP, starts) == {"www"}
+    # A backend that would start from another state touches every frontend that uses it.
+    starts = {**starts, "a4": BackendState.UNKNOWN}
+    assert il.touched_frontends(current, candidate, ALL_UP, starts) == set(changed) - {"new"}
+    # Judging only those gives the same capacities as judging everything.
+    full = il.capacities(candidate, starts, {}, None)
+    part = il.capacities(candidate, starts, {}, None, (), {"www", "api"})
+    assert part == {n: full[n] for n in ("www", "api")}
