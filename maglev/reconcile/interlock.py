@@ -24,6 +24,7 @@ import dataclasses
 from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
 
+from maglev.config.changes import ConfigDiff
 from maglev.model import BackendState, Config, ReloadGuardSettings
 from maglev.reconcile.actual import prepare_actual_map
 from maglev.reconcile.desired import build_layout
@@ -169,6 +170,9 @@ def capacities(
         config = dataclasses.replace(
             config, frontends={n: fe for n, fe in config.frontends.items() if n in only}
         )
+        if actual is not None:  # their VIPs only: ranking all of VPP's tables costs the most
+            keys = (frontend_key(fe) for fe in config.frontends.values())
+            actual = {k: actual[k] for k in keys if k in actual}
     layout = build_layout(config)
     ev = evaluate(
         layout,
@@ -186,26 +190,24 @@ def capacities(
 
 
 def touched_frontends(
-    current: Config,
+    diff: ConfigDiff,
     candidate: Config,
     states: Mapping[str, BackendState],
     starts: Mapping[str, BackendState],
 ) -> frozenset[str]:
     """The frontends of both configs whose capacity a reload can change: the frontend itself
-    differs, or one of its backends does (its definition, or the state it would start from,
-    `plan.candidate_states`). Every other frontend has the same engine input on both sides, so
-    the same capacity: judging only these keeps a reload's cost proportional to its change."""
-    changed = {
-        n for n, b in candidate.backends.items()
-        if current.backends.get(n) != b or starts.get(n) != states.get(n)
-    }  # fmt: skip
-    out = set()
-    for name, fe in candidate.frontends.items():
-        old = current.frontends.get(name)
-        if old is None:
-            continue  # added: it had no capacity to lose
-        if old != fe or any(b in changed for b in fe.backend_names()):
-            out.add(name)
+    changed (`diff`), or one of its backends did (its definition, or the state it would start
+    from, `plan.candidate_states`). Every other frontend has the same engine input on both
+    sides, so the same capacity: judging only these keeps a reload's cost proportional to its
+    change (`diff` is the reload's own comparison, not made again)."""
+    changed = set(diff.backends.changed) | set(diff.backends.added)
+    changed.update(n for n, s in starts.items() if states.get(n) is not s)
+    out = set(diff.frontends.changed)
+    if changed:
+        for name, fe in candidate.frontends.items():
+            if name not in out and any(b in changed for b in fe.backend_names()):
+                out.add(name)
+    out.difference_update(diff.frontends.added)  # added: no capacity before to lose
     return frozenset(out)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from maglev.config import diff_configs
+from maglev.config.changes import ConfigDiff
 from maglev.health.state import BackendHealth
 from maglev.model import Config
 from maglev.reconcile import events
@@ -57,13 +58,14 @@ class ReloadHolds:
     reloads: dict[str, int]
     reload_hold: ReloadHold | None
 
-    def verdict(self, candidate: Config) -> Verdict:
+    def verdict(self, candidate: Config, diff: ConfigDiff | None = None) -> Verdict:
         """What the reload interlocks say about `candidate` now (nothing changes)."""
         states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
         suppressed = self.damping.suppressed
         starts = candidate_states(self.config, candidate, states)
         # Only frontends the reload touches can change capacity: the work follows the change.
-        names = touched_frontends(self.config, candidate, states, starts)
+        d = diff if diff is not None else diff_configs(self.config, candidate)
+        names = touched_frontends(d, candidate, states, starts)
         before = capacities(self.config, states, self.overrides, self.actual, suppressed, names)
         after = capacities(candidate, starts, self.overrides, self.actual, suppressed, names)
         latest = self.vip_counters if self.vip_counters_at is not None else None
@@ -71,7 +73,7 @@ class ReloadHolds:
         return judge(self.config, candidate, before, after, busy)
 
     def _interlocked(
-        self, msg: events.ApplyConfig, changes: str
+        self, msg: events.ApplyConfig, changes: str, diff: ConfigDiff | None = None
     ) -> tuple[events.ReloadStatus | None, tuple[str, ...], bool]:
         """Judge a reload that changes something: (the held status, or None to install it; the
         notes for its status; whether it goes in past the interlocks by --force)."""
@@ -92,7 +94,7 @@ class ReloadHolds:
                 " (the held candidate)" if held is not None else "",
             )
             return None, tuple(notes), True
-        verdict = self.verdict(msg.config)
+        verdict = self.verdict(msg.config, diff)
         notes.extend(verdict.notes)
         for note in verdict.notes:
             log.warning("config reload (%s): %s", msg.source, note)

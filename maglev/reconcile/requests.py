@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from maglev.config import diff_configs, restart_only_changes
+from maglev.config import diff_configs
+from maglev.config.changes import ConfigDiff, restart_only_changes
 from maglev.errors import MaglevError, VppError
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import BackendState, Config
@@ -85,14 +86,14 @@ class Answers:
         raise NotImplementedError
 
     def _interlocked(
-        self, msg: events.ApplyConfig, changes: str
+        self, msg: events.ApplyConfig, changes: str, diff: ConfigDiff | None = None
     ) -> tuple[events.ReloadStatus | None, tuple[str, ...], bool]:
         raise NotImplementedError
 
     def _clear_hold(self, why: str) -> None:
         raise NotImplementedError
 
-    def verdict(self, candidate: Config) -> Verdict:
+    def verdict(self, candidate: Config, diff: ConfigDiff | None = None) -> Verdict:
         raise NotImplementedError
 
     def _encoded(self) -> EncodedStates:
@@ -228,7 +229,7 @@ class Answers:
             self.last_reload = status
             return status
         summary = d.summary()
-        held, notes, forced = self._interlocked(msg, summary)  # the reload interlocks
+        held, notes, forced = self._interlocked(msg, summary, d)  # the reload interlocks
         if held is not None:
             self.last_reload = held
             self.snapshot = self._make_snapshot()  # the reply means: status shows the hold

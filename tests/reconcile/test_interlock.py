@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from maglev.config import load_text
+from maglev.config import diff_configs, load_text
 from maglev.model import BackendState, Config, ReloadGuardSettings
 from maglev.reconcile import interlock as il
 from maglev.reconcile.plan import candidate_states
@@ -239,10 +239,11 @@ def test_only_the_frontends_a_reload_touches_are_judged() -> None:
     }
     candidate = cfg(changed)
     starts = candidate_states(current, candidate, ALL_UP)
-    assert il.touched_frontends(current, candidate, ALL_UP, starts) == {"www"}
+    d = diff_configs(current, candidate)
+    assert il.touched_frontends(d, candidate, ALL_UP, starts) == {"www"}
     # A backend that would start from another state touches every frontend that uses it.
     starts = {**starts, "a4": BackendState.UNKNOWN}
-    assert il.touched_frontends(current, candidate, ALL_UP, starts) == set(changed) - {"new"}
+    assert il.touched_frontends(d, candidate, ALL_UP, starts) == set(changed) - {"new"}
     # Judging only those gives the same capacities as judging everything.
     full = il.capacities(candidate, starts, {}, None)
     part = il.capacities(candidate, starts, {}, None, (), {"www", "api"})
