@@ -85,6 +85,9 @@ class Answers:
     def _write(self, now: float) -> None:
         raise NotImplementedError
 
+    def _release(self, now: float) -> None:
+        raise NotImplementedError
+
     def _interlocked(
         self, msg: events.ApplyConfig, changes: str, diff: ConfigDiff | None = None
     ) -> tuple[events.ReloadStatus | None, tuple[str, ...], bool]:
@@ -200,6 +203,7 @@ class Answers:
         )
 
     def _sync_request(self, msg: events.SyncRequest, now: float) -> events.SyncResult:
+        self._release(now)  # what the startup gate lets through now is part of the sync
         self.full_due = True
         self._write(now)
         self.snapshot = self._make_snapshot()  # the reply means: what you read now is synced

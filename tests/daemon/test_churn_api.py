@@ -73,10 +73,8 @@ class Daemon:
         self.client = ControlClient(self.path, timeout=10)
         self.thread = threading.Thread(target=self.rec.run, name="test-reconciler")
         self.thread.start()
-        # Twice: the first may be answered before the startup gate releases the frontend in
-        # the same turn; the second comes after that turn's writes.
-        for _ in range(2):
-            assert self.port.ask(events.SyncRequest(), 10) == events.SyncResult(True, True)
+        # Answered after the startup gate's release and the full sync that programs it.
+        assert self.port.ask(events.SyncRequest(), 10) == events.SyncResult(True, True)
 
     def weights(self) -> dict[str, int]:
         st = self.lb.read().state
