@@ -54,6 +54,7 @@ from maglev.reconcile.backends import (
     probe_streams,
 )
 from maglev.reconcile.budget import Budgets
+from maglev.reconcile.convergence import Convergence
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.holds import Holds
@@ -156,6 +157,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._damp_said: list[DampingChange] = []  # told after the transitions
         self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
         self.budget = Budgets(publish)  # disruption budget: stepped changes per frontend
+        self.convergence = Convergence(on=not dry_run)  # onset -> transition -> VPP reply
         # Operator state (from the state file, None: nothing persisted): enforced by the first
         # config's install, so the first pass already writes it (restart neutrality).
         self._start_holds(state, state_file)
@@ -282,6 +284,8 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
             self._states.update(t.backend, state)
         fes = self._fe_of.get(t.backend, ())
         self.dirty.update(fes)
+        if t.probed is not None:  # a probe's verdict: measured until VPP has it
+            self.convergence.note(t, fes, self.health[t.backend].address)
         if state is t.new:  # a drain the vantage guard holds keeps its ramp
             self.ramps.on_transition(t, self.config, fes, self._serving, self.actual, t.at)
         self._said.append(t)  # logged and published once VPP has been written (`_tell`)
