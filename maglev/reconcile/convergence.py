@@ -57,7 +57,8 @@ class Convergence:
 
     def __init__(self, on: bool = True) -> None:
         self.on = on  # off in a dry run: nothing is written, so nothing converges
-        self._pending: list[tuple[Transition, tuple[str, ...], IPAddress]] = []
+        # (transition, its frontends, the backend's address, its onset, its deciding probe)
+        self._pending: list[tuple[Transition, tuple[str, ...], IPAddress, float, float]] = []
         self._counts = [[0] * (len(BOUNDS) + 1) for _ in STAGES]
         self._sums = [0.0] * len(STAGES)
         self.written = self.unwritten = self.dropped = 0
@@ -66,13 +67,14 @@ class Convergence:
 
     def note(self, t: Transition, frontends: tuple[str, ...], address: IPAddress) -> None:
         """A transition happened: measured once a pass over its frontends has written."""
-        if not self.on or t.probed is None or t.old not in _MEASURED:
+        onset, probed = t.onset, t.probed
+        if not self.on or onset is None or probed is None or t.old not in _MEASURED:
             return
         if len(self._pending) >= PENDING_MAX:
             self.dropped += 1
             self._frozen = None
             return
-        self._pending.append((t, frontends, address))
+        self._pending.append((t, frontends, address, onset, probed))
         self._frozen = None  # `pending` moved
 
     def settle(
@@ -98,40 +100,53 @@ class Convergence:
             failed = {a for op in planned if (a := getattr(op, "address", None)) is not None}
             failed -= written
         keep = []
-        record = self._record
+        # Inlined: a burst settles thousands at once, after the replies but before the next
+        # turn. The transitions of one turn share their `at`, hence their `write` stage.
+        (cq, cd, cw, ct), sums = self._counts, self._sums
+        sq = sd = sw = st = 0.0
+        n_written = n_unwritten = 0
+        recent = self._recent.append
+        at_before, write, w_bucket = None, 0.0, 0
         for entry in self._pending:
-            t, fes, address = entry
+            t, fes, address, onset, probed = entry
             if names is not None and fes and names.isdisjoint(fes):
                 keep.append(entry)  # not this pass's frontends
-            elif address in written:
-                record(t, replied)
-            elif address in failed:
-                keep.append(entry)
+                continue
+            put = address in written
+            if not put and address in failed:
+                keep.append(entry)  # waits for the retry
+                continue
+            at = t.at
+            queue, detect = at - probed, at - onset
+            if queue < 0.0:  # stamps from another clock in a test, or a clock step
+                queue = 0.0
+            if detect < 0.0:
+                detect = 0.0
+            cq[bisect_left(BOUNDS, queue)] += 1
+            cd[bisect_left(BOUNDS, detect)] += 1
+            sq += queue
+            sd += detect
+            if put:
+                if at != at_before:
+                    at_before, write = at, max(0.0, replied - at)
+                    w_bucket = bisect_left(BOUNDS, write)
+                cw[w_bucket] += 1
+                sw += write
+                ct[bisect_left(BOUNDS, detect + write)] += 1
+                st += detect + write
+                n_written += 1
+                recent((t, replied))
             else:
-                record(t, None)
+                n_unwritten += 1
+                recent((t, None))
+        sums[0] += sq
+        sums[1] += sd
+        sums[2] += sw
+        sums[3] += st
+        self.written += n_written
+        self.unwritten += n_unwritten
         self._pending = keep
         self._frozen = None
-
-    def _record(self, t: Transition, replied: float | None) -> None:
-        assert t.onset is not None and t.probed is not None  # only such transitions are noted
-        counts, sums = self._counts, self._sums
-        queue = max(0.0, t.at - t.probed)
-        detect = max(0.0, t.at - t.onset)
-        counts[0][bisect_left(BOUNDS, queue)] += 1
-        sums[0] += queue
-        counts[1][bisect_left(BOUNDS, detect)] += 1
-        sums[1] += detect
-        if replied is None:
-            self.unwritten += 1
-        else:
-            write = max(0.0, replied - t.at)
-            total = detect + write
-            counts[2][bisect_left(BOUNDS, write)] += 1
-            sums[2] += write
-            counts[3][bisect_left(BOUNDS, total)] += 1
-            sums[3] += total
-            self.written += 1
-        self._recent.append((t, replied))
 
     def stats(self) -> ConvergenceStats:
         """The frozen copy for the snapshot (built again only after something changed)."""
