@@ -1,8 +1,10 @@
-"""Convergence metrics: the reconciler's per-stage histograms, read from its snapshot.
+"""Convergence for readers: the reconciler's per-stage histograms as metrics, and its last
+few convergences for `GET /v1/status` (`maglevc show status`).
 
-Called by `maglev.daemon.metrics.MaglevCollector` on a scrape's connection thread; it reads the
-frozen `ConvergenceStats` of the latest snapshot only (the stages are defined in
-`maglev.reconcile.convergence` and the README's metrics section).
+Called by `maglev.daemon.metrics.MaglevCollector` on a scrape's connection thread and by the
+control API on its request threads; both read the frozen `ConvergenceStats` of the latest
+snapshot only (the stages are defined in `maglev.reconcile.convergence` and the README's
+metrics section).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from maglev.reconcile.snapshot import Histogram, Snapshot
+from maglev.reconcile.snapshot import Converged, ConvergenceStats, Histogram, Snapshot
 
 HELP = (
     "seconds a backend's change of health (up <-> down, decided by probes) took, per stage: "
@@ -53,3 +55,30 @@ def convergence_metrics(s: Snapshot) -> Iterator[Any]:
         "transitions waiting for the VPP write that carries their weight",
         value=float(c.pending),
     )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e3, 3)
+
+
+def _recent_doc(c: Converged) -> dict[str, Any]:
+    return {
+        "backend": c.backend,
+        "from": c.old.value,
+        "to": c.new.value,
+        "queue_ms": _ms(c.queue),
+        "detect_ms": _ms(c.detect),
+        "write_ms": _ms(c.write),  # None: no VPP write carried it (unwritten)
+        "total_ms": _ms(c.total),
+    }
+
+
+def convergence_doc(c: ConvergenceStats) -> dict[str, Any]:
+    """The outcomes so far and the last few convergences (oldest first), for the status."""
+    return {
+        "written": c.written,
+        "unwritten": c.unwritten,
+        "dropped": c.dropped,
+        "pending": c.pending,
+        "recent": [_recent_doc(r) for r in c.recent],
+    }

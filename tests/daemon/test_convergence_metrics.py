@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from maglev.cli.tables import status_text
+from maglev.daemon.convergence import convergence_doc
 from maglev.daemon.info import DaemonInfo
 from maglev.daemon.metrics import MaglevCollector, MetricsServer
 from maglev.health.scheduler import Scheduler
@@ -71,3 +73,35 @@ def test_metrics_parse_and_carry_the_convergence_histograms() -> None:
     assert by == {"written": 1.0, "unwritten": 1.0, "dropped": 0.0}
     pending = families["maglev_convergence_pending"]
     assert pending.type == "gauge" and pending.samples[0].value == 0.0
+
+
+def test_the_status_shows_the_last_convergences_stage_by_stage() -> None:
+    rig = Rig()
+    for name in ("a1", "a2", "b1"):
+        rig.probe(name, True)
+    rig.turn()
+    for name in ("a1", "b1"):
+        for _ in range(3):
+            rig.clock.advance(1.0)
+            rig.probe(name, False)
+            rig.turn(queued=0.25)
+            rig.clock.advance(-0.25)
+    doc = convergence_doc(rig.rec.snapshot.convergence)
+    assert {k: doc[k] for k in ("written", "unwritten", "dropped", "pending")} == {
+        "written": 1, "unwritten": 1, "dropped": 0, "pending": 0,
+    }  # fmt: skip
+    a1, b1 = doc["recent"]
+    assert (a1["backend"], a1["from"], a1["to"]) == ("a1", "up", "down")
+    assert (a1["queue_ms"], a1["detect_ms"], a1["write_ms"], a1["total_ms"]) == (
+        250.0, 2250.0, 4.0, 2254.0,
+    )  # fmt: skip
+    assert b1["backend"] == "b1" and b1["write_ms"] is None and b1["total_ms"] is None
+
+    lines = status_text({"convergence": doc}).splitlines()
+    assert lines[-2:] == [
+        "converged  backend a1 up -> down: queue 250.0 ms, detect 2250.0 ms, write 4.0 ms,"
+        " total 2254.0 ms",
+        "converged  backend b1 up -> down: queue 250.0 ms, detect 2250.0 ms, no VPP write"
+        " (unwritten)",
+    ]
+    assert "recent" not in "\n".join(lines[:-2])
