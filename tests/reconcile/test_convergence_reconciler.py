@@ -10,6 +10,7 @@ from typing import Any
 
 from maglev.clock import ManualClock
 from maglev.config import load_text
+from maglev.errors import VppError
 from maglev.model import ProbeResult, ProbeTarget, Reason
 from maglev.reconcile.reconciler import Reconciler
 from maglev.reconcile.snapshot import ConvergenceStats, Histogram
@@ -146,3 +147,44 @@ def test_a_dry_run_measures_nothing() -> None:
         rec.turn()
     assert rec.health["a1"].state.value == "down"
     assert rec.snapshot.convergence.pending == 0 and rec.snapshot.convergence.written == 0
+
+
+class FlakyLb(SlowLb):
+    """Fails the batch after `fail()`; the connection is lost with it."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.failing = False
+
+    def apply(self, ops: Sequence[Op], actual: Actual) -> Applied:
+        if self.failing:
+            self.failing = False
+            raise VppError("connection reset")
+        return super().apply(ops, actual)
+
+
+def test_a_failed_write_is_measured_to_the_reply_of_its_retry() -> None:
+    rig = Rig()
+    flaky = FlakyLb(rig.clock)
+    rig.lb = flaky
+    rig.rec = Reconciler(load_text(TEXT), rig.inbox, flaky, Streams(), clock=rig.clock)
+    for name in ("a1", "a2", "b1"):
+        rig.probe(name, True)
+    rig.turn()
+    flaky.failing = True
+    for _ in range(3):
+        rig.clock.advance(1.0)
+        rig.probe("a1", False)
+        rig.turn()
+    fell_at = rig.clock.now
+    assert rig.stats.pending == 1 and rig.stats.written == 0
+    for _ in range(30):  # until the link is back and a full sync has written
+        rig.clock.advance(1.0)
+        rig.turn()
+        if rig.stats.written:
+            break
+    s = rig.stats
+    assert (s.written, s.unwritten, s.pending) == (1, 0, 0)
+    (last,) = s.recent
+    assert last.write is not None and last.write > 1.0  # the outage is part of it
+    assert abs(last.write - (rig.clock.now - fell_at)) < 1e-9
