@@ -34,18 +34,15 @@ from collections.abc import Sequence, Set
 from maglev.health.state import Transition
 from maglev.model import BackendState, IPAddress
 from maglev.reconcile.snapshot import (
-    CONVERGENCE_BUCKETS as BOUNDS,
-)
-from maglev.reconcile.snapshot import (
-    CONVERGENCE_STAGES as STAGES,
-)
-from maglev.reconcile.snapshot import (
+    CONVERGENCE_BUCKETS,
+    CONVERGENCE_STAGES,
     Converged,
     ConvergenceStats,
     Histogram,
 )
 from maglev.vpp.ops import Op
 
+BOUNDS, STAGES = CONVERGENCE_BUCKETS, CONVERGENCE_STAGES  # the published value's own
 RECENT = 16  # the last convergences kept for `maglevc show status`
 PENDING_MAX = 65_536  # transitions waiting for a write (bounds memory while VPP is away)
 

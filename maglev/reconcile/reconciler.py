@@ -30,7 +30,8 @@ Ownership: VIPs in VPP that the config does not name are left alone and logged, 
 This module holds the loop, the per-message hot path and config install; `writing` writes to VPP.
 The rest runs on this thread over the state passed in: `backends`, `actions`, `link`, `startup`,
 the safety rules (`vantage`, `damping`, `slowstart`, `budget`; the mass-failure guard is the
-engine's), `desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`.
+engine's), `desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`,
+`convergence` (onset -> transition -> VPP reply, per stage).
 """
 
 from __future__ import annotations
