@@ -99,4 +99,20 @@ def status_text(doc: dict[str, Any]) -> str:
     head = {k: v for k, v in doc.items() if k not in own}
     if isinstance(head.get("config"), dict) and head["config"].get("reload_hold"):
         head["config"] = {**head["config"], "reload_hold": "HELD (see the first lines)"}
-    return "\n".join([*lines, render_kv(head)])
+    tail = []
+    if isinstance(conv := head.get("convergence"), dict):
+        head["convergence"] = {k: v for k, v in conv.items() if k != "recent"}
+        tail = [convergence_line(r) for r in conv.get("recent") or []]
+    return "\n".join([*lines, render_kv(head), *tail])
+
+
+def convergence_line(r: dict[str, Any]) -> str:
+    """One recent convergence (its API doc), stage by stage, in milliseconds."""
+    if r["total_ms"] is None:
+        to_vpp = "no VPP write (unwritten)"
+    else:
+        to_vpp = f"write {r['write_ms']:.1f} ms, total {r['total_ms']:.1f} ms"
+    return (
+        f"converged  backend {r['backend']} {r['from']} -> {r['to']}: queue {r['queue_ms']:.1f}"
+        f" ms, detect {r['detect_ms']:.1f} ms, {to_vpp}"
+    )

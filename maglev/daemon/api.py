@@ -20,6 +20,7 @@ from maglev import __version__, diff
 from maglev.config import load_text
 from maglev.daemon.bus import EventBus
 from maglev.daemon.control import ApiError
+from maglev.daemon.convergence import convergence_doc
 from maglev.daemon.docs import (
     HELD,
     Reload,
@@ -141,6 +142,7 @@ class DaemonApi:
                 for n, d in sorted(s.damping.items())
                 if d.suppressed and n in s.config.backends
             ],
+            "convergence": convergence_doc(s.convergence),
         }
 
     def _frontend_doc(self, s: Snapshot, name: str) -> dict[str, Any]:

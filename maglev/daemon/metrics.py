@@ -32,6 +32,7 @@ from prometheus_client.core import (
 
 from maglev import __version__, diff
 from maglev.config.fields import parse_host_port
+from maglev.daemon.convergence import convergence_metrics
 from maglev.daemon.info import DaemonInfo
 from maglev.health.scheduler import CheckerStats
 from maglev.model import BackendState
@@ -226,6 +227,7 @@ class MaglevCollector:
         yield from self._vantage(s)
         yield from self._damping(s)
         yield from self._budget(s)
+        yield from convergence_metrics(s)
         yield from self._vip_counters(s)
         yield from self._lb_errors()
 

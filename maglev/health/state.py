@@ -51,6 +51,11 @@ class Transition:
     new: BackendState
     reason: Reason | None  # None: an operator or config action, not a probe
     detail: str
+    # Probe timing, for the convergence metrics (monotonic; None: not caused by a probe).
+    # `onset`: when the first probe of the run that made it finished (the first failure of a
+    # fall, the first success of a rise); `probed`: when the deciding probe finished.
+    onset: float | None = None
+    probed: float | None = None
 
 
 _PROBING = (BackendState.UNKNOWN, BackendState.UP, BackendState.DOWN)
@@ -72,6 +77,7 @@ class BackendHealth:
         "_by_config",
         "_counter",
         "_history",
+        "_onset",
         "_state",
         "address",
         "check",
@@ -91,6 +97,7 @@ class BackendHealth:
         self.check = check
         self._history: deque[Transition] = deque(maxlen=history)
         self._counter = 0
+        self._onset = 0.0  # when the current run of results against the state began
         # True when `disabled` came from the config (enabled: false) rather than an operator:
         # a reload that sets enabled: true again may undo only what a reload did.
         self._by_config = not enabled
@@ -151,11 +158,14 @@ class BackendHealth:
         state = self._state
         if state is BackendState.UNKNOWN:
             self._counter = top if result.ok else 0
+            self._onset = result.at  # one probe decides: it is its own run
             return self._move(BackendState.UP if result.ok else BackendState.DOWN, now, result)
         if state is BackendState.UP:
             if result.ok:
                 self._counter = top
                 return None
+            if self._counter == top:  # the run's first failure: off the steady path
+                self._onset = result.at
             self._counter -= 1
             if self._counter < check.rise:
                 self._counter = 0
@@ -165,6 +175,8 @@ class BackendHealth:
         if not result.ok:
             self._counter = 0
             return None
+        if self._counter == 0:  # the run's first success
+            self._onset = result.at
         self._counter += 1
         if self._counter >= check.rise:
             self._counter = top
@@ -249,14 +261,13 @@ class BackendHealth:
         result: ProbeResult | None,
         detail: str = "",
     ) -> Transition:
-        t = Transition(
-            backend=self.name,
-            at=now,
-            old=self._state,
-            new=new,
-            reason=result.reason if result is not None else None,
-            detail=result.detail if result is not None else detail,
-        )
+        if result is None:
+            t = Transition(self.name, now, self._state, new, None, detail)
+        else:
+            t = Transition(
+                self.name, now, self._state, new, result.reason, result.detail,
+                self._onset, result.at,
+            )  # fmt: skip
         self._state = new
         self._history.append(t)
         return t

@@ -18,6 +18,7 @@ from maglev.clock import Clock
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
 from maglev.reconcile.budget import Budgets
+from maglev.reconcile.convergence import Convergence
 from maglev.reconcile.damping import Damping
 from maglev.reconcile.events import ReloadStatus
 from maglev.reconcile.explain import rule_of
@@ -65,6 +66,8 @@ class SnapshotSource(Protocol):
     def unmanaged(self) -> tuple[VipKey, ...]: ...
     @property
     def tally(self) -> Tally: ...
+    @property
+    def convergence(self) -> Convergence: ...
     @property
     def vip_counters(self) -> tuple[VipCounters, ...]: ...
     @property
@@ -139,6 +142,7 @@ def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) ->
             src.ramps.docs(config, src.overrides, src.clock.monotonic(), src.clock.wall())
         ),
         budget=MappingProxyType(src.budget.docs(src.clock.wall() - src.clock.monotonic())),
+        convergence=src.convergence.stats(),  # a frozen value, built again only after changes
     )
 
 

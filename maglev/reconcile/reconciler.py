@@ -30,7 +30,8 @@ Ownership: VIPs in VPP that the config does not name are left alone and logged, 
 This module holds the loop, the per-message hot path and config install; `writing` writes to VPP.
 The rest runs on this thread over the state passed in: `backends`, `actions`, `link`, `startup`,
 the safety rules (`vantage`, `damping`, `slowstart`, `budget`; the mass-failure guard is the
-engine's), `desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`.
+engine's), `desired`/`actual`/`plan` (the engine's input and output), `requests`, `publish`,
+`convergence` (onset -> transition -> VPP reply, per stage).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from maglev.reconcile.backends import (
     probe_streams,
 )
 from maglev.reconcile.budget import Budgets
+from maglev.reconcile.convergence import Convergence
 from maglev.reconcile.damping import Damping, DampingChange, tell
 from maglev.reconcile.desired import EncodedStates
 from maglev.reconcile.holds import Holds
@@ -156,6 +158,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._damp_said: list[DampingChange] = []  # told after the transitions
         self.ramps = Ramps(publish)  # slow start: ramps per (frontend, backend)
         self.budget = Budgets(publish)  # disruption budget: stepped changes per frontend
+        self.convergence = Convergence(on=not dry_run)  # onset -> transition -> VPP reply
         # Operator state (from the state file, None: nothing persisted): enforced by the first
         # config's install, so the first pass already writes it (restart neutrality).
         self._start_holds(state, state_file)
@@ -282,6 +285,8 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
             self._states.update(t.backend, state)
         fes = self._fe_of.get(t.backend, ())
         self.dirty.update(fes)
+        if t.probed is not None:  # a probe's verdict: measured until VPP has it
+            self.convergence.note(t, fes, self.health[t.backend].address)
         if state is t.new:  # a drain the vantage guard holds keeps its ramp
             self.ramps.on_transition(t, self.config, fes, self._serving, self.actual, t.at)
         self._said.append(t)  # logged and published once VPP has been written (`_tell`)

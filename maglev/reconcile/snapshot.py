@@ -60,6 +60,41 @@ class Histogram:
         return Histogram(self.bounds, tuple(counts), self.total + v, self.count + 1)
 
 
+# Convergence (`maglev.reconcile.convergence`): 1 ms (a write's replies) to 60 s (a slow healthcheck's fall x interval, or an outage).
+CONVERGENCE_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+    60.0,
+)  # fmt: skip
+CONVERGENCE_STAGES = ("queue", "detect", "write", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class Converged:
+    """One settled transition (seconds per stage; `write`, `total` None: nothing written)."""
+
+    backend: str
+    old: BackendState
+    new: BackendState
+    queue: float
+    detect: float
+    write: float | None
+    total: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConvergenceStats:
+    """What readers see: a histogram per stage, the outcomes, the last few convergences."""
+
+    stages: tuple[tuple[str, Histogram], ...] = tuple(
+        (s, Histogram.empty(CONVERGENCE_BUCKETS)) for s in CONVERGENCE_STAGES
+    )
+    written: int = 0  # measured to a VPP reply
+    unwritten: int = 0  # their first pass wrote nothing for them
+    dropped: int = 0  # beyond the transitions that may wait for a write: not measured
+    pending: int = 0  # waiting for a write now
+    recent: tuple[Converged, ...] = ()  # newest last
+
+
 @dataclass(frozen=True, slots=True)
 class Counters:
     passes: int = 0
@@ -109,6 +144,7 @@ class Snapshot:
     # frontend -> {step, steps, max_churn, share, indivisible, weights, target, next_step (wall
     # clock)} of each budgeted change in progress (`maglev.reconcile.budget`)
     budget: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    convergence: ConvergenceStats = field(default_factory=ConvergenceStats)  # per stage
 
 
 def _bucket(bounds: tuple[float, ...], v: float) -> int:

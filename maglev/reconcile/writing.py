@@ -23,6 +23,7 @@ from maglev.reconcile import churn
 from maglev.reconcile.actual import RankedActual
 from maglev.reconcile.budget import Budgets
 from maglev.reconcile.churn import FrontendIndex
+from maglev.reconcile.convergence import Convergence
 from maglev.reconcile.damping import Damping, DampingChange
 from maglev.reconcile.desired import EncodedStates, Layout, StateView, build_layout
 from maglev.reconcile.link import VppLink
@@ -73,6 +74,7 @@ class Writes:
     ramps: Ramps
     budget: Budgets
     tally: Tally
+    convergence: Convergence
     views: dict[str, ViewRef]
     publish: Callable[[dict[str, Any]], None]
     _states: EncodedStates | None
@@ -223,7 +225,7 @@ class Writes:
         self.views.update(views)
         if only is None:
             self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
-        ok = self._apply(plan, now)
+        ok = self._apply(plan, now, None if only is None else names)
         if ok and only is None:
             self.removed_vips = {k for k in self.removed_vips if k in self.actual}
         dt = time.perf_counter() - t0
@@ -232,9 +234,10 @@ class Writes:
         frontend_events(self.publish, before, views, self.first_sync_done, self.guard.held)
         return ok
 
-    def _apply(self, plan: Plan, now: float) -> bool:
+    def _apply(self, plan: Plan, now: float, names: set[str] | None) -> bool:
         assert self.actual is not None
         if not plan.ops:
+            self.convergence.settle(names, (), (), now)  # nothing to write for their changes
             return True
         log.info("%s", plan.summary())
         if log.isEnabledFor(logging.DEBUG):  # thousands of lines in a burst
@@ -254,6 +257,7 @@ class Writes:
             churn.log_report(report, dry_run=True)
             return True
         applied = self.lb.apply(plan.ops, self.actual)
+        replied = self.clock.monotonic()  # apply returns as the batch's last reply is read
         if self._ranked is not None:
             self._ranked.record_all(applied.done)
         self.tally.ops_ok += len(applied.done)
@@ -265,6 +269,7 @@ class Writes:
         )
         churn.log_report(report)
         self.tally.buckets_moved(report)
+        self.convergence.settle(names, applied.done, plan.ops, replied)
         if applied.failed:
             # Our view may be wrong now: re-read VPP soon and retry what is still missing.
             self.next_sync = min(self.next_sync, now + RETRY_AFTER_FAILURE)
