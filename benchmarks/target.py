@@ -134,6 +134,32 @@ def cleanup(target: VppTarget) -> int:
         conn.disconnect()
 
 
+def vpp_lines(
+    target: VppTarget | None, conf: LbConf | None, sync_interval: str, max_delay: str
+) -> list[str]:
+    """maglevd's `vpp:` lines after `api-socket`: for a real VPP its API files and stats socket,
+    and its own global lb conf (so maglevd sends it no lb_conf); for the emulator the suites'
+    usual source address."""
+    lines = []
+    if target is not None and target.api_dir:
+        lines.append(f"  api-dir: {target.api_dir}")
+    if target is not None and target.stats_socket:
+        lines.append(f"  stats-socket: {target.stats_socket}")
+    if conf is None:
+        src = "ip4-src-address: 198.51.100.1"
+    else:
+        src = (
+            f"ip4-src-address: {conf.ip4_src_address}, ip6-src-address: {conf.ip6_src_address},"
+            f" sticky-buckets-per-core: {conf.sticky_buckets_per_core},"
+            f" flow-timeout: {conf.flow_timeout}s"
+        )
+    lines.append(
+        f"  lb: {{{src}, sync-interval: {sync_interval}, startup-min-delay: 0s,"
+        f" startup-max-delay: {max_delay}}}"
+    )
+    return lines
+
+
 # ---- CPU -------------------------------------------------------------------------------------
 
 
@@ -205,9 +231,20 @@ class CpuWindow:
         return None if v != v else 100.0 * v / self.wall  # NaN: could not be read
 
     def verdict(self) -> str:
-        return verdict(
-            self.vpp.label if self.vpp else "VPP", self.pct(self.vpp), self.pct(self.maglev)
+        text = verdict(
+            self.vpp.label if self.vpp else "VPP",
+            self.pct(self.vpp),
+            self.pct(self.maglev),
+            self.maglev.label,
         )
+        # /proc counts CPU in clock ticks (10 ms at the usual 100 Hz): a short window cannot
+        # show a small share, so say so rather than let "0%" pass for idle.
+        if self.wall * _CLK_TCK < 100:
+            text += (
+                f" (window {self.wall * 1e3:.0f} ms, CPU counted in {1e3 / _CLK_TCK:.0f} ms "
+                "ticks: too short to judge)"
+            )
+        return text
 
     def figures(self) -> dict[str, float]:
         out = {}
@@ -221,7 +258,9 @@ class CpuWindow:
 BUSY_PCT = 70.0  # above this a single-threaded side is taken to be saturated
 
 
-def verdict(vpp_label: str, vpp_pct: float | None, maglev_pct: float | None) -> str:
+def verdict(
+    vpp_label: str, vpp_pct: float | None, maglev_pct: float | None, client: str = "maglev"
+) -> str:
     """'VPP main thread 91% CPU, maglev 14%: VPP-bound'. The bound is the side that is busy
     (a single thread near 100% cannot go faster) and busier than the other; when neither is
     busy the time went to waiting (round trips, I/O), which is said rather than guessed."""
@@ -229,12 +268,14 @@ def verdict(vpp_label: str, vpp_pct: float | None, maglev_pct: float | None) -> 
         known = (
             f"{vpp_label} {vpp_pct:.0f}% CPU" if vpp_pct is not None else f"{vpp_label} CPU unknown"
         )
-        known += f", maglev {maglev_pct:.0f}%" if maglev_pct is not None else ", maglev unknown"
+        known += (
+            f", {client} {maglev_pct:.0f}%" if maglev_pct is not None else f", {client} unknown"
+        )
         return f"{known}: bound unknown (VPP not local, or no pid)"
-    text = f"{vpp_label} {vpp_pct:.0f}% CPU, maglev {maglev_pct:.0f}%"
+    text = f"{vpp_label} {vpp_pct:.0f}% CPU, {client} {maglev_pct:.0f}%"
     if max(vpp_pct, maglev_pct) < BUSY_PCT:
         return f"{text}: neither CPU-bound (waiting)"
-    return f"{text}: {'VPP' if vpp_pct >= maglev_pct else 'maglev'}-bound"
+    return f"{text}: {'VPP' if vpp_pct >= maglev_pct else client}-bound"
 
 
 def vpp_subject(
