@@ -31,6 +31,7 @@ from benchmarks.target import (
 )
 from maglev.vpp import apidefs
 from maglev.vpp.dumper import read_lb_state
+from maglev.vpp.lb import LbConf
 from maglev.vpp.papi import LbCall, VppConnection
 
 BIN = pathlib.Path(sys.executable).parent
@@ -144,6 +145,19 @@ def _live(t: VppTarget) -> tuple[list[str], int]:
     return [str(v.prefix) for v in st.vips], len(st.ases)
 
 
+def _conf(t: VppTarget, set_to: dict[str, object] | None = None) -> LbConf | None:
+    """VPP's global lb conf (after setting it to `set_to`, when given)."""
+    conn = VppConnection(t.socket, t.api_files())
+    conn.connect()
+    try:
+        if set_to is not None:
+            (r,) = conn.pipeline([LbCall("lb_conf", set_to)])
+            assert r.ok
+        return read_lb_state(conn, with_sticky=False).conf
+    finally:
+        conn.disconnect()
+
+
 def _add_vip(t: VppTarget, prefix: str) -> None:
     conn = VppConnection(t.socket, t.api_files())
     conn.connect()
@@ -184,6 +198,11 @@ def test_program_suite_runs_against_a_vpp_socket_and_cleans_up(
 ) -> None:
     target, _ = users_vpp
     _add_vip(target, "10.9.9.9/32")  # the operator's own VIP must survive the run
+    # The operator's global lb conf, not the suites' usual one: it must be left as it is.
+    conf = _conf(target, {"ip4_src_address": ipaddress.IPv4Address("192.0.2.1"),
+                          "ip6_src_address": ipaddress.IPv6Address("2001:db8::7"),
+                          "sticky_buckets_per_core": 2048, "flow_timeout": 30})  # fmt: skip
+    assert conf is not None and conf.flow_timeout == 30
     r = subprocess.run(
         [str(BIN / "maglev-bench"), "program", "--smoke", "--results", str(tmp_path / "r"),
          "--vpp-socket", target.socket, "--api-dir", str(target.api_dir)],
@@ -196,5 +215,29 @@ def test_program_suite_runs_against_a_vpp_socket_and_cleans_up(
     assert "CPU maglev (%)" in res["figures"]
     assert any(n.startswith("batched bursts: VPP main thread ") for n in res["notes"])
     assert _live(target) == (["10.9.9.9/32"], 0)  # everything the suite made is gone
+    assert _conf(target) == conf
     # A second run finds the VPP as clean as before.
     assert cleanup(target) == 0
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("suite", ["e2e", "reload", "vppsim"])
+def test_other_suites_run_against_a_vpp_socket_and_clean_up(
+    suite: str, users_vpp: tuple[VppTarget, int], tmp_path: pathlib.Path
+) -> None:
+    target, _ = users_vpp
+    conf = _conf(target)
+    r = subprocess.run(
+        [str(BIN / "maglev-bench"), suite, "--smoke", "--results", str(tmp_path / "r"),
+         "--vpp-socket", target.socket, "--api-dir", str(target.api_dir)],
+        capture_output=True, text=True, timeout=380,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "r").iterdir())
+    (res,) = json.loads((run_dir / "results.json").read_text())["results"]
+    assert f"the VPP at {target.socket}" in res["setup"]
+    assert any("VPP main thread " in n for n in res["notes"]), res["notes"]
+    assert _live(target) == ([], 0)
+    assert _conf(target) == conf
