@@ -34,6 +34,8 @@ from maglev.vpp.papi import VppConnection
 # Suites that program VPP through its API and so can run against a real one; the others measure
 # maglev alone (diff, table, churn), a checker farm, or need the emulator's internals (fault).
 EXTERNAL_SUITES = ("program", "e2e", "reload", "vppsim")
+# Options a suite uses beyond the socket: only maglevd (e2e, reload) reads the stats socket.
+OPTION_SUITES = {"--vpp-stats-socket": ("e2e", "reload")}
 BENCH_RANGE = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -73,6 +75,14 @@ def refused_options(suites: tuple[str, ...], given: dict[str, object]) -> str | 
             f"{', '.join(named)} cannot be used with suite(s) {', '.join(other)}: only "
             f"{', '.join(EXTERNAL_SUITES)} run against a VPP"
         )
+    for opt in named:
+        users = OPTION_SUITES.get(opt)
+        unused = [s for s in suites if users is not None and s not in users]
+        if unused:
+            return (
+                f"{opt} cannot be used with suite(s) {', '.join(unused)}: only "
+                f"{', '.join(users or ())} read it"
+            )
     return None
 
 

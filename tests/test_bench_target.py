@@ -49,6 +49,15 @@ def test_options_for_a_suite_that_cannot_use_them_are_refused_by_name() -> None:
     assert msg is not None and "--vpp-socket" in msg and "diff" in msg and "program" not in msg[:30]
 
 
+def test_the_stats_socket_only_for_the_suites_that_read_it() -> None:
+    given = {"--vpp-socket": "/a", "--vpp-stats-socket": "/s"}
+    assert refused_options(("e2e", "reload"), given) is None
+    msg = refused_options(("reload", "program"), given)
+    assert (
+        msg == "--vpp-stats-socket cannot be used with suite(s) program: only e2e, reload read it"
+    )
+
+
 def test_target_options_without_a_socket_are_refused() -> None:
     msg = refused_options(("program",), {"--vpp-socket": None, "--api-dir": "/usr/share/vpp/api"})
     assert msg is not None and msg.startswith("--api-dir needs --vpp-socket")
