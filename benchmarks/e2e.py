@@ -33,6 +33,7 @@ from benchmarks.target import (
     Subject,
     VppTarget,
     cleanup,
+    in_range,
     prepare,
     vpp_lines,
     vpp_subject,
@@ -89,7 +90,8 @@ def _live_weights(sock: str, files: list[str]) -> dict[str, int]:
         st = read_lb_state(conn, with_sticky=False)
     finally:
         conn.disconnect()
-    return {str(a.address): a.weight for a in st.ases}
+    # Only the suite's VIPs: a real VPP may carry others, which are none of its business.
+    return {str(a.address): a.weight for a in st.ases if in_range(a.vip[0])}
 
 
 class DumpWatch:
@@ -111,6 +113,8 @@ class DumpWatch:
                 st = read_lb_state(self.conn, with_sticky=False)
                 now = time.monotonic()
                 for a in st.ases:
+                    if not in_range(a.vip[0]):
+                        continue
                     addr = str(a.address)
                     if a.weight == 0 and addr in self.watched and addr not in self.seen:
                         self.seen[addr] = now

@@ -95,7 +95,8 @@ def _connect(target: VppTarget, name: str) -> VppConnection:
     return conn
 
 
-def _in_range(net: IPNetwork) -> bool:
+def in_range(net: IPNetwork) -> bool:
+    """Whether `net` lies in the benchmark range (is one of the suites' VIPs)."""
     return net.version == 4 and net.subnet_of(BENCH_RANGE)  # type: ignore[arg-type]
 
 
@@ -109,7 +110,7 @@ def prepare(target: VppTarget) -> LbConf | None:
         state = read_lb_state(conn, with_sticky=False)
     finally:
         conn.disconnect()
-    taken = [v for v in state.vips if _in_range(v.prefix)]
+    taken = [v for v in state.vips if in_range(v.prefix)]
     if taken:
         shown = ", ".join(f"{v.prefix} port {v.port}" for v in taken[:5])
         raise Occupied(
@@ -132,7 +133,7 @@ def cleanup(target: VppTarget) -> int:
     try:
         state = read_lb_state(conn, with_sticky=False)
         ops: list[Op] = []
-        mine = {v.key for v in state.vips if _in_range(v.prefix)}
+        mine = {v.key for v in state.vips if in_range(v.prefix)}
         for a in state.ases:
             if a.vip in mine:
                 ops.append(DeleteAs(*a.vip, a.address, True))

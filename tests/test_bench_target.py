@@ -167,14 +167,18 @@ def _conf(t: VppTarget, set_to: dict[str, object] | None = None) -> LbConf | Non
         conn.disconnect()
 
 
-def _add_vip(t: VppTarget, prefix: str) -> None:
+def _add_vip(t: VppTarget, prefix: str, backend: str | None = None) -> None:
+    """An operator's VIP (with one AS when `backend` is given)."""
     conn = VppConnection(t.socket, t.api_files())
     conn.connect()
+    key = {"pfx": ipaddress.ip_network(prefix), "protocol": 6, "port": 80}
+    calls = [LbCall("lb_add_del_vip_v2", {**key, "encap": 0, "new_flows_table_length": 1024,
+                                          "is_del": False})]  # fmt: skip
+    if backend is not None:
+        calls.append(LbCall("lb_add_del_as_v2", {**key, "weight": 100, "is_del": False,
+                                                 "as_address": ipaddress.ip_address(backend)}))  # fmt: skip
     try:
-        (r,) = conn.pipeline([LbCall("lb_add_del_vip_v2", {
-            "pfx": ipaddress.ip_network(prefix), "protocol": 6, "port": 80, "encap": 0,
-            "new_flows_table_length": 1024, "is_del": False})])  # fmt: skip
-        assert r.ok
+        assert all(r.ok for r in conn.pipeline(calls))
     finally:
         conn.disconnect()
 
@@ -237,6 +241,7 @@ def test_other_suites_run_against_a_vpp_socket_and_clean_up(
     suite: str, users_vpp: tuple[VppTarget, int], tmp_path: pathlib.Path
 ) -> None:
     target, _ = users_vpp
+    _add_vip(target, "10.9.9.9/32", "10.8.8.8")  # the operator's, outside the range: kept
     conf = _conf(target)
     r = subprocess.run(
         [str(BIN / "maglev-bench"), suite, "--smoke", "--results", str(tmp_path / "r"),
@@ -248,5 +253,5 @@ def test_other_suites_run_against_a_vpp_socket_and_clean_up(
     (res,) = json.loads((run_dir / "results.json").read_text())["results"]
     assert f"the VPP at {target.socket}" in res["setup"]
     assert any("VPP main thread " in n for n in res["notes"]), res["notes"]
-    assert _live(target) == ([], 0)
+    assert _live(target) == (["10.9.9.9/32"], 1)
     assert _conf(target) == conf
