@@ -8,6 +8,10 @@ once (their listeners closed: connects are refused). Reported: the distribution 
 the kill to the weight-0 `lb_as_set_weight` arriving at VPP, next to the theoretical floor
 (fall x fast-interval; the first failure can come up to one `interval` after the kill).
 
+With `--vpp-socket` it runs against a VPP the user has (`benchmarks.target`): weight 0 is then
+seen by polling VPP's AS dump. CPU of VPP (or the emulator's thread) and of maglevd is sampled
+over the kill rounds.
+
 `python -m benchmarks.e2e [--smoke]`, or through `maglev-bench e2e`.
 """
 

@@ -14,6 +14,10 @@ garbage-collector policy, INFO logging: one line per transition, written to a fi
 the time until the reconciler's turn is over (view of VPP updated, snapshot published) is
 reported beside it.
 
+With `maglev-bench program --vpp-socket PATH` the same runs against a VPP the user has
+(`benchmarks.target`: refused when it has VIPs in the benchmark range, cleaned up after). The CPU
+of VPP and of this process is sampled over the batched bursts and the bound named in a note.
+
 `python -m benchmarks.program [--smoke]`, or through `maglev-bench program`.
 """
 

@@ -18,6 +18,10 @@ already loaded (as in the daemon): how long parsing and validating take, and the
 by a thread ticking every 1 ms meanwhile (the stall probes and VPP writes would see), for the
 full config, the bomb, and a 4 MiB document at the node limit (the worst rejected input).
 
+With `--vpp-socket` it runs against a VPP the user has (`benchmarks.target`): writes are then
+counted by maglevd's own counters. CPU of VPP (or the emulator's thread) and of maglevd is
+sampled from each changing reload's rename to convergence.
+
 `python -m benchmarks.reload [--smoke]`, or through `maglev-bench reload`.
 """
 

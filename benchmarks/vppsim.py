@@ -11,6 +11,9 @@ weight (so the emulator recomputes the VIP's bucket counts each time). Figures:
   (the reference's manual pipeline), which is what maglev's client can reach;
 - vpp-papi sync: one call at a time.
 
+With `--vpp-socket` the socket figures are taken against a VPP the user has (`benchmarks.target`;
+the in-process handler rate is the emulator's alone and is left out).
+
 `python -m benchmarks.vppsim [--smoke]`, or through `maglev-bench vppsim`.
 """
 
