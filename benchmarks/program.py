@@ -14,12 +14,17 @@ garbage-collector policy, INFO logging: one line per transition, written to a fi
 the time until the reconciler's turn is over (view of VPP updated, snapshot published) is
 reported beside it.
 
+With `maglev-bench program --vpp-socket PATH` the same runs against a VPP the user has
+(`benchmarks.target`: refused when it has VIPs in the benchmark range, cleaned up after). The CPU
+of VPP and of this process is sampled over the batched bursts and the bound named in a note.
+
 `python -m benchmarks.program [--smoke]`, or through `maglev-bench program`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -36,6 +41,7 @@ from types import MappingProxyType
 from typing import Any
 
 from benchmarks.common import percentile, ratio, stat, suite_result
+from benchmarks.target import CpuWindow, Subject, VppTarget, cleanup, prepare, vpp_subject, where
 from maglev.daemon import memory
 from maglev.daemon.logsetup import TEXT_FORMAT
 from maglev.health.state import Phase
@@ -58,6 +64,7 @@ from maglev.model import (
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp import apidefs
 from maglev.vpp.client import PapiLb
+from maglev.vpp.lb import LbConf
 from maglev.vpp.papi import LbCall, VppConnection
 
 TARGET_RATIO = 10.0
@@ -82,7 +89,9 @@ class NoStreams:
         pass
 
 
-def make_config(socket_path: str, frontends: int, per: int) -> Config:
+def make_config(socket_path: str, frontends: int, per: int, conf: LbConf | None = None) -> Config:
+    """The suite's config; with `conf` (a real VPP's global lb settings) it asks for exactly
+    those, so maglev sends that VPP no lb_conf."""
     hc = HealthCheck("hc", CheckType.TCP, port=80, rise=1, fall=1)
     backends: dict[str, Backend] = {}
     fes: dict[str, Frontend] = {}
@@ -103,6 +112,14 @@ def make_config(socket_path: str, frontends: int, per: int) -> Config:
         startup_min_delay=0.0,
         startup_max_delay=0.0,
     )
+    if conf is not None:
+        lb = dataclasses.replace(
+            lb,
+            ip4_src_address=ipaddress.IPv4Address(conf.ip4_src_address),
+            ip6_src_address=ipaddress.IPv6Address(conf.ip6_src_address),
+            sticky_buckets_per_core=conf.sticky_buckets_per_core,
+            flow_timeout=float(conf.flow_timeout),
+        )
     return Config(
         vpp=VppSettings(api_socket=socket_path, lb=lb),
         healthchecks=MappingProxyType({"hc": hc}),
@@ -126,16 +143,22 @@ def results(
     return out
 
 
-def run(smoke: bool = False) -> dict[str, Any]:
+def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
     frontends, per = (40, 32) if smoke else (1000, 32)
     reps = 2 if smoke else 3
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="maglev-bench-program-"))
-    sock = str(tmp / "api.sock")
-    sim = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "maglev-vppsim"), "--socket", sock],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sim = None
+    conf: LbConf | None = None
+    if target is None:
+        sock = str(tmp / "api.sock")
+        sim = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "maglev-vppsim"), "--socket", sock],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    else:
+        sock = target.socket
+        conf = prepare(target)  # refuses a VPP with VIPs where ours go
     # maglevd logs at INFO: every transition is a log line (here to a file, as to a journal).
     logger = logging.getLogger("maglev")
     handler = logging.FileHandler(tmp / "maglev.log")
@@ -147,23 +170,37 @@ def run(smoke: bool = False) -> dict[str, Any]:
     try:
         deadline = time.monotonic() + 20
         while not os.path.exists(sock):
-            if time.monotonic() > deadline or sim.poll() is not None:
+            if time.monotonic() > deadline or (sim is not None and sim.poll() is not None):
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.05)
-        return _measure(sock, tmp, frontends, per, reps, smoke)
+        vpp = vpp_subject(target, sim.pid if sim is not None else None)
+        return _measure(sock, tmp, frontends, per, reps, smoke, target, conf, vpp)
     finally:
         logger.removeHandler(handler)
         handler.close()
         logger.level, logger.propagate = saved
-        sim.terminate()
-        sim.wait(10)
+        if sim is not None:
+            sim.terminate()
+            sim.wait(10)
+        if target is not None:
+            cleanup(target)
 
 
 def _measure(
-    sock: str, tmp: pathlib.Path, frontends: int, per: int, reps: int, smoke: bool
+    sock: str,
+    tmp: pathlib.Path,
+    frontends: int,
+    per: int,
+    reps: int,
+    smoke: bool,
+    target: VppTarget | None,
+    conf: LbConf | None,
+    vpp_cpu: Subject | None,
 ) -> dict[str, Any]:
-    cfg = make_config(sock, frontends, per)
-    files = apidefs.generate(tmp / "defs")
+    cfg = make_config(sock, frontends, per, conf)
+    files = apidefs.generate(tmp / "defs") if target is None else target.api_files()
+    # Sampled over the batched bursts only: the sync loop's CPU is vpp-papi's, not maglev's.
+    window = CpuWindow(vpp_cpu, Subject("maglev", os.getpid()))
     inbox: queue.Queue[Any] = queue.Queue()
     streams = NoStreams()
     conn = VppConnection(sock, files, read_timeout=60)
@@ -193,11 +230,12 @@ def _measure(
         chosen = rng.sample(names, batch_n)
         ops_before = rec.snapshot.counters.ops_ok
         failures = results(cfg, chosen, False, streams)  # made by the workers, before
-        t0 = time.perf_counter()
-        for r in failures:
-            inbox.put(r)
-        rec.turn()
-        turns.append(time.perf_counter() - t0)
+        with window.measure():
+            t0 = time.perf_counter()
+            for r in failures:
+                inbox.put(r)
+            rec.turn()
+            turns.append(time.perf_counter() - t0)
         batched.append(conn.last_reply_at - t0)
         assert rec.snapshot.counters.ops_ok - ops_before == batch_n, "batch incomplete"
         for r in results(cfg, chosen, True, streams):  # restore (not measured)
@@ -233,10 +271,13 @@ def _measure(
             lat.append(conn.last_reply_at - t0)
     rec.lb.disconnect()
     r = min(syncs) / max(min(batched), 1e-9)
+    on = f"on {where(target)}" + ("" if target else " (own process)")
+    notes = ["smoke size: figures are not meaningful"] if smoke else []
+    notes.append(f"batched bursts: {window.verdict()}")
     return suite_result(
         "program",
-        f"{frontends} frontends x {per} backends = {frontends * per} ASes on the emulator (own "
-        f"process); {batch_n} backends fail at once",
+        f"{frontends} frontends x {per} backends = {frontends * per} ASes {on}; "
+        f"{batch_n} backends fail at once",
         figures={
             "initial programming (s)": stat([setup_s], "s"),
             f"batched: {batch_n} events -> last reply": stat(batched, "s"),
@@ -245,10 +286,11 @@ def _measure(
             "batched: weight changes per second": stat([batch_n / b for b in batched], "/s"),
             "one transition -> reply p50": stat([percentile(lat, 50)], "s"),
             "one transition -> reply p99": stat([percentile(lat, 99)], "s"),
+            **{k: stat([v], "%") for k, v in window.figures().items()},
         },
         ratios={"batched vs sync loop": ratio(r, TARGET_RATIO)},
         samples={"transition latency (ms)": [x * 1e3 for x in lat]},
-        notes=["smoke size: figures are not meaningful"] if smoke else [],
+        notes=notes,
     )
 
 

@@ -18,6 +18,10 @@ already loaded (as in the daemon): how long parsing and validating take, and the
 by a thread ticking every 1 ms meanwhile (the stall probes and VPP writes would see), for the
 full config, the bomb, and a 4 MiB document at the node limit (the worst rejected input).
 
+With `--vpp-socket` it runs against a VPP the user has (`benchmarks.target`): writes are then
+counted by maglevd's own counters. CPU of VPP (or the emulator's thread) and of maglevd is
+sampled from each changing reload's rename to convergence.
+
 `python -m benchmarks.reload [--smoke]`, or through `maglev-bench reload`.
 """
 
@@ -39,23 +43,36 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import frontend_yaml, progress, stat, suite_result
+from benchmarks.target import (
+    CpuWindow,
+    Subject,
+    VppTarget,
+    cleanup,
+    prepare,
+    vpp_lines,
+    vpp_subject,
+    where,
+)
 from maglev.cli.client import ControlClient
 from maglev.config import limits, load_text
 from maglev.errors import ConfigError, ConfigInvalid
+from maglev.vpp.lb import LbConf
 from maglev.vppsim import Emulator
 
 BIN = pathlib.Path(sys.executable).parent
 PER = 20
 
 
-def config_text(sock: str, ctl: str, frontends: int, changed: int = 0, extra: int = 0) -> str:
-    lines = [
-        "vpp:",
-        f"  api-socket: {sock}",
-        "  lb: {ip4-src-address: 198.51.100.1, sync-interval: 1h, startup-min-delay: 0s,",
-        "       startup-max-delay: 1s}",
-        "backends:",
-    ]
+def config_text(
+    sock: str,
+    ctl: str,
+    frontends: int,
+    changed: int = 0,
+    extra: int = 0,
+    target: VppTarget | None = None,
+    conf: LbConf | None = None,
+) -> str:
+    lines = ["vpp:", f"  api-socket: {sock}", *vpp_lines(target, conf, "1h", "1s"), "backends:"]
     total = frontends + extra
     for i in range(total * PER):
         lines.append(f"  b{i}: {{address: {ipaddress.IPv4Address(0x0A000000 + i + 1)}}}")
@@ -184,12 +201,30 @@ def replace(path: pathlib.Path, text: str) -> None:
     os.rename(tmp, path)
 
 
-def wait_writes(emu: Emulator, target: int, timeout: float, proc: subprocess.Popen[bytes]) -> float:
-    """Seconds until the emulator has received `target` writes in total."""
+def daemon_writes(ctl: str) -> Callable[[], int]:
+    """Writes as maglevd counts them (ops sent, ok or failed), for a VPP outside this process;
+    0 until its control socket answers. Published when a reconciler turn is over, so a little
+    later than the last reply."""
+    client = ControlClient(socket_path=ctl, timeout=600)
+
+    def count() -> int:
+        try:
+            rec = client.request("GET", "/v1/status").get("reconciler", {})
+        except Exception:  # not up yet
+            return 0
+        return int(rec.get("ops_ok", 0)) + int(rec.get("ops_failed", 0))
+
+    return count
+
+
+def wait_writes(
+    writes: Callable[[], int], target: int, timeout: float, proc: subprocess.Popen[bytes]
+) -> float:
+    """Seconds until `writes()` (VPP writes so far) reaches `target`."""
     t0 = time.monotonic()
-    while emu.write_count < target:
+    while (n := writes()) < target:
         if time.monotonic() - t0 > timeout or proc.poll() is not None:
-            raise RuntimeError(f"only {emu.write_count} of {target} writes arrived")
+            raise RuntimeError(f"only {n} of {target} writes arrived")
         time.sleep(0.005)
     return time.monotonic() - t0
 
@@ -213,27 +248,39 @@ def wait_reload(ctl: str, since: float | None, timeout: float) -> dict[str, Any]
     raise RuntimeError("the daemon did not finish the reload")
 
 
-def settle(emu: Emulator, quiet: float = 2.0) -> int:
+def settle(writes: Callable[[], int], quiet: float = 2.0) -> int:
     """Wait until no write arrived for `quiet` seconds; returns the write count."""
-    last, since = emu.write_count, time.monotonic()
+    last, since = writes(), time.monotonic()
     while time.monotonic() - since < quiet:
         time.sleep(0.05)
-        if emu.write_count != last:
-            last, since = emu.write_count, time.monotonic()
+        if (n := writes()) != last:
+            last, since = n, time.monotonic()
     return last
 
 
-def run(smoke: bool = False) -> dict[str, Any]:
+def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
     frontends = 40 if smoke else 2000
     changed, extra = frontends // 10, max(1, frontends // 100)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="maglev-bench-reload-"))
-    sock, ctl = str(tmp / "api.sock"), str(tmp / "ctl.sock")
+    ctl = str(tmp / "ctl.sock")
+    conf = None
+    if target is None:
+        sock = str(tmp / "api.sock")
+    else:
+        sock = target.socket
+        conf = prepare(target)  # refuses a VPP with VIPs where ours go
     cfg = tmp / "maglev.yaml"
-    base = config_text(sock, ctl, frontends)
+    base = config_text(sock, ctl, frontends, target=target, conf=conf)
     cfg.write_text(base)
     loader = loader_figures(base, smoke)
-    emu = Emulator(sock)
-    emu.start()
+    emu: Emulator | None = None
+    if target is None:
+        emu = Emulator(sock)
+        emu.start()
+        em = emu
+        writes: Callable[[], int] = lambda: em.write_count  # noqa: E731 - counted where they land
+    else:
+        writes = daemon_writes(ctl)
     log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [
@@ -251,9 +298,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
     )
     try:
         initial_writes = frontends * (PER + 1)  # create VIP + add ASes
-        t_initial = wait_writes(emu, initial_writes, 600, proc)
-        settle(emu)
-        w0 = emu.write_count
+        t_initial = wait_writes(writes, initial_writes, 600, proc)
+        settle(writes)
+        w0 = writes()
         # No-op reloads: comment only (rename), SIGHUP, then an explicit full sync; each waits
         # for the previous one to finish, so they do not overlap.
         since = status(ctl).get("config", {}).get("last_reload", {}).get("at")
@@ -265,25 +312,29 @@ def run(smoke: bool = False) -> dict[str, Any]:
             [str(BIN / "maglevc"), "--socket", ctl, "--timeout", "600", "sync", "vpp", "lb", "state"],
             check=True, capture_output=True, timeout=660,
         )  # fmt: skip
-        noop_writes = settle(emu) - w0
+        noop_writes = settle(writes) - w0
         load_s = [float(first.get("load_seconds", 0.0)), float(second.get("load_seconds", 0.0))]
         # Changing reloads, alternating: 10% of the frontends' weights and 1% more frontends,
         # then back (the same number of writes each way). The first is the warm-up.
         expected = changed * PER + extra * (PER + 1)
-        changed_text = config_text(sock, ctl, frontends, changed, extra)
+        changed_text = config_text(sock, ctl, frontends, changed, extra, target, conf)
         t_reloads: list[float] = []
         reads: list[float] = list(load_s)
         applied: list[float] = []
         extra_writes = 0
         since = second["at"]
         rounds = 2 if smoke else 4
+        vpp = vpp_subject(target, os.getpid() if emu else None, emu.thread_id if emu else None)
+        window = CpuWindow(vpp, Subject("maglev", proc.pid))
         with progress(range(rounds), f"reload: {rounds} changing reloads") as bar:
             for rnd in bar:
-                w1 = emu.write_count
-                t0 = time.monotonic()
-                replace(cfg, changed_text if rnd % 2 == 0 else base)
-                t = time.monotonic() - t0 + wait_writes(emu, w1 + expected, 600, proc)
-                extra_writes += settle(emu) - w1 - expected
+                w1 = writes()
+                # Sampled from the rename to convergence, not over the quiet settling after.
+                with window.measure():
+                    t0 = time.monotonic()
+                    replace(cfg, changed_text if rnd % 2 == 0 else base)
+                    t = time.monotonic() - t0 + wait_writes(writes, w1 + expected, 600, proc)
+                extra_writes += settle(writes) - w1 - expected
                 last = wait_reload(ctl, since, 600)
                 since = last["at"]
                 if rnd > 0:
@@ -298,11 +349,17 @@ def run(smoke: bool = False) -> dict[str, Any]:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
-        emu.stop()
+        if emu is not None:
+            emu.stop()
+        if target is not None:
+            cleanup(target)
+    notes = [f"logs in {tmp}", f"changing reloads: {window.verdict()}"]
+    if target is not None:
+        notes.append("writes as maglevd counts them (published at the end of each turn)")
     return suite_result(
         "reload",
         f"maglevd process, {frontends} frontends x {PER} = {frontends * PER} backends (no "
-        f"healthchecks); emulator in-process",
+        f"healthchecks); {'emulator in-process' if emu else where(target)}",
         figures={
             f"initial programming ({initial_writes} writes)": stat([t_initial], "s"),
             f"reload, file replaced -> VPP converged ({expected} writes)": stat(t_reloads, "s"),
@@ -316,8 +373,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
             "alias bomb: slowest status round trip meanwhile": stat([bomb_status], "s"),
             "slowest status round trip in the second before": stat([idle_status], "s"),
             **loader,
+            **{k: stat([v], "%") for k, v in window.figures().items()},
         },
-        notes=[f"logs in {tmp}"] + (["smoke size: figures are not meaningful"] if smoke else []),
+        notes=notes + (["smoke size: figures are not meaningful"] if smoke else []),
     )
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from benchmarks.target import VppTarget, refused_options
+
 SUITES = ("diff", "table", "vppsim", "program", "checker", "e2e", "reload", "fault", "churn")
 
 
@@ -173,16 +175,35 @@ def compare(results: list[dict[str, Any]], old_path: str, threshold: float) -> i
 @click.option(
     "--threshold", default=0.2, show_default=True, help="Regression threshold (fraction)."
 )
+@click.option(
+    "--vpp-socket",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Run against this VPP's API socket instead of the emulator (program, e2e, reload, vppsim).",
+)
+@click.option(
+    "--api-dir", type=click.Path(exists=True, file_okay=False), help="That VPP's API files."
+)
+@click.option(
+    "--vpp-stats-socket", type=click.Path(exists=True, dir_okay=False), help="Its stats socket."
+)
+@click.option(
+    "--vpp-pid", type=click.IntRange(min=1), help="Its pid (default: the API socket's peer)."
+)
 def cli(
     suites: tuple[str, ...],
     smoke: bool,
     results_dir: str,
     compare_with: str | None,
     threshold: float,
+    vpp_socket: str | None,
+    api_dir: str | None,
+    vpp_stats_socket: str | None,
+    vpp_pid: int | None,
 ) -> None:
     """Measure maglev: SUITES from diff, table, vppsim, program, checker, e2e, reload, fault, churn,
     or all."""
     chosen = SUITES if not suites or "all" in suites else suites
+    target = vpp_target(chosen, vpp_socket, api_dir, vpp_stats_socket, vpp_pid)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     outdir = pathlib.Path(results_dir) / stamp
     outdir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +218,7 @@ def cli(
             continue
         click.secho(f"-- running {name}{' (smoke)' if smoke else ''} ...", dim=True)
         try:
-            res = mod.run(smoke=smoke)
+            res = mod.run(smoke=smoke) if target is None else mod.run(smoke=smoke, target=target)
         except Exception as e:  # one broken suite must not hide the others' figures
             click.secho(f"== {name}: FAILED: {e!r}", fg="red")
             failed.append(name)
@@ -211,6 +232,30 @@ def cli(
     regressions = compare(results, compare_with, threshold) if compare_with else 0
     if failed or regressions:
         sys.exit(1)
+
+
+def vpp_target(
+    suites: tuple[str, ...],
+    socket: str | None,
+    api_dir: str | None,
+    stats_socket: str | None,
+    pid: int | None,
+) -> VppTarget | None:
+    """The VPP the user named, or None (the emulator); a usage error, naming the option, when
+    an option makes no sense for the chosen suites (a diff run against a VPP would silently
+    measure nothing of it)."""
+    given: dict[str, object] = {
+        "--vpp-socket": socket,
+        "--api-dir": api_dir,
+        "--vpp-stats-socket": stats_socket,
+        "--vpp-pid": pid,
+    }
+    problem = refused_options(suites, given)
+    if problem:
+        raise click.UsageError(problem)
+    if socket is None:
+        return None
+    return VppTarget(socket, api_dir, stats_socket, pid)
 
 
 def main() -> None:

@@ -11,6 +11,9 @@ weight (so the emulator recomputes the VIP's bucket counts each time). Figures:
   (the reference's manual pipeline), which is what maglev's client can reach;
 - vpp-papi sync: one call at a time.
 
+With `--vpp-socket` the socket figures are taken against a VPP the user has (`benchmarks.target`;
+the in-process handler rate is the emulator's alone and is left out).
+
 `python -m benchmarks.vppsim [--smoke]`, or through `maglev-bench vppsim`.
 """
 
@@ -28,6 +31,7 @@ import time
 from typing import Any
 
 from benchmarks.common import ratio, stat, suite_result
+from benchmarks.target import CpuWindow, Subject, VppTarget, cleanup, prepare, vpp_subject, where
 from maglev.vpp import apidefs
 from maglev.vppsim import Emulator
 
@@ -38,7 +42,8 @@ HEADER = struct.Struct(">QII")
 
 
 def _vip(i: int) -> dict[str, Any]:
-    return {"pfx": f"10.200.{i}.1/32", "protocol": 6, "port": 80}
+    # In the benchmark range, where a run against a real VPP may create (and delete) VIPs.
+    return {"pfx": f"198.19.{i}.1/32", "protocol": 6, "port": 80}
 
 
 def _as(i: int, n: int) -> str:
@@ -184,9 +189,10 @@ def _server_handler_rate(count: int) -> float:
 
 
 def _raw_pipelined(
-    path: str, files: list[str], emu: Emulator, clients: int, count: int, batch: int
-) -> tuple[float, float]:
-    """(end-to-end requests/s over all clients, server requests per CPU second)."""
+    path: str, files: list[str], emu: Emulator | None, clients: int, count: int, batch: int
+) -> tuple[float, float | None]:
+    """(end-to-end requests/s over all clients, server requests per CPU second: None for a VPP
+    outside this process, whose CPU the suite's sampler reads instead)."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     go = ctx.Event()
@@ -199,12 +205,12 @@ def _raw_pipelined(
     for _ in procs:
         msg = out.get(timeout=120)
         assert msg[0] == "ready", msg
-    ops0, cpu0, t0 = emu.op_count, time.process_time(), time.perf_counter()
+    ops0, cpu0, t0 = emu.op_count if emu else 0, time.process_time(), time.perf_counter()
     go.set()
     results = [out.get(timeout=300) for _ in procs]
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    ops = emu.op_count - ops0
+    ops = emu.op_count - ops0 if emu else 0
     for p in procs:
         p.join(30)
     errors = sum(r[3] for r in results)
@@ -212,7 +218,10 @@ def _raw_pipelined(
         raise AssertionError(f"{errors} replies out of order or failed")
     # Clients start together; the slowest one bounds the run.
     slowest = max(r[2] for r in results)
-    return clients * count / min(slowest, wall), ops / cpu if cpu > 0 else float("inf")
+    rate = clients * count / min(slowest, wall)
+    if emu is None:
+        return rate, None
+    return rate, ops / cpu if cpu > 0 else float("inf")
 
 
 def _papi_pipelined(path: str, files: list[str], count: int, batch: int) -> float:
@@ -250,49 +259,71 @@ def _papi_sync(path: str, files: list[str], count: int) -> float:
     return rate
 
 
-def run(smoke: bool = False) -> dict[str, Any]:
+def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
     reps = 1 if smoke else int(os.environ.get("MAGLEV_BENCH_REPS", "5"))
     clients = int(os.environ.get("MAGLEV_BENCH_VPPSIM_CLIENTS", "2"))
     count = 500 if smoke else 20_000
     papi_count = 200 if smoke else 3_000
     batch = 256
-    files = apidefs.generate()
     tmp = tempfile.mkdtemp(prefix="maglev-bench-")
-    path = os.path.join(tmp, "api.sock")
-    emu = Emulator(path)
-    emu.start()
+    emu: Emulator | None = None
+    if target is None:
+        files = apidefs.generate()
+        path = os.path.join(tmp, "api.sock")
+        emu = Emulator(path)
+        emu.start()
+    else:
+        files = target.api_files()
+        path = target.socket
+        prepare(target)  # refuses a VPP with VIPs where ours go
+    handler: list[float] = []
     try:
         _setup(path, files, clients)
-        handler = [_server_handler_rate(count) for _ in range(reps)]
+        vpp = vpp_subject(target, os.getpid() if emu else None, emu.thread_id if emu else None)
+        raw_cpu = CpuWindow(vpp, Subject("raw clients", os.getpid()))
+        papi_cpu = CpuWindow(vpp, Subject("vpp-papi client", os.getpid()))
+        if emu is not None:  # the emulator's own code, no socket: nothing to run on a real VPP
+            handler = [_server_handler_rate(count) for _ in range(reps)]
         e2e: list[float] = []
         server: list[float] = []
         for _ in range(reps):
-            rate, srv = _raw_pipelined(path, files, emu, clients, count, batch)
+            with raw_cpu.measure():
+                rate, srv = _raw_pipelined(path, files, emu, clients, count, batch)
             e2e.append(rate)
-            server.append(srv)
-        papi_pipe = [_papi_pipelined(path, files, papi_count, batch) for _ in range(reps)]
+            if srv is not None:
+                server.append(srv)
+        with papi_cpu.measure():
+            papi_pipe = [_papi_pipelined(path, files, papi_count, batch) for _ in range(reps)]
         papi_sync = [_papi_sync(path, files, papi_count) for _ in range(reps)]
     finally:
-        emu.stop()
+        if emu is not None:
+            emu.stop()
+        if target is not None:
+            cleanup(target)
         shutil.rmtree(tmp, ignore_errors=True)
-    figures = {
-        "server handler (no socket)": stat(handler, "ops/s"),
-        f"pipelined, {clients} raw client processes": stat(e2e, "ops/s"),
-        "server-side rate under that load (per CPU s)": stat(server, "ops/s"),
-        "vpp-papi pipelined, 1 client": stat(papi_pipe, "ops/s"),
-        "vpp-papi sync, 1 client": stat(papi_sync, "ops/s"),
-    }
+    figures = {"server handler (no socket)": stat(handler, "ops/s")} if handler else {}
+    figures[f"pipelined, {clients} raw client processes"] = stat(e2e, "ops/s")
+    if server:
+        figures["server-side rate under that load (per CPU s)"] = stat(server, "ops/s")
+    figures["vpp-papi pipelined, 1 client"] = stat(papi_pipe, "ops/s")
+    figures["vpp-papi sync, 1 client"] = stat(papi_sync, "ops/s")
+    figures.update({k: stat([v], "%") for k, v in papi_cpu.figures().items()})
+    # The raw clients run in their own processes: only VPP's side is sampled under them.
+    vpp_raw = raw_cpu.pct(raw_cpu.vpp)
+    if raw_cpu.vpp is not None and vpp_raw is not None:
+        figures[f"CPU {raw_cpu.vpp.label} under the raw clients (%)"] = stat([vpp_raw], "%")
     best = sorted(e2e)[len(e2e) // 2]
     return suite_result(
         "vppsim",
         f"lb_as_set_weight on VIPs of {BUCKETS} buckets x {N_AS} ASes, batches of {batch}, "
-        f"{os.cpu_count()} CPUs",
+        f"{os.cpu_count()} CPUs, on {where(target)}",
         figures,
         ratios={"pipelined ops/s vs target 20k": ratio(best / TARGET_OPS, 1.0)},
         samples={"pipelined_raw": e2e, "papi_pipelined": papi_pipe},
         notes=[
             "vpp-papi's client side (a multiprocessing queue per received message) caps a single "
             "papi connection well below the emulator's rate; the raw clients measure the emulator",
+            f"vpp-papi pipelined: {papi_cpu.verdict()}",
         ],
     )
 

@@ -108,6 +108,12 @@ class Emulator:
         return self.table.bases["lb"]
 
     @property
+    def thread_id(self) -> int | None:
+        """The server thread's kernel id while it runs (its CPU is the emulated VPP's)."""
+        t = self._thread
+        return t.native_id if t is not None else None
+
+    @property
     def write_count(self) -> int:
         return self.api.write_count
 
