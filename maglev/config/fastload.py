@@ -75,7 +75,12 @@ def _load(
     # (`tcp`, `80`, `100`), so each distinct text is resolved once.
     plain: dict[str, object] = {}
     lines: Lines = {}
-    max_nodes, max_chars, max_depth = limits.MAX_NODES, limits.MAX_CHARS, limits.MAX_DEPTH
+    max_nodes = limits.MAX_NODES
+    # A scalar sits one level below its collection: no collection may open at the last level
+    # that still has room for a child. (An empty one there is fine for the full loader, which
+    # then takes the document.)
+    max_open = limits.MAX_DEPTH - 1
+    max_chars = limits.MAX_CHARS
     nodes = chars = 0
 
     event = get_event()  # stream start
@@ -85,18 +90,23 @@ def _load(
     if not isinstance(event, yaml.DocumentStartEvent):
         raise Unsupported("no document")
 
-    # Each open collection: [container, its lines, the pending key (mappings) or None].
-    stack: list[list[Any]] = []
-    root: object = None
+    # The open collection lives in these locals; the ones around it wait on `stack` as
+    # (container, its lines, is a list, pending key).
+    stack: list[tuple[Any, dict[object, int], bool, object]] = []
     missing = object()
+    container: Any = None
+    at: dict[object, int] = {}
+    is_list = False
+    key: object = missing
+    root: object = missing
     while True:
         event = get_event()
         kind = type(event)
         if kind is scalar_event:
             if event.anchor is not None or event.tag is not None:
                 raise Unsupported("an anchor or a tag")
-            text = event.value
             nodes += 1
+            text = event.value
             chars += len(text)
             if event.implicit[0]:  # plain: resolved as the loader resolves it
                 value = plain.get(text, missing)
@@ -105,52 +115,55 @@ def _load(
                     plain[text] = value
             else:
                 value = text
-            line = event.start_mark.line + 1
-        elif kind is mapping_start or kind is sequence_start:
+            if is_list:
+                at[len(container)] = event.start_mark.line + 1
+                container.append(value)
+            elif key is missing:
+                if container is None:  # a document that is one scalar
+                    root = value
+                    break
+                if value in container:
+                    raise Unsupported("a duplicate key")
+                key = value
+                if isinstance(value, str | int | float | bool):
+                    at[value] = event.start_mark.line + 1
+            else:
+                container[key] = value
+                key = missing
+            if nodes > max_nodes or chars > max_chars:
+                raise Unsupported("over a limit")  # refused by the loader, with its message
+            continue
+        if kind is mapping_start or kind is sequence_start:
             if event.anchor is not None or event.tag is not None:
                 raise Unsupported("an anchor or a tag")
             nodes += 1
+            if nodes > max_nodes or len(stack) >= max_open:
+                raise Unsupported("over a limit")
             value = {} if kind is mapping_start else []
-            line = event.start_mark.line + 1
-        elif kind in collection_end:
-            frame = stack.pop()
-            lines[id(frame[0])] = frame[1]
-            if not stack:
-                root = frame[0]
-                break
-            continue
-        else:  # an alias (or the document's end after a top-level scalar)
-            if isinstance(event, yaml.DocumentEndEvent) and not stack:
-                break
-            raise Unsupported("an alias")
-        if nodes > max_nodes or chars > max_chars or len(stack) + 1 > max_depth:
-            raise Unsupported("over a limit")  # refused by the loader, with its message
-
-        if not stack:
-            root = value
-        else:
-            frame = stack[-1]
-            container = frame[0]
-            if type(container) is list:
-                frame[1][len(container)] = line
+            if is_list:
+                at[len(container)] = event.start_mark.line + 1
                 container.append(value)
-            elif frame[2] is missing:  # this is a key
-                if type(value) is dict or type(value) is list:
+            elif key is missing:
+                if container is not None:
                     raise Unsupported("a collection key")
-                if value in container:
-                    raise Unsupported("a duplicate key")
-                frame[2] = value
-                if isinstance(value, str | int | float | bool):
-                    frame[1][value] = line
             else:
-                container[frame[2]] = value
-                frame[2] = missing
-        if type(value) is dict or type(value) is list:
-            stack.append([value, {}, missing])
-        elif not stack:
-            break  # a document that is one scalar
+                container[key] = value
+                key = missing
+            if container is not None:
+                stack.append((container, at, is_list, key))
+            container, at, is_list, key = value, {}, kind is sequence_start, missing
+            if root is missing:
+                root = value
+            continue
+        if kind in collection_end:
+            lines[id(container)] = at
+            if not stack:
+                break
+            container, at, is_list, key = stack.pop()
+            continue
+        raise Unsupported("an alias")  # or anything else this path does not know
 
-    if stack or not isinstance(get_event(), yaml.DocumentEndEvent):
+    if not isinstance(get_event(), yaml.DocumentEndEvent):
         raise Unsupported("an unfinished document")
     if not isinstance(get_event(), yaml.StreamEndEvent):
         raise Unsupported("more than one document")  # the full loader names the line
