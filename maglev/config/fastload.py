@@ -35,6 +35,15 @@ class Unsupported(Exception):
     """The text uses a construct this path leaves to the full loader (or is not valid YAML)."""
 
 
+class TooMany(Exception):
+    """Past `limits.MAX_NODES`: refused here, placed as `limits` places it, rather than handed
+    over (the full loader would compose the whole text again only to refuse it)."""
+
+    def __init__(self, line: int, column: int, where: str) -> None:
+        super().__init__(where)
+        self.line, self.column, self.where = line, column, where
+
+
 STR = "tag:yaml.org,2002:str"
 MERGE = "tag:yaml.org,2002:merge"
 
@@ -92,12 +101,14 @@ def _load(
 
     # The open collection lives in these locals; the ones around it wait on `stack` as
     # (container, its lines, is a list, pending key).
-    stack: list[tuple[Any, dict[object, int], bool, object]] = []
+    stack: list[tuple[Any, dict[object, int], bool, object, Any, Any]] = []
     missing = object()
     container: Any = None
     at: dict[object, int] = {}
     is_list = False
     key: object = missing
+    key_mark: Any = None  # of the pending key, and where the open collection starts:
+    open_mark: Any = None  # both only read to place an error
     root: object = missing
     while True:
         event = get_event()
@@ -125,19 +136,22 @@ def _load(
                 if value in container:
                     raise Unsupported("a duplicate key")
                 key = value
+                key_mark = event.start_mark
                 if isinstance(value, str | int | float | bool):
-                    at[value] = event.start_mark.line + 1
+                    at[value] = key_mark.line + 1
             else:
                 container[key] = value
                 key = missing
-            if nodes > max_nodes or chars > max_chars:
+            if nodes > max_nodes:
+                _too_many(container, is_list, key, key_mark, open_mark, missing)
+            if chars > max_chars:
                 raise Unsupported("over a limit")  # refused by the loader, with its message
             continue
         if kind is mapping_start or kind is sequence_start:
             if event.anchor is not None or event.tag is not None:
                 raise Unsupported("an anchor or a tag")
             nodes += 1
-            if nodes > max_nodes or len(stack) >= max_open:
+            if len(stack) >= max_open:
                 raise Unsupported("over a limit")
             value = {} if kind is mapping_start else []
             if is_list:
@@ -149,9 +163,12 @@ def _load(
             else:
                 container[key] = value
                 key = missing
+            if nodes > max_nodes:
+                _too_many(container, is_list, key, key_mark, open_mark, missing)
             if container is not None:
-                stack.append((container, at, is_list, key))
+                stack.append((container, at, is_list, key, key_mark, open_mark))
             container, at, is_list, key = value, {}, kind is sequence_start, missing
+            open_mark = event.start_mark
             if root is missing:
                 root = value
             continue
@@ -159,7 +176,7 @@ def _load(
             lines[id(container)] = at
             if not stack:
                 break
-            container, at, is_list, key = stack.pop()
+            container, at, is_list, key, key_mark, open_mark = stack.pop()
             continue
         raise Unsupported("an alias")  # or anything else this path does not know
 
@@ -168,6 +185,21 @@ def _load(
     if not isinstance(get_event(), yaml.StreamEndEvent):
         raise Unsupported("more than one document")  # the full loader names the line
     return root, lines
+
+
+def _too_many(
+    container: Any, is_list: bool, key: object, key_mark: Any, open_mark: Any, missing: object
+) -> None:
+    """Raise TooMany for the child just placed, with `limits`' wording for its place: a
+    mapping's key, or the value of a key, at the key; an item at the start of its list."""
+    if container is None:  # the top level itself: a single node is never too many
+        return
+    if is_list:
+        where = f"item [{len(container) - 1}] of this list"
+        raise TooMany(open_mark.line + 1, open_mark.column + 1, where)
+    if key is missing:  # a value: placing it took its key off
+        raise TooMany(key_mark.line + 1, key_mark.column + 1, "the value of this key")
+    raise TooMany(key_mark.line + 1, key_mark.column + 1, "this key")
 
 
 def _resolve(

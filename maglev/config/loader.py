@@ -188,6 +188,11 @@ def _parse(text: str, source: str) -> tuple[dict[str, object], Lines]:
         data, lines = fastload.load(
             text, _Loader.yaml_implicit_resolvers, _construct_plain, PLAIN_TYPED_MAX
         )
+    except fastload.TooMany as e:
+        raise ConfigError(
+            f"{source}:{e.line}:{e.column}: the document has more than {limits.MAX_NODES:,} "
+            f"keys, values and items (the limit), at {e.where}"
+        ) from None
     except fastload.Unsupported:
         # Anchors, aliases, tags, merge keys, duplicates and errors: the node graph's loader
         # gives them their meaning, their bounds and their messages.

@@ -150,3 +150,27 @@ def test_random_plain_scalars_mean_the_same(pairs: list[tuple[str, str]]) -> Non
         return
     assert not isinstance(full, str), f"the full loader refuses {text!r}: {full}"
     assert _flat(*fast) == _flat(*full)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x: [" + ", ".join(["a"] * 60) + "]\n",
+        "x:\n" + "".join(f"  k{i}: v\n" for i in range(40)),
+        "x:\n" + "".join(f"  k{i}: [a]\n" for i in range(40)),
+        "x:\n" + "".join(f"  k{i}: {{a: b}}\n" for i in range(40)),
+        "x: [" + ", ".join(["{a: b}"] * 40) + "]\n",
+        "x: [" + ", ".join(["[a]"] * 40) + "]\n",
+        "- " + "\n- ".join(["a"] * 60) + "\n",
+    ],
+)
+def test_too_many_nodes_is_refused_as_the_full_loader_refuses_it(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small limit, so the shapes are small: each crosses it at a key, a value or an item.
+    monkeypatch.setattr(limits, "MAX_NODES", 50)
+    full = _composed(text)
+    assert isinstance(full, str) and "(the limit)" in full
+    with pytest.raises(ConfigError) as e:
+        loader._parse(text, "cfg")
+    assert str(e.value) == full
