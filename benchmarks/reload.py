@@ -16,7 +16,9 @@ Then:
 Before the daemon starts, the loader is also measured in this process, with the full config
 already loaded (as in the daemon): how long parsing and validating take, and the longest gap seen
 by a thread ticking every 1 ms meanwhile (the stall probes and VPP writes would see), for the
-full config, the bomb, and a 4 MiB document at the node limit (the worst rejected input).
+full config, the bomb, and a 4 MiB document at the node limit (the worst rejected input); and
+`maglevd check-config` of the full config as a process, side by side with PyYAML's CSafeLoader
+alone reading the same file (the published baseline the loader is measured against).
 
 With `--vpp-socket` it runs against a VPP the user has (`benchmarks.target`): writes are then
 counted by maglevd's own counters. CPU of VPP (or the emulator's thread) and of maglevd is
@@ -34,6 +36,7 @@ import json
 import os
 import pathlib
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +45,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import frontend_yaml, progress, stat, suite_result
+import yaml
+
+from benchmarks.common import frontend_yaml, progress, ratio, stat, suite_result
 from benchmarks.target import (
     CpuWindow,
     Subject,
@@ -162,6 +167,46 @@ def loader_figures(base: str, smoke: bool) -> dict[str, dict[str, Any]]:
     return out
 
 
+CHECK_TARGET_S = 0.5
+"""The goal for `maglevd check-config` of the full config, and ..."""
+CHECK_SPEEDUP_TARGET = 10.0
+"""... how much faster than PyYAML's CSafeLoader alone reads the same file."""
+
+
+def check_config_figures(
+    cfg: pathlib.Path, smoke: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """`maglevd check-config` of the file (a process: start, read, parse, validate) against
+    `yaml.load` with PyYAML's CSafeLoader of the same file (parse only), side by side."""
+    check: list[float] = []
+    csafe: list[float] = []
+    for _ in range(1 if smoke else 3):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [str(BIN / "maglevd"), "check-config", str(cfg)], check=True, capture_output=True
+        )
+        check.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with open(cfg, "rb") as f:
+            yaml.load(f.read().decode("utf-8"), Loader=yaml.CSafeLoader)
+        csafe.append(time.perf_counter() - t0)
+    figures = {
+        "maglevd check-config of the file (process: start, read, parse, validate)": stat(
+            check, "s"
+        ),
+        "PyYAML CSafeLoader alone on the same file (parse only, same run)": stat(csafe, "s"),
+    }
+    ratios = {
+        "check-config vs CSafeLoader: speedup": ratio(
+            statistics.median(csafe) / statistics.median(check), CHECK_SPEEDUP_TARGET
+        ),
+        "check-config: seconds": ratio(
+            statistics.median(check), CHECK_TARGET_S, higher_is_better=False
+        ),
+    }
+    return figures, ratios
+
+
 def bomb_reload(cfg: pathlib.Path, ctl: str, since: str | None) -> tuple[float, float, float]:
     """Replace the file by the bomb; (seconds until maglevd reports the reload rejected, the
     slowest `status` round trip meanwhile, the slowest in the second before)."""
@@ -273,6 +318,7 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
     base = config_text(sock, ctl, frontends, target=target, conf=conf)
     cfg.write_text(base)
     loader = loader_figures(base, smoke)
+    checked, check_ratios = check_config_figures(cfg, smoke)
     emu: Emulator | None = None
     if target is None:
         emu = Emulator(sock)
@@ -374,7 +420,9 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
             "slowest status round trip in the second before": stat([idle_status], "s"),
             **loader,
             **{k: stat([v], "%") for k, v in window.figures().items()},
+            **checked,
         },
+        ratios=check_ratios,
         notes=notes + (["smoke size: figures are not meaningful"] if smoke else []),
     )
 

@@ -252,6 +252,9 @@ class Node:
         """
         if value is None:
             return cls({}, path, problems)
+        # Used as it is (the getters only read): copying 80,000 mappings cost a fifth of validating.
+        if type(value) is dict and all(type(k) is str for k in value):
+            return cls(value, path, problems)
         if not isinstance(value, Mapping):
             problems.append(Problem(path, f"expected a mapping, {got(value)}"))
             return None
@@ -442,7 +445,7 @@ class Node:
             self.add(key, f"expected {family}, {got(value)}")
             return None
         try:
-            addr = ipaddress.ip_address(value.strip())
+            addr = _ip_address(value.strip())
         except ValueError:
             hint = " (a host address, not a prefix)" if "/" in value else ""
             self.add(key, f"{show(value)} is not {family}{hint}")
@@ -470,6 +473,20 @@ class Node:
             else:
                 self.add(key, f"{show(value)} has host bits set (did you mean {loose}?)")
             return None
+
+
+# Dotted-quad IPv4 as `ipaddress` accepts it: four decimal octets, no leading zeros.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def _ip_address(text: str) -> IPAddress:
+    """`ipaddress.ip_address`; plain IPv4 the short way (ipaddress parses each octet in Python,
+    8 us an address, a third of validating 40,000 backends), with the value it would give."""
+    if _IPV4.fullmatch(text):
+        a, b, c, d = text.split(".")
+        return ipaddress.IPv4Address((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d))
+    return ipaddress.ip_address(text)
 
 
 def as_int(value: object) -> int | None:

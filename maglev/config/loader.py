@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from maglev.config import fastload, limits, reloadguard, schema, validate, vantage
 from maglev.config import healthchecks as healthchecks_mod
-from maglev.config import limits, reloadguard, schema, validate, vantage
 from maglev.config.fields import KEY_IN_PATH_MAX, Node, Problems, got, show
 from maglev.errors import ConfigError, ConfigInvalid, Problem
 from maglev.model import (
@@ -185,6 +185,47 @@ def _parse(text: str, source: str) -> tuple[dict[str, object], Lines]:
     if len(text) > MAX_BYTES:  # the file was checked in bytes; text from the API arrives here
         raise ConfigError(f"{source}: longer than {MAX_BYTES >> 20} Mi characters")
     try:
+        data, lines = fastload.load(
+            text, _Loader.yaml_implicit_resolvers, _construct_plain, PLAIN_TYPED_MAX
+        )
+    except fastload.TooMany as e:
+        raise ConfigError(
+            f"{source}:{e.line}:{e.column}: the document has more than {limits.MAX_NODES:,} "
+            f"keys, values and items (the limit), at {e.where}"
+        ) from None
+    except fastload.Unsupported:
+        # Anchors, aliases, tags, merge keys, duplicates and errors: the node graph's loader
+        # gives them their meaning, their bounds and their messages.
+        data, lines = _parse_composed(text, source)
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty; expected a mapping of sections")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections "
+            f"({', '.join(schema.TOP)}), {got(data)}"
+        )
+    return data, lines
+
+
+_PLAIN_TAGS = frozenset("tag:yaml.org,2002:" + name for name in ("bool", "int", "float", "null"))
+
+
+def _construct_plain(tag: str, value: str) -> object:
+    """A resolved plain scalar, built by the full loader's own constructor for its tag."""
+    if tag not in _PLAIN_TAGS:
+        raise fastload.Unsupported(tag)  # e.g. `=` (YAML's value tag): the full loader says why
+    try:
+        return _Loader.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, value))
+    except (ValueError, OverflowError):
+        raise fastload.Unsupported("a number Python refuses") from None
+
+
+_CONSTRUCTOR = _Loader("")
+"""Scalar constructors read nothing but the node they are given; this one is never run."""
+
+
+def _parse_composed(text: str, source: str) -> tuple[object, Lines]:
+    try:
         loader = _Loader(text)  # the reader checks the characters right here
         try:
             # Composing shares an aliased node instead of copying it, so the graph is no bigger
@@ -214,13 +255,6 @@ def _parse(text: str, source: str) -> tuple[dict[str, object], Lines]:
     except (ValueError, OverflowError) as e:
         # e.g. an integer of 5000 digits (Python's int-from-string limit)
         raise ConfigError(f"{source}: {e}") from None
-    if data is None:
-        raise ConfigError(f"{source}: the file is empty; expected a mapping of sections")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of sections "
-            f"({', '.join(schema.TOP)}), {got(data)}"
-        )
     return data, loader.lines
 
 
