@@ -29,7 +29,7 @@ from maglev.reconcile import events
 from maglev.reconcile.port import ReconcilerPort
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp.memory import MemoryLb
-from tests.daemon.test_control_api import NoStreams
+from tests.rigs import NoStreams
 
 pytestmark = pytest.mark.integration
 

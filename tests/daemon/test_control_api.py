@@ -13,7 +13,7 @@ from __future__ import annotations
 import pathlib
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,12 +27,11 @@ from maglev.daemon.bus import EventBus
 from maglev.daemon.control import ControlServer
 from maglev.daemon.info import DaemonInfo
 from maglev.errors import InvalidRequest, MaglevError, NotFound, VppApiError, VppError
-from maglev.health.state import Phase
-from maglev.model import HealthCheck, ProbeTarget
 from maglev.reconcile import events
 from maglev.reconcile.port import NoAnswer, Overloaded, ReconcilerPort
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp.memory import MemoryLb
+from tests.rigs import NoStreams
 
 pytestmark = pytest.mark.integration
 
@@ -55,18 +54,6 @@ frontends:
       - {name: primary, backends: {a1: {weight: 100}}}
       - {name: backup, backends: {b1: {weight: 40}}}
 """
-
-
-class NoStreams:
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        pass
 
 
 class Daemon:

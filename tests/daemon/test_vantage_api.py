@@ -14,7 +14,7 @@ import pathlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,14 +28,14 @@ from maglev.daemon.control import ControlServer
 from maglev.daemon.info import DaemonInfo
 from maglev.daemon.metrics import MaglevCollector
 from maglev.health.scheduler import CheckerStats
-from maglev.health.state import Phase
-from maglev.model import BackendState, HealthCheck, ProbeResult, ProbeTarget, Reason
+from maglev.model import BackendState, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
 from maglev.reconcile.port import ReconcilerPort
 from maglev.reconcile.reconciler import Reconciler
 from maglev.reconcile.snapshot import Snapshot
 from maglev.reconcile.vantage import GuardState
 from maglev.vpp.memory import MemoryLb
+from tests.rigs import NoStreams
 
 pytestmark = pytest.mark.integration
 
@@ -61,18 +61,6 @@ health:
   vantage: {canaries: {gw: {address: 10.0.0.254, healthcheck: ping}}}
 """
 WWW = (ipaddress.ip_network("192.0.2.80/32"), 6, 80)
-
-
-class NoStreams:
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        pass
 
 
 def wait_for(what: str, cond: Callable[[], Any], deadline: float = 20.0) -> Any:

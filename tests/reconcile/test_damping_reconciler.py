@@ -13,7 +13,6 @@ import logging
 import math
 import queue
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -21,11 +20,11 @@ import pytest
 from maglev.clock import ManualClock
 from maglev.config import load_text
 from maglev.daemon.docs import damping_doc
-from maglev.health.state import Phase
-from maglev.model import HealthCheck, ProbeResult, ProbeTarget, Reason
+from maglev.model import ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp.memory import MemoryLb
+from tests.rigs import NoStreams
 
 CONFIG = """
 vpp:
@@ -49,18 +48,6 @@ frontends:
 """
 DAMPING = ", flap-damping: {half-life: 10s, penalty: 1000, suppress: 2000, reuse: 750}"
 WWW = (ipaddress.ip_network("192.0.2.80/32"), 6, 80)
-
-
-class NoStreams:
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        pass
 
 
 class Rig:

@@ -10,7 +10,6 @@ import logging
 import pathlib
 import queue
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -18,14 +17,14 @@ import pytest
 from maglev.clock import ManualClock
 from maglev.config import load_text
 from maglev.errors import InvalidRequest
-from maglev.health.state import Phase
-from maglev.model import Config, HealthCheck, ProbeResult, ProbeTarget, Reason
+from maglev.model import Config, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events, statefile
 from maglev.reconcile.opstate import TimeBox
 from maglev.reconcile.reconciler import Reconciler
 from maglev.reconcile.statefile import StateFileError
 from maglev.vpp.memory import MemoryLb
 from maglev.vpp.ops import SetWeight
+from tests.rigs import NoStreams
 
 CONFIG = """
 vpp:
@@ -47,18 +46,6 @@ frontends:
     pools: [{name: primary, backends: {a1: {}, a2: {weight: 50}}}]
 """
 WWW = (ipaddress.ip_network("192.0.2.80/32"), 6, 80)
-
-
-class NoStreams:
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        pass
 
 
 class Rig:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import queue
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -18,13 +17,13 @@ import pytest
 from maglev.clock import ManualClock
 from maglev.config import load_text
 from maglev.errors import InvalidRequest, MaglevError, NotFound
-from maglev.health.state import Phase
-from maglev.model import Config, HealthCheck, ProbeResult, ProbeTarget, Reason
+from maglev.model import Config, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
 from maglev.reconcile.port import NoAnswer, ReconcilerPort
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp.lb import VipCounters
 from maglev.vpp.memory import MemoryLb
+from tests.rigs import NoStreams
 
 TEXT = """
 vpp:
@@ -52,18 +51,6 @@ WWW = (ipaddress.ip_network("192.0.2.80/32"), 6, 80)
 
 def config(counters: str = "5s", extra: str = "") -> Config:
     return load_text(TEXT.format(counters=counters, extra=extra))
-
-
-class NoStreams:
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        pass
 
 
 class Rig:
