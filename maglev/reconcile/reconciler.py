@@ -13,7 +13,8 @@ loop is a bug and ends the thread, which stops the daemon (a half-dead controlle
 a restart).
 
 Each turn it blocks for one message, drains the rest (a burst of 500 failures is one pass),
-applies them, then writes to VPP:
+applies them, then writes to VPP (after a turn of probe results that moved no backend it lets
+the next ones gather for `SETTLE` first, so steady probing does not wake it per result):
 - a *targeted pass* for the frontends whose desired weights may have changed, diffed against
   its view of VPP, without a dump;
 - a *full sync* (dump, diff, apply) at start, every `sync-interval`, after (re)connecting, after
