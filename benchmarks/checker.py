@@ -19,6 +19,9 @@ counted by its own scheduler and the kernel figure is shown beside it as a cross
 At the largest size both run once more with every core kept busy by a busy-looping process
 (`contended`): whether probes still start on time when the box is loaded (HAProxy's achieved
 probes/s beside it; it reports no lateness).
+Beside that workers-only figure, the whole `maglevd` process probes the same farm
+(`benchmarks.checkerd`: the emulator in this process as its dataplane) and its CPU per probe is
+compared with HAProxy's (`daemon_cpu_per_probe`, `daemon_cpu_vs_haproxy`): what an operator pays.
 maglev's check workers run at the nice value maglevd gives them (`health.priority`, default -5;
 it changes when they run, not what a probe costs); the stand-in for the reconciler drains the
 result queue the way the reconciler does.
@@ -54,6 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.checkerd import run_maglevd
 from benchmarks.common import percentile, ratio, stat, suite_result
 from maglev.health.scheduler import Scheduler
 from maglev.model import CheckType, HealthCheck, HealthSettings, ProbeResult, ProbeTarget
@@ -461,6 +465,9 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
             for n in sizes:
                 key = f"{kind.value}.{n}"
                 ours = run_maglev(f, kind, n, warmup, window)
+                # The whole maglevd on the same farm: what the operator pays per probe.
+                d_probes, d_secs, d_cpu = run_maglevd(kind, backends(f, n), warmup, window)
+                d_us = d_cpu / max(d_probes, 1) * 1e6
                 theirs = None if "haproxy" in missing else run_haproxy(f, kind, n, warmup, window)
                 within = sum(1 for x in ours.lateness if x <= 0.1) / max(len(ours.lateness), 1)
                 figures[f"{key}.probes_per_s"] = stat([ours.per_second], "probes/s")
@@ -470,6 +477,8 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                 figures[f"{key}.checker_cpu_per_probe"] = stat(
                     [ours.checker_cpu_us_per_probe], "us"
                 )
+                figures[f"{key}.daemon_probes_per_s"] = stat([d_probes / d_secs], "probes/s")
+                figures[f"{key}.daemon_cpu_per_probe"] = stat([d_us], "us")
                 ratios[f"{key}.within_100ms_pct"] = ratio(within * 100, 99.0 if n >= 5000 else None)
                 if theirs is not None:
                     figures[f"{key}.haproxy_probes_per_s"] = stat([theirs.per_second], "probes/s")
@@ -478,6 +487,9 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                         ours.cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
                         3.0,
                         higher_is_better=False,
+                    )
+                    ratios[f"{key}.daemon_cpu_vs_haproxy"] = ratio(
+                        d_us / max(theirs.cpu_us_per_probe, 1e-9), 2.0, higher_is_better=False
                     )
                     ratios[f"{key}.checker_cpu_vs_haproxy"] = ratio(
                         ours.checker_cpu_us_per_probe / max(theirs.cpu_us_per_probe, 1e-9),
@@ -521,6 +533,7 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
                 print(
                     f"{key}: maglev {ours.per_second:.0f}/s cpu {ours.cpu_us_per_probe:.0f}us"
                     f" (workers {ours.checker_cpu_us_per_probe:.0f}us)"
+                    f"; maglevd {d_probes / d_secs:.0f}/s cpu {d_us:.0f}us"
                     f" p50 {percentile(ours.lateness, 50) * 1e3:.1f}ms"
                     f" p99 {percentile(ours.lateness, 99) * 1e3:.1f}ms within100 {within:.2%};"
                     + (
@@ -535,6 +548,7 @@ def _run(smoke: bool, isolated: bool) -> dict[str, Any]:
         "checker",
         f"{'/'.join(map(str, sizes))} backends at 1 s, tcp+http, 10% refused, 10% blackholed;"
         f" maglev Scheduler ({WORKERS} workers at nice {PRIORITY}, as maglevd runs them)"
+        " and the whole maglevd process"
         + (" vs HAProxy (nbthread 1)" if "haproxy" not in missing else "")
         + ("; nginx's stand-in farm" if "nginx" in missing else "")
         + ("; in a private network namespace" if isolated else "; in the host namespace"),

@@ -84,6 +84,32 @@ class SnapshotSource(Protocol):
     def guard(self) -> VantageGuard: ...
     @property
     def damping(self) -> Damping: ...
+    @property
+    def views_changed(self) -> int: ...  # bumped whenever `views` changes
+
+
+class FrontendParts:
+    """The snapshot's frontend views and mass-failure guards, kept from one snapshot to the next
+    while neither the config nor the views change. Most turns only take in probe results; each
+    rebuilt both by walking every frontend (a few hundred microseconds at a few thousand)."""
+
+    __slots__ = ("changed", "config", "frontends", "guarded")
+
+    def __init__(self) -> None:
+        self.config: Config | None = None  # held, not its id: a new config may reuse an address
+        self.changed = -1
+        self.frontends = LazyViews({})
+        self.guarded: Mapping[str, GuardView] = MappingProxyType({})
+
+    def get(self, src: SnapshotSource) -> tuple[LazyViews, Mapping[str, GuardView]]:
+        config = src.config
+        if config is not self.config or src.views_changed != self.changed:
+            # new values each time: snapshots already published keep the ones they were given
+            # (the views they share are built once, on first read, for all of them)
+            views = {n: v for n, v in src.views.items() if n in config.frontends}
+            self.frontends, self.guarded = LazyViews(views), guarded(views)
+            self.config, self.changed = config, src.views_changed
+        return self.frontends, self.guarded
 
 
 def refresh_statuses(
@@ -107,16 +133,21 @@ def refresh_statuses(
             statuses[name] = BackendStatus(name, h.state, h.counter, h.history, probe, recent)
 
 
-def make_snapshot(src: SnapshotSource, statuses: Mapping[str, BackendStatus]) -> Snapshot:
-    """An immutable copy of what readers see (the mutable parts are copied)."""
+def make_snapshot(
+    src: SnapshotSource,
+    statuses: Mapping[str, BackendStatus],
+    parts: FrontendParts | None = None,
+) -> Snapshot:
+    """An immutable copy of what readers see (the mutable parts are copied; `parts` keeps the
+    frontends' share between snapshots)."""
     config, link = src.config, src.link
     version = link.lb.version
-    views = {n: v for n, v in src.views.items() if n in config.frontends}
+    frontends, mass_failure = (parts or FrontendParts()).get(src)
     return Snapshot(
         config=config,
         backends=MappingProxyType(dict(statuses)),
-        frontends=LazyViews(views),
-        mass_failure=guarded(views),
+        frontends=frontends,
+        mass_failure=mass_failure,
         overrides=MappingProxyType(dict(src.overrides)),
         opstate=src.opstate,  # a frozen value: shared as it is
         vpp_connected=link.lb.connected,

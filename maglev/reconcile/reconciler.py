@@ -13,7 +13,8 @@ loop is a bug and ends the thread, which stops the daemon (a half-dead controlle
 a restart).
 
 Each turn it blocks for one message, drains the rest (a burst of 500 failures is one pass),
-applies them, then writes to VPP:
+applies them, then writes to VPP (after a turn of probe results that moved no backend it lets
+the next ones gather for `SETTLE` first, so steady probing does not wake it per result):
 - a *targeted pass* for the frontends whose desired weights may have changed, diffed against
   its view of VPP, without a dump;
 - a *full sync* (dump, diff, apply) at start, every `sync-interval`, after (re)connecting, after
@@ -64,6 +65,7 @@ from maglev.reconcile.link import VppLink
 from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import ViewRef
 from maglev.reconcile.publish import (
+    FrontendParts,
     backend_events,
     make_snapshot,
     refresh_statuses,
@@ -83,6 +85,13 @@ __all__ = ["DRAIN_MAX", "ProbeControl", "Reconciler", "phase_rank"]
 log = logging.getLogger(__name__)
 
 DRAIN_MAX = 100_000  # messages applied per turn before writing (bounds a turn's latency)
+# After a turn that only took in probe results and changed nothing, the next results are let
+# pile up this long before the thread wakes for them. Steady probing otherwise wakes it once per
+# result (thousands a second), and the wake-up (the queue's condition, the GIL changing hands)
+# and the turn around it (snapshot, deadlines, write checks) cost several times the result's
+# own rise/fall step. A result that starts a transition waits at most this long; a turn that
+# did anything goes straight back to the queue.
+SETTLE = 0.01
 
 
 class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answers operator actions
@@ -141,6 +150,8 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._logged_unmanaged: set[VipKey] = set()
         self.tally = Tally()
         self.views: dict[str, ViewRef] = {}
+        self.views_changed = 0  # bumped with every change of `views` (the snapshot's cache)
+        self._fe_parts = FrontendParts()
         self._stopped = False
         self._states: EncodedStates | None = None
         self._ranked: RankedActual | None = None  # the view of VPP ranked for _states' layout
@@ -153,6 +164,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._phase: dict[ProbeTarget, Phase] = {}
         self._phase_news: dict[ProbeTarget, Phase] = {}  # for the scheduler, once per turn
         self._said: list[Transition] = []  # transitions not yet logged and published
+        self._transitions = 0  # transitions seen so far (whether a turn changed anything)
         self.guard = VantageGuard(self.clock)  # health.vantage: may hold drains back
         self.damping = Damping()  # healthchecks' flap-damping: may hold backends out
         self._damp_said: list[DampingChange] = []  # told after the transitions
@@ -176,23 +188,29 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
                     first = self.inbox.get(timeout=timeout)
                 except queue.Empty:
                     first = None
-                self.turn(first)
+                quiet = self.turn(first)
+                if quiet and not self._stopped:
+                    self.stopping.wait(min(SETTLE, max(0.0, timeout)))
                 if self.on_idle is not None and self.inbox.empty():
                     self.on_idle()
         finally:
             self.lb.disconnect()  # on this thread: the connection is this thread's alone
         log.info("reconciler stopped; VPP's lb tables are left as they are")
 
-    def turn(self, first: Any = None) -> None:
-        """One turn: apply `first` and everything queued behind it, then write to VPP."""
+    def turn(self, first: Any = None) -> bool:
+        """One turn: apply `first` and everything queued behind it, then write to VPP. True if
+        the turn took in only probe results and they changed no backend's state (`SETTLE`)."""
         batch = [] if first is None else [first]
         batch.extend(events.drain(self.inbox, DRAIN_MAX - len(batch)))
         now = self.clock.monotonic()
         results: dict[ProbeTarget, ProbeResult] = {}
+        transitions = self._transitions
+        quiet = bool(batch)
         for msg in batch:
             if isinstance(msg, ProbeResult):
                 results[msg.target] = msg  # coalesce: the latest result per target wins
             else:
+                quiet = False
                 # Keep order between probe results and commands: apply what came before.
                 self._apply_results(results, now)
                 results = {}
@@ -209,6 +227,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
         self._tell()
         self.snapshot = self._make_snapshot()
+        return quiet and self._transitions == transitions and not self.dirty
 
     def _flush_phases(self) -> None:
         if self._phase_news:
@@ -277,6 +296,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
             self._phase_news[target] = phase
 
     def _transition(self, t: Transition) -> None:
+        self._transitions += 1
         self._touched.add(t.backend)
         if (damped := self.damping.note(t)) is not None:
             self._damped([damped])
@@ -364,4 +384,4 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
     def _make_snapshot(self) -> Snapshot:
         touched, self._touched = self._touched, set()
         refresh_statuses(self._bstatus, touched, self.health, self._target_of, self.last_probe)
-        return make_snapshot(self, self._bstatus)
+        return make_snapshot(self, self._bstatus, self._fe_parts)

@@ -76,6 +76,7 @@ class Writes:
     tally: Tally
     convergence: Convergence
     views: dict[str, ViewRef]
+    views_changed: int
     publish: Callable[[dict[str, Any]], None]
     _states: EncodedStates | None
     _ranked: RankedActual | None
@@ -223,6 +224,7 @@ class Writes:
         plan, views = self.plan_for(names, only is None, now)
         before = {n: self.views.get(n) for n in views}
         self.views.update(views)
+        self.views_changed += 1
         if only is None:
             self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
         ok = self._apply(plan, now, None if only is None else names)
