@@ -189,7 +189,8 @@ def test_the_guard_end_to_end_over_the_control_api(
         wait_for("a1 drained", lambda: rig.weights() == {"10.0.0.1": 0, "10.0.0.2": 100})
         released = [r.getMessage() for r in caplog.records if "released by" in r.getMessage()]
         assert len(released) == 1 and "released by operator (uid " in released[0], released
-        assert rig.snap.vantage.state is GuardState.ARMED
+        # VPP (in memory) has the weights before the turn that wrote them publishes its snapshot.
+        wait_for("guard armed", lambda: rig.snap.vantage.state is GuardState.ARMED)
         assert rig.api.backend("a1")["drain_held_by"] is None
         out = rig.maglevc("guard", "release")
         assert out.strip() == "vantage guard not holding (state armed): nothing to release"
