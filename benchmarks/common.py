@@ -7,6 +7,8 @@ ratios measured side by side in the same run: these machines are noisy, absolute
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -94,3 +96,18 @@ def frontend_yaml(index: int, members: str) -> list[str]:
         "    encap: gre4",
         f"    pools: [{{name: p, backends: {{{members}}}}}]",
     ]
+
+
+def suite_main(run: Callable[..., dict[str, Any]], doc: str | None) -> None:
+    """A suite module run on its own: `--smoke`, `--json`, else the runner's table."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it running)")
+    parser.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    args = parser.parse_args()
+    res = run(smoke=args.smoke)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return
+    from benchmarks.runner import print_result
+
+    print_result(res)

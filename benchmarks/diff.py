@@ -16,18 +16,16 @@ not in the ratio.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib
 import ipaddress
-import json
 import random
 import time
 from array import array
 from types import ModuleType
 from typing import Any
 
-from benchmarks.common import ratio, stat, suite_result, timeit
+from benchmarks.common import ratio, stat, suite_main, suite_result, timeit
 from maglev import _diff_py
 from maglev.model import (
     Backend,
@@ -189,17 +187,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it running)")
-    parser.add_argument("--json", action="store_true", help="print the raw result as JSON")
-    args = parser.parse_args()
-    res = run(smoke=args.smoke)
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return
-    from benchmarks.runner import print_result
-
-    print_result(res)
+    suite_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,16 @@ compiled/twin ratio of the medians; plus the compiled large table against its 10
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib
 import ipaddress
-import json
 import random
 import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from benchmarks.common import ratio, stat, suite_result
+from benchmarks.common import ratio, stat, suite_main, suite_result
 from maglev import _table_py
 from maglev.table import Churn, churn, ip46, maglev_table, owner_table
 
@@ -146,17 +144,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it running)")
-    parser.add_argument("--json", action="store_true", help="print the raw result as JSON")
-    args = parser.parse_args()
-    res = run(smoke=args.smoke)
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return
-    from benchmarks.runner import print_result
-
-    print_result(res)
+    suite_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from maglev.reconcile.explain import explain
 from maglev.reconcile.reconciler import Reconciler
 from maglev.table import churn, ip46
 from tests.reconcile.test_reconciler import apply_config
-from tests.reconcile.test_vantage_reconciler import BatchLb, Streams
+from tests.reconcile.test_vantage_reconciler import BatchLb
+from tests.rigs import Streams
 
 TEXT = """
 vpp:

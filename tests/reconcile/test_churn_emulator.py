@@ -34,7 +34,8 @@ from maglev.vpp import apidefs
 from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
 from maglev.vppsim import Emulator
-from tests.reconcile.test_reconciler import Streams, apply_config
+from tests.reconcile.test_reconciler import apply_config
+from tests.rigs import Streams
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from maglev.vpp.client import Applied
 from maglev.vpp.lb import Actual
 from maglev.vpp.memory import MemoryLb
 from maglev.vpp.ops import Op
-from tests.reconcile.test_vantage_reconciler import Streams
+from tests.rigs import Streams
 
 TEXT = """
 vpp:

@@ -11,7 +11,7 @@ import pathlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +20,14 @@ from maglev.clock import ManualClock
 from maglev.config import load_text
 from maglev.errors import NotFound
 from maglev.health.state import Phase
-from maglev.model import Config, HealthCheck, ProbeResult, ProbeTarget, Reason
+from maglev.model import Config, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
 from maglev.reconcile.reconciler import Reconciler
 from maglev.vpp import apidefs
 from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
 from maglev.vppsim import Emulator
+from tests.rigs import Streams
 
 pytestmark = pytest.mark.integration
 
@@ -79,26 +80,6 @@ def ops(emu: Emulator, name: str) -> list[dict[str, Any]]:
 
 def apply_config(config: Config) -> events.ApplyConfig:
     return events.ApplyConfig(config, "test", at=0.0, started=time.perf_counter(), load_seconds=0)
-
-
-class Streams:
-    """Records what the reconciler asks of the check scheduler."""
-
-    def __init__(self) -> None:
-        self.targets: dict[ProbeTarget, HealthCheck] = {}
-        self.phases: dict[ProbeTarget, Phase] = {}
-
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        self.targets = dict(targets)
-        self.phases.update(phases or {})
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        self.phases.update(phases)
 
 
 class Harness:

@@ -17,7 +17,8 @@ from maglev.reconcile.reconciler import Reconciler
 from maglev.reconcile.slowstart import permille, position, ramp_weight, step_time, step_weights
 from maglev.vpp.ops import AddAs, SetWeight
 from tests.reconcile.test_reconciler import apply_config
-from tests.reconcile.test_vantage_reconciler import BatchLb, Streams
+from tests.reconcile.test_vantage_reconciler import BatchLb
+from tests.rigs import Streams
 
 # --- the arithmetic ----------------------------------------------------------------------
 

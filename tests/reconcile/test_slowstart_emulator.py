@@ -20,7 +20,8 @@ from maglev.vpp import apidefs
 from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
 from maglev.vppsim import Emulator
-from tests.reconcile.test_reconciler import Streams, ops
+from tests.reconcile.test_reconciler import ops
+from tests.rigs import Streams
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import queue
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from maglev.clock import ManualClock
 from maglev.config import load_text
-from maglev.health.state import Phase
-from maglev.model import BackendState, HealthCheck, ProbeResult, ProbeTarget, Reason
+from maglev.model import BackendState, ProbeResult, ProbeTarget, Reason
 from maglev.reconcile import events
 from maglev.reconcile.reconciler import Reconciler
 from maglev.reconcile.vantage import GuardState
@@ -26,6 +25,7 @@ from maglev.vpp.client import Applied
 from maglev.vpp.lb import Actual
 from maglev.vpp.memory import MemoryLb
 from maglev.vpp.ops import Op, SetWeight
+from tests.rigs import Streams
 
 TEXT = """
 vpp:
@@ -57,24 +57,6 @@ CANARY = "{canaries: [{address: 10.0.0.254, healthcheck: ping}], window: 10s}"
 WWW = (ipaddress.ip_network("192.0.2.80/32"), 6, 80)
 ALL_UP = {"10.0.0.1": 100, "10.0.0.2": 100, "10.0.0.3": 100, "10.0.0.4": 100, "10.0.0.5": 0}
 GW = ProbeTarget(ipaddress.ip_address("10.0.0.254"), "ping")
-
-
-class Streams:
-    def __init__(self) -> None:
-        self.targets: dict[ProbeTarget, HealthCheck] = {}
-        self.phases: dict[ProbeTarget, Phase] = {}
-
-    def set_targets(
-        self,
-        targets: Mapping[ProbeTarget, HealthCheck],
-        phases: Mapping[ProbeTarget, Phase] | None = None,
-    ) -> tuple[int, int, int]:
-        self.targets = dict(targets)
-        self.phases.update(phases or {})
-        return (0, 0, 0)
-
-    def set_phases(self, phases: Mapping[ProbeTarget, Phase]) -> None:
-        self.phases.update(phases)
 
 
 class BatchLb(MemoryLb):
