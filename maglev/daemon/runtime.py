@@ -93,7 +93,7 @@ class Runtime:
         self.pid = os.getpid()
         self.started_wall = time.time()
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.inbox: queue.Queue[Any] = queue.Queue(maxsize=config.health.queue_size)
+        self.inbox = events.Inbox(maxsize=config.health.queue_size)
         self.port = ReconcilerPort(self.inbox, lambda: self.reconciler.snapshot)
         self.stopping = threading.Event()
         self.bus = EventBus()
@@ -149,6 +149,7 @@ class Runtime:
             workers=cfg.health.workers,
             on_fatal=self._worker_died,
             priority=cfg.health.priority,
+            on_news=self.inbox.bell.set,
         )
         self.info = DaemonInfo(
             version=__version__,

@@ -63,7 +63,10 @@ class Scheduler:
         on_fatal: Callable[[BaseException], None] | None = None,
         priority: int | None = None,
         clock: Clock | None = None,
+        on_news: Callable[[], object] | None = None,
     ) -> None:
+        """`on_news` is called (on a worker's thread) after results were queued of which one may
+        move a backend's state (`workers.news`); the consumer may let the others gather."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         base = rng or random.Random()
@@ -77,6 +80,7 @@ class Scheduler:
                 on_fatal,
                 priority,
                 clock=clock,
+                on_news=on_news,
             )
             for i in range(workers)
         ]

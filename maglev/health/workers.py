@@ -71,6 +71,14 @@ def jittered(base: float, jitter: float, rng: random.Random) -> float:
     return base * (1.0 + rng.uniform(-jitter, jitter))
 
 
+def news(phase: Phase, ok: bool) -> bool:
+    """Whether a result may move its backend's state: any result while the state machine is
+    between its extremes, a failure while fully up, a success while fully down. The rest (the
+    same outcome again, thousands a second at steady state) change nothing but the last probe,
+    and their consumer may let them gather (`on_news` is for the others)."""
+    return phase is Phase.CHANGING or ok != (phase is Phase.UP)
+
+
 def first_delay(check: HealthCheck, phase: Phase, rng: random.Random) -> float:
     """Delay of a new stream's first probe: uniform over one interval of its phase.
 
@@ -131,6 +139,7 @@ class Worker:
         priority: int | None = None,
         *,
         clock: Clock | None = None,
+        on_news: Callable[[], object] | None = None,
     ) -> None:
         self.name = f"maglev-check-{index}"
         self.priority = priority  # the nice value asked for (None: leave the thread's own)
@@ -138,6 +147,8 @@ class Worker:
         self.results = results
         self.rng = rng
         self.on_fatal = on_fatal
+        self.on_news = on_news
+        self._news = False  # a pending result may change a backend's state (`news`)
         self.stats = WorkerStats(samples)
         self.in_flight = 0
         self.error: BaseException | None = None
@@ -321,6 +332,8 @@ class Worker:
         # Queued until the end of the reactor's pass (`_flush`): one stats lock per pass, and the
         # consumer is woken once for the batch instead of once per result.
         self._pending.append((s.check, result, late))
+        if not self._news:
+            self._news = news(s.phase, result.ok)
 
     def _flush(self) -> None:
         pending = self._pending
@@ -334,6 +347,10 @@ class Worker:
                 put(result)
             except queue.Full:
                 dropped += 1
+        if self._news:
+            self._news = False
+            if self.on_news is not None:
+                self.on_news()  # after the results are queued: the consumer finds them
         stats = self.stats
         probes, lateness, buckets = stats.probes, stats.lateness, stats.buckets
         with stats.lock:

@@ -10,11 +10,12 @@ reconciler thread: a request says what it wants, the reconciler decides how.
 from __future__ import annotations
 
 import queue
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from maglev.model import Config
+from maglev.model import Config, ProbeResult
 from maglev.reconcile.churn import ChurnReport
 from maglev.reconcile.opstate import TimeBox
 from maglev.vpp.lb import LbState
@@ -213,6 +214,26 @@ READ_ONLY: tuple[type, ...] = (ReadLbState, Preview, DryRunAction, DryRunOverrid
 """Requests that change nothing the reconciler owns: a failure while answering one (even a bug)
 becomes an error reply. A bug while answering any other stops the daemon (its state may be half
 changed)."""
+
+
+class Inbox(queue.Queue[Any]):
+    """The reconciler's queue, with a doorbell (`bell`) for what should not wait.
+
+    After a turn of probe results that moved nothing the reconciler lets the next results gather
+    (`reconciler.SETTLE`), waiting on `bell` rather than on the queue. Every message that is not
+    a probe result rings it as it is queued (a request, a reload, a stop); the check workers ring
+    it after queuing a result that may move a backend (`health.workers.news`). So requests and
+    state changes are taken at once, and only results that repeat the last one wait.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.bell = threading.Event()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)  # (put_nowait comes here too)
+        if type(item) is not ProbeResult:
+            self.bell.set()
 
 
 def drain(inbox: queue.Queue[Any], limit: int) -> list[Any]:

@@ -83,7 +83,11 @@ class Drive:
         self.clock = ManualClock()
         self.t0 = self.clock.now
         self.results: queue.Queue[ProbeResult] = queue.Queue(queue_size)
-        self.sched = Scheduler(self.results, workers, rng=random.Random(seed), clock=self.clock)
+        self.rings: list[int] = []  # at each on_news: how many results were queued by then
+        self.sched = Scheduler(
+            self.results, workers, rng=random.Random(seed), clock=self.clock,
+            on_news=lambda: self.rings.append(self.results.qsize()),
+        )  # fmt: skip
         self.hanging = 0
 
     def __enter__(self) -> Drive:
@@ -359,6 +363,31 @@ def test_one_stream_per_target_and_reload(tcp_server: int, refused_port: int) ->
             (CheckType.TCP, ok, reason): n for (ok, reason), n in received.items()
         }
         assert snap.dropped_results == 0 and snap.in_flight == 0
+
+
+@pytest.mark.integration
+def test_news_rings_after_queuing_only_for_results_that_may_move_a_backend(
+    tcp_server: int, refused_port: int
+) -> None:
+    good, bad = ProbeTarget(LO, "good"), ProbeTarget(LO, "bad")
+    checks = {good: _check("good", tcp_server), bad: _check("bad", refused_port)}
+    with Drive() as d:
+        d.sched.set_targets(checks, phases={good: Phase.UP, bad: Phase.DOWN})
+        same = d.until(d.t0 + 0.65)  # the same outcomes as the phases: no news
+        assert all(r.ok == (r.target == good) for r in same) and len(same) >= 3
+        assert d.rings == []
+        d.sched.set_phase(good, Phase.DOWN)  # a success while down may bring it up
+        moved = d.until(d.t0 + 6.0)  # its next probe: within down-interval
+        assert any(r.target == good for r in moved) and d.rings
+        assert all(n >= 1 for n in d.rings)  # rung after its result was queued
+        d.rings.clear()
+        d.sched.set_phases({good: Phase.UP, bad: Phase.UP})  # a failure while up may drain it
+        later = d.until(d.t0 + 6.7)
+        assert any(r.target == bad and not r.ok for r in later) and d.rings
+        d.rings.clear()
+        d.sched.set_phase(bad, Phase.DOWN)
+        d.until(d.t0 + 7.2)
+        assert d.rings == []
 
 
 @pytest.mark.integration
