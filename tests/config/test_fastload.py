@@ -4,6 +4,9 @@ Per construct whose meaning differs between YAML dialects (1.1 booleans, octal, 
 dates, null, tags, anchors, merge keys, duplicates), the fast path must produce exactly what the
 full loader produces, lines included, or hand the text over to it (`Unsupported`); and the
 public loader must then give the full loader's value or its error, message and line alike.
+Each test runs on both engines (the compiled `_fastload`, skipped when it is not built, except
+under MAGLEV_REQUIRE_EXTENSIONS=1, and its twin `_fastload_py`), and a hypothesis test holds them
+to the same value, lines or exception on random documents.
 """
 
 from __future__ import annotations
