@@ -6,11 +6,12 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-cython test-python lint format types check run bench bench-deps clean
+.PHONY: all venv yaml-headers test test-cython test-python lint format types check run bench bench-deps clean
 
 all: check
 
-$(STAMP): pyproject.toml setup.py maglev/_diff.pyx maglev/_table.pyx
+$(STAMP): pyproject.toml setup.py maglev/_diff.pyx maglev/_table.pyx maglev/config/_fastload.pyx \
+	    | yaml-headers
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel "Cython>=3.0,<4"
 	$(PIP) install --quiet --no-build-isolation -e '.[test,bench]'
@@ -18,6 +19,18 @@ $(STAMP): pyproject.toml setup.py maglev/_diff.pyx maglev/_table.pyx
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The config's compiled loader (maglev/config/_fastload.pyx) is built on libyaml's C API: on a
+# fresh Debian machine its headers come from libyaml-dev, installed here (with apt-get, as root or
+# through sudo) only when /usr/include/yaml.h is missing.
+yaml-headers:
+	@if [ ! -e /usr/include/yaml.h ]; then \
+	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    echo "installing libyaml-dev with apt-get"; \
+	    $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends libyaml-dev; \
+	fi
 
 # The suite runs twice: on the compiled engine (the tests assert it really loaded) and on the
 # pure-Python twin.
@@ -66,4 +79,5 @@ bench-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) build *.egg-info maglev/_diff.c maglev/_table.c maglev/*.so
+	rm -rf $(VENV) build *.egg-info maglev/_diff.c maglev/_table.c maglev/config/_fastload.c \
+	    maglev/*.so maglev/config/*.so

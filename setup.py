@@ -1,22 +1,29 @@
-"""Build script: declares the Cython engines (diff and Maglev table).
+"""Build script: declares the Cython engines (diff, Maglev table and the config's fast loader).
 
-`pip install .` compiles maglev/_diff.pyx and maglev/_table.pyx; a failed compile fails the
-install (there is no silent fallback). MAGLEV_NO_EXTENSIONS=1 skips the extensions and installs
-the pure-Python twins only.
+`pip install .` compiles maglev/_diff.pyx, maglev/_table.pyx and maglev/config/_fastload.pyx;
+a failed compile fails the install (there is no silent fallback). `_fastload` is linked with
+libyaml (`libyaml-dev` on Debian: `make` installs it when /usr/include/yaml.h is missing).
+MAGLEV_NO_EXTENSIONS=1 skips the extensions and installs the pure-Python twins only.
 """
 
 from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 ext_modules = []
 if os.environ.get("MAGLEV_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
     from Cython.Build import cythonize
 
     ext_modules = cythonize(
-        ["maglev/_diff.pyx", "maglev/_table.pyx"],
+        [
+            Extension("maglev._diff", ["maglev/_diff.pyx"]),
+            Extension("maglev._table", ["maglev/_table.pyx"]),
+            Extension(
+                "maglev.config._fastload", ["maglev/config/_fastload.pyx"], libraries=["yaml"]
+            ),
+        ],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False},
     )

@@ -1,5 +1,5 @@
-"""The engine selections (diff and Maglev table): each environment gets exactly the engine it
-names.
+"""The engine selections (diff, Maglev table and the config's fast loader): each environment
+gets exactly the engine it names.
 
 MAGLEV_NO_EXTENSIONS=1 -> the Python twin (it wins over MAGLEV_REQUIRE_EXTENSIONS);
 MAGLEV_REQUIRE_EXTENSIONS=1 -> the compiled engine, or an ImportError (CI proves the build really
@@ -17,22 +17,25 @@ import sys
 import pytest
 
 from maglev import diff, table
+from maglev.config import fastload
 
 TRUE = ("1", "true", "yes")
-SELECTORS = {"diff": diff, "table": table}
+# The selector's module path under maglev -> the selector.
+SELECTORS = {"diff": diff, "table": table, "config.fastload": fastload}
 
 
 def modules(selector: str) -> dict[str, str]:
-    return {"cython": f"maglev._{selector}", "python": f"maglev._{selector}_py"}
+    package, _, name = f"maglev.{selector}".rpartition(".")
+    return {"cython": f"{package}._{name}", "python": f"{package}._{name}_py"}
 
 
 def report(selector: str) -> str:
-    return f"from maglev import {selector} as s; print(s.IMPLEMENTATION, s._engine.__name__)"
+    return f"import maglev.{selector} as s; print(s.IMPLEMENTATION, s._engine.__name__)"
 
 
 def block(selector: str) -> str:
     """Prepended to `report`: a broken or missing build (the compiled module fails to import)."""
-    name = f"maglev._{selector}"
+    name = modules(selector)["cython"]
     return (
         "import sys\n"
         "class Block:\n"
@@ -45,7 +48,7 @@ def block(selector: str) -> str:
 
 def compiled_importable(selector: str) -> bool:
     try:
-        importlib.import_module(f"maglev._{selector}")
+        importlib.import_module(modules(selector)["cython"])
     except ImportError:
         return False
     return True
@@ -113,7 +116,7 @@ def test_without_the_compiled_engine_it_falls_back_unless_required(selector: str
     assert r.stdout.split() == ["python", twin]
     r = select(selector, {"MAGLEV_REQUIRE_EXTENSIONS": "1"}, blocked=True)
     assert r.returncode != 0
-    assert f"ImportError: maglev._{selector} blocked by the test" in r.stderr
+    assert f"ImportError: {modules(selector)['cython']} blocked by the test" in r.stderr
     r = select(
         selector, {"MAGLEV_REQUIRE_EXTENSIONS": "1", "MAGLEV_NO_EXTENSIONS": "1"}, blocked=True
     )

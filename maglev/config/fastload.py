@@ -1,9 +1,14 @@
 """The fast way from YAML text to plain data: libyaml's events straight into dicts and lists.
 
 PyYAML's loader composes a node graph (a node and two marks per key and item) and then
-constructs values from it in Python, one generator per collection: on the 2.4 MiB benchmark
-config that is over 90% of loading. Here the events of PyYAML's libyaml parser are turned into
-values in one loop, with the line of every key and item kept as the loader keeps them.
+constructs values from it in Python, one generator per collection. Here libyaml's events are
+turned into values in one loop, with the line of every key and item kept as the loader keeps
+them. Two engines do it, selected as `maglev.diff` selects its own: the compiled `_fastload`
+(Cython on libyaml's C API: no Python object per event) unless MAGLEV_NO_EXTENSIONS=1, its
+pure-Python twin `_fastload_py` (a loop over the events of PyYAML's libyaml parser) otherwise,
+or when the compiled module is missing, unless MAGLEV_REQUIRE_EXTENSIONS=1 makes that an
+ImportError; `IMPLEMENTATION` says which. Both give the same value and lines, and raise the same
+exception at the same event.
 
 Only the common subset of YAML is taken this way: mappings, sequences and scalars without
 anchors, aliases, explicit tags or merge keys, and no duplicate or collection keys. For anything
@@ -17,35 +22,32 @@ Called by `maglev.config.loader` on whichever thread loads the config; it holds 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
-import yaml
+from maglev.config._fastload_types import Lines, TooMany, Unsupported
 
-# libyaml's parser, part of PyYAML's wheels: PyYAML built without it is an install error, not a
-# slower mode, so a missing one fails the import.
-from yaml._yaml import CParser
+if os.environ.get("MAGLEV_NO_EXTENSIONS", "") in ("1", "true", "yes"):
+    from maglev.config import _fastload_py as _engine
 
-from maglev.config import limits
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from maglev.config import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+            _fastload as _engine,
+        )
 
-Lines = dict[int, dict[object, int]]
+        IMPLEMENTATION = "cython"
+    except ImportError:
+        if os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes"):
+            raise
+        from maglev.config import _fastload_py as _engine
 
+        IMPLEMENTATION = "python"
 
-class Unsupported(Exception):
-    """The text uses a construct this path leaves to the full loader (or is not valid YAML)."""
-
-
-class TooMany(Exception):
-    """Past `limits.MAX_NODES`: refused here, placed as `limits` places it, rather than handed
-    over (the full loader would compose the whole text again only to refuse it)."""
-
-    def __init__(self, line: int, column: int, where: str) -> None:
-        super().__init__(where)
-        self.line, self.column, self.where = line, column, where
-
-
-STR = "tag:yaml.org,2002:str"
-MERGE = "tag:yaml.org,2002:merge"
+engine_name = _engine.engine_name
 
 
 def load(
@@ -53,170 +55,20 @@ def load(
     resolvers: dict[Any, list[tuple[str, Any]]],
     construct: Callable[[str, str], object],
     typed_max: int,
+    engine: ModuleType | None = None,
 ) -> tuple[object, Lines]:
-    """(the document's value, the lines of its keys and items); Unsupported if out of scope.
+    """(the document's value, the lines of its keys and items); Unsupported if out of scope,
+    TooMany past `limits.MAX_NODES`.
 
     `resolvers` is the loader's implicit-resolver table (first character -> (tag, regex)),
     `construct(tag, value)` its constructor for a resolved plain scalar other than a string
-    (raising Unsupported for a tag it leaves to the full loader),
-    and plain scalars longer than `typed_max` are strings, as the loader resolves them.
+    (raising Unsupported for a tag it leaves to the full loader), and plain scalars longer than
+    `typed_max` are strings, as the loader resolves them. `engine` picks a twin explicitly
+    (tests run both); default: the selected one.
     """
-    try:
-        return _load(CParser(text), resolvers, construct, typed_max)
-    except yaml.YAMLError:
-        # Syntax and reader errors are reported by the full loader, with its wording.
-        raise Unsupported("a YAML error") from None
+    e = _engine if engine is None else engine
+    result: tuple[object, Lines] = e.load(text, resolvers, construct, typed_max)
+    return result
 
 
-def _load(
-    parser: Any,
-    resolvers: dict[Any, list[tuple[str, Any]]],
-    construct: Callable[[str, str], object],
-    typed_max: int,
-) -> tuple[object, Lines]:
-    scalar_event = yaml.ScalarEvent
-    mapping_start = yaml.MappingStartEvent
-    sequence_start = yaml.SequenceStartEvent
-    collection_end = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    get_event = parser.get_event
-    wildcard = resolvers.get(None, [])
-    # Resolving a plain scalar runs up to a dozen regexes; configs repeat most of theirs
-    # (`tcp`, `80`, `100`), so each distinct text is resolved once.
-    plain: dict[str, object] = {}
-    lines: Lines = {}
-    max_nodes = limits.MAX_NODES
-    # A scalar sits one level below its collection: no collection may open at the last level
-    # that still has room for a child. (An empty one there is fine for the full loader, which
-    # then takes the document.)
-    max_open = limits.MAX_DEPTH - 1
-    max_chars = limits.MAX_CHARS
-    nodes = chars = 0
-
-    event = get_event()  # stream start
-    event = get_event()
-    if isinstance(event, yaml.StreamEndEvent):
-        return None, lines
-    if not isinstance(event, yaml.DocumentStartEvent):
-        raise Unsupported("no document")
-
-    # The open collection lives in these locals; the ones around it wait on `stack` as
-    # (container, its lines, is a list, pending key).
-    stack: list[tuple[Any, dict[object, int], bool, object, Any, Any]] = []
-    missing = object()
-    container: Any = None
-    at: dict[object, int] = {}
-    is_list = False
-    key: object = missing
-    key_mark: Any = None  # of the pending key, and where the open collection starts:
-    open_mark: Any = None  # both only read to place an error
-    root: object = missing
-    while True:
-        event = get_event()
-        kind = type(event)
-        if kind is scalar_event:
-            if event.anchor is not None or event.tag is not None:
-                raise Unsupported("an anchor or a tag")
-            nodes += 1
-            text = event.value
-            chars += len(text)
-            if event.implicit[0]:  # plain: resolved as the loader resolves it
-                value = plain.get(text, missing)
-                if value is missing:
-                    value = _resolve(text, resolvers, wildcard, construct, typed_max)
-                    plain[text] = value
-            else:
-                value = text
-            if is_list:
-                at[len(container)] = event.start_mark.line + 1
-                container.append(value)
-            elif key is missing:
-                if container is None:  # a document that is one scalar
-                    root = value
-                    break
-                if value in container:
-                    raise Unsupported("a duplicate key")
-                key = value
-                key_mark = event.start_mark
-                if isinstance(value, str | int | float | bool):
-                    at[value] = key_mark.line + 1
-            else:
-                container[key] = value
-                key = missing
-            if nodes > max_nodes:
-                _too_many(container, is_list, key, key_mark, open_mark, missing)
-            if chars > max_chars:
-                raise Unsupported("over a limit")  # refused by the loader, with its message
-            continue
-        if kind is mapping_start or kind is sequence_start:
-            if event.anchor is not None or event.tag is not None:
-                raise Unsupported("an anchor or a tag")
-            nodes += 1
-            if len(stack) >= max_open:
-                raise Unsupported("over a limit")
-            value = {} if kind is mapping_start else []
-            if is_list:
-                at[len(container)] = event.start_mark.line + 1
-                container.append(value)
-            elif key is missing:
-                if container is not None:
-                    raise Unsupported("a collection key")
-            else:
-                container[key] = value
-                key = missing
-            if nodes > max_nodes:
-                _too_many(container, is_list, key, key_mark, open_mark, missing)
-            if container is not None:
-                stack.append((container, at, is_list, key, key_mark, open_mark))
-            container, at, is_list, key = value, {}, kind is sequence_start, missing
-            open_mark = event.start_mark
-            if root is missing:
-                root = value
-            continue
-        if kind in collection_end:
-            lines[id(container)] = at
-            if not stack:
-                break
-            container, at, is_list, key, key_mark, open_mark = stack.pop()
-            continue
-        raise Unsupported("an alias")  # or anything else this path does not know
-
-    if not isinstance(get_event(), yaml.DocumentEndEvent):
-        raise Unsupported("an unfinished document")
-    if not isinstance(get_event(), yaml.StreamEndEvent):
-        raise Unsupported("more than one document")  # the full loader names the line
-    return root, lines
-
-
-def _too_many(
-    container: Any, is_list: bool, key: object, key_mark: Any, open_mark: Any, missing: object
-) -> None:
-    """Raise TooMany for the child just placed, with `limits`' wording for its place: a
-    mapping's key, or the value of a key, at the key; an item at the start of its list."""
-    if container is None:  # the top level itself: a single node is never too many
-        return
-    if is_list:
-        where = f"item [{len(container) - 1}] of this list"
-        raise TooMany(open_mark.line + 1, open_mark.column + 1, where)
-    if key is missing:  # a value: placing it took its key off
-        raise TooMany(key_mark.line + 1, key_mark.column + 1, "the value of this key")
-    raise TooMany(key_mark.line + 1, key_mark.column + 1, "this key")
-
-
-def _resolve(
-    text: str,
-    resolvers: dict[Any, list[tuple[str, Any]]],
-    wildcard: list[tuple[str, Any]],
-    construct: Callable[[str, str], object],
-    typed_max: int,
-) -> object:
-    """A plain scalar's value: PyYAML's resolution (first character, then regexes in order)."""
-    if len(text) > typed_max:
-        return text
-    for tag, regex in resolvers.get(text[:1], []) + wildcard:
-        if regex.match(text):
-            if tag == STR:
-                return text
-            if tag == MERGE:
-                raise Unsupported("a merge key")
-            return construct(tag, text)
-    return text
+__all__ = ["IMPLEMENTATION", "Lines", "TooMany", "Unsupported", "engine_name", "load"]

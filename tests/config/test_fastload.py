@@ -4,18 +4,59 @@ Per construct whose meaning differs between YAML dialects (1.1 booleans, octal, 
 dates, null, tags, anchors, merge keys, duplicates), the fast path must produce exactly what the
 full loader produces, lines included, or hand the text over to it (`Unsupported`); and the
 public loader must then give the full loader's value or its error, message and line alike.
+Each test runs on both engines (the compiled `_fastload`, skipped when it is not built, except
+under MAGLEV_REQUIRE_EXTENSIONS=1, and its twin `_fastload_py`), and a hypothesis test holds them
+to the same value, lines or exception on random documents.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maglev.config import fastload, limits, loader
+from maglev.config import _fastload_py, fastload, limits, loader
 from maglev.errors import ConfigError
+
+
+def _compiled() -> ModuleType | None:
+    try:
+        return importlib.import_module("maglev.config._fastload")
+    except ImportError:
+        if os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes"):
+            raise  # CI proves the build: a missing engine is a failure, not a skip
+        return None
+
+
+COMPILED = _compiled()
+ENGINES = [
+    pytest.param(
+        COMPILED,
+        id="cython",
+        marks=pytest.mark.skipif(
+            COMPILED is None, reason="maglev.config._fastload is not built here"
+        ),
+    ),
+    pytest.param(_fastload_py, id="python"),
+]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> ModuleType:
+    module: ModuleType = request.param
+    return module
+
+
+def _load(engine: ModuleType, text: str) -> tuple[object, loader.Lines]:
+    return fastload.load(
+        text, loader._Loader.yaml_implicit_resolvers, loader._construct_plain, 1000, engine
+    )
+
 
 FAST = "fast"
 HANDED_OVER = "handed over"
@@ -101,12 +142,12 @@ def _flat(data: object, lines: loader.Lines, path: str = "") -> list[tuple[str, 
 
 
 @pytest.mark.parametrize(("text", "path"), CASES)
-def test_the_fast_path_means_what_the_full_loader_means(text: str, path: str) -> None:
+def test_the_fast_path_means_what_the_full_loader_means(
+    engine: ModuleType, text: str, path: str
+) -> None:
     full = _composed(text)
     try:
-        fast = fastload.load(
-            text, loader._Loader.yaml_implicit_resolvers, loader._construct_plain, 1000
-        )
+        fast = _load(engine, text)
     except fastload.Unsupported:
         assert path == HANDED_OVER, f"{text!r} should not need the full loader"
     else:
@@ -119,7 +160,10 @@ def test_the_fast_path_means_what_the_full_loader_means(text: str, path: str) ->
 
 
 @pytest.mark.parametrize(("text", "path"), CASES)
-def test_parse_gives_the_full_loaders_value_or_its_message(text: str, path: str) -> None:
+def test_parse_gives_the_full_loaders_value_or_its_message(
+    engine: ModuleType, text: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastload, "_engine", engine)
     full = _composed(text)
     try:
         got: object = loader._parse(text, "cfg")
@@ -145,7 +189,7 @@ def test_random_plain_scalars_mean_the_same(pairs: list[tuple[str, str]]) -> Non
     try:
         fast = fastload.load(
             text, loader._Loader.yaml_implicit_resolvers, loader._construct_plain, 1000
-        )
+        )  # the selected engine; the twins are compared with each other below
     except fastload.Unsupported:
         return
     assert not isinstance(full, str), f"the full loader refuses {text!r}: {full}"
@@ -165,8 +209,9 @@ def test_random_plain_scalars_mean_the_same(pairs: list[tuple[str, str]]) -> Non
     ],
 )
 def test_too_many_nodes_is_refused_as_the_full_loader_refuses_it(
-    text: str, monkeypatch: pytest.MonkeyPatch
+    engine: ModuleType, text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(fastload, "_engine", engine)
     # A small limit, so the shapes are small: each crosses it at a key, a value or an item.
     monkeypatch.setattr(limits, "MAX_NODES", 50)
     full = _composed(text)
@@ -174,3 +219,100 @@ def test_too_many_nodes_is_refused_as_the_full_loader_refuses_it(
     with pytest.raises(ConfigError) as e:
         loader._parse(text, "cfg")
     assert str(e.value) == full
+
+
+# --- the two engines agree on random documents ---------------------------------------------------
+
+# Plain scalars of every kind the resolver tells apart, quoted ones, and the constructs that are
+# handed over (anchors, aliases, tags, merge keys); a small pool, so keys repeat (duplicates).
+TOKENS = [
+    *("0", "1", "-1", "0660", "0o17", "0x1f", "0b11", "1_000", "08", "1:30", "1e3", "1.5", ".inf"),
+    *("-.inf", ".nan", ".NaN", "yes", "no", "on", "off", "Y", "n", "true", "False", "null", "~"),
+    *("", "2024-01-02", "2024-01-02 10:00:00", "web", "a b", "'yes'", '"0660"', "'~'", '"x"'),
+    *("x" * 30, "9" * 30, "<<", "&a 1", "*a", "!!str 5", "!foo x", "!!int '3'", "=", "@x"),
+]
+LEAF = st.sampled_from(TOKENS)
+TREE = st.recursive(
+    LEAF,
+    lambda kids: st.tuples(
+        st.sampled_from(["map", "list", "&a map", "&a list", "!!map map"]),
+        st.booleans(),  # flow style
+        st.lists(st.tuples(LEAF, kids), max_size=4),
+    ),
+    max_leaves=16,
+)
+
+
+def _flow(node: object) -> str:
+    if isinstance(node, str):
+        return node
+    kind, _flow_style, items = node  # type: ignore[misc]
+    prefix = kind.rpartition(" ")[0]
+    prefix = prefix + " " if prefix else ""
+    if kind.endswith("list"):
+        return prefix + "[" + ", ".join(_flow(v) for _k, v in items) + "]"
+    return prefix + "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in items) + "}"
+
+
+def _block(node: object, indent: int) -> str:
+    """A collection in block style (nested ones in flow style when so drawn, or empty)."""
+    kind, _flow_style, items = node  # type: ignore[misc]
+    pad = " " * indent
+    out = []
+    for key, value in items:
+        head = f"{pad}- " if kind.endswith("list") else f"{pad}{key}:"
+        if isinstance(value, str) or value[1] or not value[2] or value[0] != value[0].split()[-1]:
+            out.append(f"{head} {_flow(value)}\n")
+        else:
+            out.append(f"{head}\n" + _block(value, indent + 2))
+    return "".join(out)
+
+
+def _document(tree: object) -> str:
+    if isinstance(tree, str) or tree[1] or not tree[2]:  # type: ignore[index]
+        return _flow(tree) + "\n"
+    return _block(tree, 0)
+
+
+def _outcome(engine: ModuleType, text: str) -> object:
+    """What an engine makes of the text: its value and lines by place, or its exception."""
+    try:
+        data, lines = _load(engine, text)
+    except fastload.TooMany as e:
+        return ("TooMany", e.line, e.column, e.where)
+    except Exception as e:
+        return type(e).__name__
+    root = "nan" if isinstance(data, float) and math.isnan(data) else repr(data)
+    shown = f"{type(data).__name__}:{root}" if not isinstance(data, dict | list) else ""
+    return (type(data).__name__, shown, _flat(data, lines))
+
+
+@pytest.mark.skipif(COMPILED is None, reason="maglev.config._fastload is not built here")
+@settings(max_examples=400, deadline=None)
+@given(TREE, st.sampled_from([None, 6]), st.sampled_from([None, 4]))
+def test_both_engines_agree_on_random_documents(
+    tree: object, max_nodes: int | None, max_depth: int | None
+) -> None:
+    text = _document(tree)
+    saved = limits.MAX_NODES, limits.MAX_DEPTH
+    try:
+        limits.MAX_NODES = max_nodes or saved[0]
+        limits.MAX_DEPTH = max_depth or saved[1]
+        assert _outcome(COMPILED, text) == _outcome(_fastload_py, text), text  # type: ignore[arg-type]
+    finally:
+        limits.MAX_NODES, limits.MAX_DEPTH = saved
+
+
+@pytest.mark.skipif(COMPILED is None, reason="maglev.config._fastload is not built here")
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(text for text, _path in CASES),
+        "a: \ud800\n",  # a lone surrogate: not encodable, refused alike
+        "\ufeffa: 1\n",  # a byte-order mark
+        "a:\n  - 1\n  -\n  - [2, {b: }]\n",
+    ],
+)
+def test_both_engines_agree_on_the_cases(text: str) -> None:
+    assert COMPILED is not None
+    assert _outcome(COMPILED, text) == _outcome(_fastload_py, text)

@@ -50,10 +50,11 @@ def test_dead_reconciler_thread_stops_the_daemon(
     assert not (tmp_path / "ctl.sock").exists()  # everything was stopped
 
 
-def test_the_start_line_names_both_engines(
+def test_the_start_line_names_every_engine(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from maglev import diff, table
+    from maglev.config import fastload
 
     cfg = tmp_path / "maglev.yaml"
     cfg.write_text(CONFIG.format(ctl=tmp_path / "ctl.sock"))
@@ -65,7 +66,7 @@ def test_the_start_line_names_both_engines(
         rt.stop()
     assert (
         f"starting: diff engine {diff.IMPLEMENTATION}, table engine {table.IMPLEMENTATION}, "
-        in caplog.text
+        f"config loader engine {fastload.IMPLEMENTATION}, " in caplog.text
     )
 
 

@@ -1,0 +1,307 @@
+# cython: language_level=3
+"""The compiled fast-load engine: libyaml's C parser driven directly, its events into values.
+
+The twin `_fastload_py` reads the same events through PyYAML's `CParser`, which builds a Python
+event object (with two mark objects, a tuple and the decoded text) for each of them: on the
+2.4 MiB benchmark config, 442,000 events, and most of the loading time. Here each event is read
+into a C struct, only a scalar's text becomes a Python string, and the loop is otherwise the
+twin's line for line: the same value and lines, the same checks in the same order, so the same
+exception at the same event (`maglev.config.fastload` says what is taken and what is handed
+over). The parser is fed the UTF-8 bytes of the text exactly as `CParser` feeds it, with no
+encoding set, so libyaml reads and refuses the same characters. Marks are 0-based (+1 here, as
+there). Called on whichever thread loads the config; no state.
+"""
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+
+import yaml
+
+from maglev.config import limits
+from maglev.config._fastload_types import MERGE, STR, TooMany, Unsupported
+
+
+cdef extern from "yaml.h":
+    ctypedef enum yaml_event_type_t:
+        YAML_NO_EVENT
+        YAML_STREAM_START_EVENT
+        YAML_STREAM_END_EVENT
+        YAML_DOCUMENT_START_EVENT
+        YAML_DOCUMENT_END_EVENT
+        YAML_ALIAS_EVENT
+        YAML_SCALAR_EVENT
+        YAML_SEQUENCE_START_EVENT
+        YAML_SEQUENCE_END_EVENT
+        YAML_MAPPING_START_EVENT
+        YAML_MAPPING_END_EVENT
+
+    ctypedef struct yaml_mark_t:
+        size_t index
+        size_t line
+        size_t column
+
+    # Only the members read here; the C compiler has the full definitions.
+    ctypedef struct _yaml_scalar_data_t:
+        unsigned char *anchor
+        unsigned char *tag
+        unsigned char *value
+        size_t length
+        int plain_implicit
+
+    ctypedef struct _yaml_collection_start_data_t:
+        unsigned char *anchor
+        unsigned char *tag
+
+    ctypedef union _yaml_event_data_t:
+        _yaml_scalar_data_t scalar
+        _yaml_collection_start_data_t sequence_start
+        _yaml_collection_start_data_t mapping_start
+
+    ctypedef struct yaml_event_t:
+        yaml_event_type_t type
+        _yaml_event_data_t data
+        yaml_mark_t start_mark
+
+    ctypedef struct yaml_parser_t:
+        pass
+
+    int yaml_parser_initialize(yaml_parser_t *parser)
+    void yaml_parser_delete(yaml_parser_t *parser)
+    void yaml_parser_set_input_string(
+        yaml_parser_t *parser, const unsigned char *input, size_t size
+    )
+    int yaml_parser_parse(yaml_parser_t *parser, yaml_event_t *event) nogil
+    void yaml_event_delete(yaml_event_t *event)
+
+
+cdef struct Event:
+    # What the loop reads of an event; libyaml's own is freed as soon as this is filled.
+    yaml_event_type_t kind
+    bint decorated  # an anchor or an explicit tag
+    bint plain  # a scalar without quotes or tag (PyYAML's implicit[0])
+    size_t line
+    size_t column
+
+
+# Every this many events the GIL is released around one parse call. The loop calls no Python
+# code for most events (a plain text seen before is a dict hit), so without this the probes and
+# the reconciler could wait for the whole load; releasing it costs a lock operation when nobody
+# waits, and when a thread has asked for the GIL, CPython hands it over right there.
+cdef enum:
+    RELEASE_EVERY = 1024
+
+cdef object _MISSING = object()
+
+
+def engine_name():
+    return "cython"
+
+
+def load(text, resolvers, construct, typed_max):
+    """(the document's value, the lines of its keys and items); Unsupported if out of scope,
+    TooMany past `limits.MAX_NODES`. The arguments are those of `fastload.load`."""
+    # Encoded as CParser encodes a str (a lone surrogate fails here, as it fails there).
+    cdef bytes data = (<str?>text).encode("utf-8")
+    cdef yaml_parser_t parser
+    if yaml_parser_initialize(&parser) == 0:
+        raise MemoryError
+    try:
+        yaml_parser_set_input_string(
+            &parser, <const unsigned char *><char *>data, <size_t>len(data)
+        )
+        return _load(&parser, resolvers, construct, typed_max)
+    except yaml.YAMLError:
+        # As the twin: an error from the callbacks is handed over like a syntax error.
+        raise Unsupported("a YAML error") from None
+    finally:
+        yaml_parser_delete(&parser)
+
+
+cdef object _next(yaml_parser_t *parser, Event *ev, bint release):
+    """Parse the next event into `ev`; a scalar's text is returned (None for other events)."""
+    cdef yaml_event_t event
+    cdef int ok
+    if release:
+        with nogil:
+            ok = yaml_parser_parse(parser, &event)
+    else:
+        ok = yaml_parser_parse(parser, &event)
+    if ok == 0:
+        # Syntax and reader errors are reported by the full loader, with its wording.
+        raise Unsupported("a YAML error")
+    ev.kind = event.type
+    ev.line = event.start_mark.line
+    ev.column = event.start_mark.column
+    ev.decorated = False
+    ev.plain = False
+    if event.type == YAML_SCALAR_EVENT:
+        ev.decorated = event.data.scalar.anchor != NULL or event.data.scalar.tag != NULL
+        ev.plain = event.data.scalar.plain_implicit == 1
+        try:
+            return PyUnicode_DecodeUTF8(
+                <char *>event.data.scalar.value, event.data.scalar.length, "strict"
+            )
+        finally:
+            yaml_event_delete(&event)
+    if event.type == YAML_MAPPING_START_EVENT:
+        ev.decorated = (
+            event.data.mapping_start.anchor != NULL or event.data.mapping_start.tag != NULL
+        )
+    elif event.type == YAML_SEQUENCE_START_EVENT:
+        ev.decorated = (
+            event.data.sequence_start.anchor != NULL or event.data.sequence_start.tag != NULL
+        )
+    yaml_event_delete(&event)
+    return None
+
+
+cdef object _load(yaml_parser_t *parser, object resolvers, object construct, object typed_max):
+    cdef Event ev
+    cdef object wildcard = resolvers.get(None, [])
+    # Resolving a plain scalar runs up to a dozen regexes; configs repeat most of theirs
+    # (`tcp`, `80`, `100`), so each distinct text is resolved once.
+    cdef dict plain = {}
+    cdef dict lines = {}
+    cdef Py_ssize_t max_nodes = limits.MAX_NODES
+    # A scalar sits one level below its collection: no collection may open at the last level
+    # that still has room for a child. (An empty one there is fine for the full loader, which
+    # then takes the document.)
+    cdef Py_ssize_t max_open = limits.MAX_DEPTH - 1
+    cdef Py_ssize_t max_chars = limits.MAX_CHARS
+    cdef Py_ssize_t nodes = 0, chars = 0, events = 0
+    cdef object missing = _MISSING
+    cdef PyObject *cached
+    cdef object text, value
+
+    _next(parser, &ev, False)  # stream start
+    _next(parser, &ev, False)
+    if ev.kind == YAML_STREAM_END_EVENT:
+        return None, lines
+    if ev.kind != YAML_DOCUMENT_START_EVENT:
+        raise Unsupported("no document")
+
+    # The open collection lives in these locals; the ones around it wait on `stack` as
+    # (container, its lines, is a list, pending key, key mark, open mark).
+    cdef list stack = []
+    cdef object container = None
+    cdef dict at = {}
+    cdef bint is_list = False
+    cdef object key = missing
+    # of the pending key, and where the open collection starts: both only read to place an error
+    cdef size_t key_line = 0, key_column = 0, open_line = 0, open_column = 0
+    cdef object root = missing
+    cdef yaml_event_type_t kind
+    while True:
+        events += 1
+        text = _next(parser, &ev, events % RELEASE_EVERY == 0)
+        kind = ev.kind
+        if kind == YAML_SCALAR_EVENT:
+            if ev.decorated:
+                raise Unsupported("an anchor or a tag")
+            nodes += 1
+            chars += len(<str>text)
+            if ev.plain:  # resolved as the loader resolves it
+                cached = PyDict_GetItem(plain, text)
+                if cached == NULL:
+                    value = _resolve(<str>text, resolvers, wildcard, construct, typed_max)
+                    plain[text] = value
+                else:
+                    value = <object>cached
+            else:
+                value = text
+            if is_list:
+                at[len(<list>container)] = ev.line + 1
+                (<list>container).append(value)
+            elif key is missing:
+                if container is None:  # a document that is one scalar
+                    root = value
+                    break
+                if value in <dict>container:
+                    raise Unsupported("a duplicate key")
+                key = value
+                key_line, key_column = ev.line, ev.column
+                if isinstance(value, (str, int, float)):  # bool is an int
+                    at[value] = key_line + 1
+            else:
+                (<dict>container)[key] = value
+                key = missing
+            if nodes > max_nodes:
+                _too_many(container, is_list, key is missing, key_line, key_column,
+                          open_line, open_column)
+            if chars > max_chars:
+                raise Unsupported("over a limit")  # refused by the loader, with its message
+            continue
+        if kind == YAML_MAPPING_START_EVENT or kind == YAML_SEQUENCE_START_EVENT:
+            if ev.decorated:
+                raise Unsupported("an anchor or a tag")
+            nodes += 1
+            if len(stack) >= max_open:
+                raise Unsupported("over a limit")
+            value = {} if kind == YAML_MAPPING_START_EVENT else []
+            if is_list:
+                at[len(<list>container)] = ev.line + 1
+                (<list>container).append(value)
+            elif key is missing:
+                if container is not None:
+                    raise Unsupported("a collection key")
+            else:
+                (<dict>container)[key] = value
+                key = missing
+            if nodes > max_nodes:
+                _too_many(container, is_list, key is missing, key_line, key_column,
+                          open_line, open_column)
+            if container is not None:
+                stack.append(
+                    (container, at, is_list, key, key_line, key_column, open_line, open_column)
+                )
+            container, at, is_list, key = value, {}, kind == YAML_SEQUENCE_START_EVENT, missing
+            open_line, open_column = ev.line, ev.column
+            if root is missing:
+                root = value
+            continue
+        if kind == YAML_MAPPING_END_EVENT or kind == YAML_SEQUENCE_END_EVENT:
+            lines[id(container)] = at
+            if not stack:
+                break
+            (container, at, is_list, key, key_line, key_column, open_line,
+             open_column) = stack.pop()
+            continue
+        raise Unsupported("an alias")  # or anything else this path does not know
+
+    _next(parser, &ev, False)
+    if ev.kind != YAML_DOCUMENT_END_EVENT:
+        raise Unsupported("an unfinished document")
+    _next(parser, &ev, False)
+    if ev.kind != YAML_STREAM_END_EVENT:
+        raise Unsupported("more than one document")  # the full loader names the line
+    return root, lines
+
+
+cdef _too_many(object container, bint is_list, bint key_missing, size_t key_line,
+               size_t key_column, size_t open_line, size_t open_column):
+    """Raise TooMany for the child just placed, with `limits`' wording for its place: a
+    mapping's key, or the value of a key, at the key; an item at the start of its list."""
+    if container is None:  # the top level itself: a single node is never too many
+        return
+    if is_list:
+        where = f"item [{len(<list>container) - 1}] of this list"
+        raise TooMany(open_line + 1, open_column + 1, where)
+    if key_missing:  # a value: placing it took its key off
+        raise TooMany(key_line + 1, key_column + 1, "the value of this key")
+    raise TooMany(key_line + 1, key_column + 1, "this key")
+
+
+cdef object _resolve(str text, object resolvers, object wildcard, object construct,
+                     object typed_max):
+    """A plain scalar's value: PyYAML's resolution (first character, then regexes in order)."""
+    if len(text) > typed_max:
+        return text
+    for tag, regex in resolvers.get(text[:1], []) + wildcard:
+        if regex.match(text):
+            if tag == STR:
+                return text
+            if tag == MERGE:
+                raise Unsupported("a merge key")
+            return construct(tag, text)
+    return text
