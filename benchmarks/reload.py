@@ -610,7 +610,8 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
     return suite_result(
         "reload",
         f"maglevd process, {frontends} frontends x {PER} = {frontends * PER} backends (no "
-        f"healthchecks); {'emulator in-process' if emu else where(target)}",
+        "healthchecks; one TCP-checked backend joins for the rejected reloads); "
+        f"{'emulator in-process' if emu else where(target)}",
         figures={
             f"initial programming ({initial_writes} writes)": stat([t_initial], "s"),
             f"reload, file replaced -> VPP converged ({expected} writes)": stat(t_reloads, "s"),
