@@ -2,16 +2,23 @@
 
 Setup: the emulator runs in this process (it counts every write it receives); maglevd runs as its
 own process on a config of 2,000 frontends x 20 backends = 40,000 backends (backends without a
-healthcheck, which count as up, so this measures the config and reconcile path, not probing).
+healthcheck, which count as up, so this measures the config and reconcile path, not probing;
+one health-checked backend joins for the rejected reloads, below).
 Then:
 - *no-op reloads*: the file is replaced by rename with a comment added, then SIGHUP, then a full
   sync on request: the number of VPP writes must be 0;
 - *changing reload*: the file is replaced by rename with 10% of the frontends' weights changed and
   1% more frontends; the time from the rename to the emulator having received every write;
-- *rejected alias bomb*: the file is replaced by a 418-byte YAML alias bomb (nine levels of
-  `&i [*h, *h, ...]`, 387 million items expanded); the time until maglevd reports the reload
-  rejected, and the slowest `status` round trip meanwhile (the loader once held the GIL for the
-  whole rejection, so everything stalled).
+- *rejected alias bomb*: a reload first adds one frontend whose single backend has a TCP check
+  (every 100 ms, fall 2) against a listener this process runs on 127.0.0.1. Then the file is
+  replaced by a 418-byte YAML alias bomb (nine levels of `&i [*h, *h, ...]`, 387 million items
+  expanded) and that listener closed right after the rename; the time until maglevd reports the
+  reload rejected, the slowest `status` round trip meanwhile, and the time from the close to
+  the backend's weight 0 in VPP (the loader once held the GIL for the whole rejection, so
+  everything stalled). With the listener back and the weight back, the same close with no
+  reload, as the baseline of the same run. If the rejection takes longer than 1 s, one more
+  round closes the listener 1 s after the rename. The probed frontend is added only here: its
+  probes write nothing at steady state, but a flap would, and the parts above count writes.
 
 Before the daemon starts, the loader is also measured in this process, with the full config
 already loaded (as in the daemon): how long parsing and validating take, and the longest gap seen
@@ -30,12 +37,14 @@ sampled from each changing reload's rename to convergence.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import ipaddress
 import json
 import os
 import pathlib
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +52,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -61,8 +71,11 @@ from benchmarks.target import (
 from maglev.cli.client import ControlClient
 from maglev.config import limits, load_text
 from maglev.errors import ConfigError, ConfigInvalid
+from maglev.vpp.dumper import read_lb_state
 from maglev.vpp.lb import LbConf
+from maglev.vpp.papi import VppConnection
 from maglev.vppsim import Emulator
+from maglev.vppsim.cli import fmt_address, fmt_prefix
 
 BIN = pathlib.Path(sys.executable).parent
 PER = 20
@@ -76,15 +89,30 @@ def config_text(
     extra: int = 0,
     target: VppTarget | None = None,
     conf: LbConf | None = None,
+    probed: int | None = None,
 ) -> str:
-    lines = ["vpp:", f"  api-socket: {sock}", *vpp_lines(target, conf, "1h", "1s"), "backends:"]
+    """The suite's config; with `probed` (a TCP port on 127.0.0.1) one more frontend, whose
+    single backend is health-checked there (see `Probed`)."""
+    lines = ["vpp:", f"  api-socket: {sock}", *vpp_lines(target, conf, "1h", "1s")]
+    if probed is not None:
+        lines += [
+            "healthchecks:",
+            f"  tcp: {{type: tcp, port: {probed}, interval: 100ms, fast-interval: 100ms,"
+            " down-interval: 100ms, timeout: 100ms, rise: 2, fall: 2, jitter: 0}",
+        ]
+    lines.append("backends:")
     total = frontends + extra
     for i in range(total * PER):
         lines.append(f"  b{i}: {{address: {ipaddress.IPv4Address(0x0A000000 + i + 1)}}}")
+    if probed is not None:
+        lines.append(f"  probed: {{address: {Probed.ADDRESS}, healthcheck: tcp}}")
     lines.append("frontends:")
     for f in range(total):
         w = 60 if f < changed else 100
         lines += frontend_yaml(f, ", ".join(f"b{f * PER + j}: {{weight: {w}}}" for j in range(PER)))
+    if probed is not None:
+        # The mass-failure guard off: it would keep a pool's last backend at its weight.
+        lines += [*frontend_yaml(Probed.FRONTEND, "probed: {}"), "    min-healthy: 0"]
     lines += ["control:", f"  socket: {ctl}"]
     # The alternating reloads delete the 1% they added: let them past the reload interlocks
     # (measured here is the reload itself, not the guard).
@@ -207,9 +235,127 @@ def check_config_figures(
     return figures, ratios
 
 
-def bomb_reload(cfg: pathlib.Path, ctl: str, since: str | None) -> tuple[float, float, float]:
-    """Replace the file by the bomb; (seconds until maglevd reports the reload rejected, the
-    slowest `status` round trip meanwhile, the slowest in the second before)."""
+class Probed:
+    """The one health-checked backend: a TCP listener on 127.0.0.1 that accepts and closes
+    (stopped: connects are refused), and its weight as VPP has it.
+
+    Its frontend joins the config only for the rejected reloads (before them, a reload adds it):
+    its probes write nothing at steady state, but a probe timing out under the load of a big
+    reload would, and the other parts count every write."""
+
+    ADDRESS = "127.0.0.1"
+    FRONTEND = 100_000
+    """f100000: past every frontend the changing reloads add, inside the benchmark range."""
+    WEIGHT = 100
+
+    def __init__(self, target: VppTarget | None, emu: Emulator | None) -> None:
+        self.sock: socket.socket | None = None
+        self.port = 0
+        self.start()
+        vip = ipaddress.IPv4Address(0xC6120000 + self.FRONTEND)
+        self.vip = ipaddress.ip_network(f"{vip}/32")
+        self.emu = emu
+        self.conn: VppConnection | None = None
+        if emu is None:
+            assert target is not None
+            self.conn = VppConnection(target.socket, target.api_files(), name="bench-probed")
+            self.conn.connect()
+        self.key: tuple[bytes, int, int, int] | None = None
+
+    def start(self) -> None:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.ADDRESS, self.port))
+        s.listen(64)
+        self.port = s.getsockname()[1]
+        self.sock = s
+        threading.Thread(target=self._accept, args=(s,), name="bench-probed", daemon=True).start()
+
+    def _accept(self, s: socket.socket) -> None:
+        while True:
+            try:
+                c, _ = s.accept()
+                c.close()
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            # shutdown() ends the blocked accept and the listener at once (close() alone would
+            # leave it open until accept returns).
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+            self.sock = None
+
+    def weight(self) -> int | None:
+        """The backend's weight in VPP now (None: not there): read from the emulator's tables
+        under its lock, or from a VPP's AS dump (all of it: a dump filtered by an IPv4 VIP
+        returns nothing, so with a real VPP each reading costs a full dump)."""
+        if self.emu is not None:
+            with self.emu.lock:
+                state = self.emu.state
+                if self.key is None:
+                    self.key = next(
+                        (v.key for _, v in state.live_vips() if fmt_prefix(v) == str(self.vip)),
+                        None,
+                    )
+                vip = state.vip_by_key.get(self.key) if self.key is not None else None
+                if vip is None:
+                    return None
+                for addr, w in zip(vip.order, vip.weights, strict=True):
+                    if fmt_address(addr) == self.ADDRESS:
+                        return w
+                return None
+        assert self.conn is not None
+        for a in read_lb_state(self.conn, with_sticky=False).ases:
+            if a.vip[0] == self.vip and str(a.address) == self.ADDRESS:
+                return a.weight
+        return None
+
+    def wait(self, want: int, timeout: float = 120) -> float:
+        """Seconds until VPP has the backend at weight `want`."""
+        t0 = time.monotonic()
+        while (w := self.weight()) != want:
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"the probed backend stayed at weight {w}, not {want}")
+            time.sleep(0.002 if self.emu is not None else 0.005)
+        return time.monotonic() - t0
+
+    def stopped_to_zero(self) -> float:
+        """Stop the listener; seconds until VPP has the backend at weight 0."""
+        self.stop()
+        return self.wait(0)
+
+    def restart(self) -> None:
+        """Listen again, and wait until VPP has the backend back at its weight."""
+        self.start()
+        self.wait(self.WEIGHT)
+
+    def close(self) -> None:
+        self.stop()
+        if self.conn is not None:
+            self.conn.disconnect()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One rejected bomb reload, in seconds from the rename."""
+
+    rejected: float
+    slowest_status: float
+    slowest_status_before: float
+    """The slowest `status` round trip in the second before the rename."""
+    zero: float
+    """From stopping the probed backend's listener to its weight 0 in VPP."""
+
+
+def bomb_reload(
+    cfg: pathlib.Path, ctl: str, since: object, probed: Probed, n: int, delay: float = 0.0
+) -> tuple[Rejected, object]:
+    """Replace the file by the bomb (round `n`: the file differs from the one before, so it is
+    read again) and, `delay` seconds after, stop the probed backend; the figures, and the
+    rejected reload's time stamp."""
     client = ControlClient(socket_path=ctl, timeout=600)
     trips: list[tuple[float, float]] = []  # (start, seconds)
     stop = threading.Event()
@@ -229,7 +375,10 @@ def bomb_reload(cfg: pathlib.Path, ctl: str, since: str | None) -> tuple[float, 
     poller.start()
     time.sleep(1.0)
     t_rename = time.monotonic()
-    replace(cfg, bomb_text())
+    replace(cfg, bomb_text() + f"# round {n}\n")
+    if delay:
+        time.sleep(delay)
+    zero = probed.stopped_to_zero()
     poller.join(600)
     stop.set()
     if not rejected:
@@ -237,7 +386,51 @@ def bomb_reload(cfg: pathlib.Path, ctl: str, since: str | None) -> tuple[float, 
     done = trips[-1][0] + trips[-1][1]
     during = [s for t, s in trips if t + s >= t_rename]
     before = [s for t, s in trips if t + s < t_rename]
-    return done - t_rename, max(during), max(before or [0.0])
+    figures = Rejected(done - t_rename, max(during), max(before or [0.0]), zero)
+    return figures, rejected[0]["at"]
+
+
+def rejected_figures(
+    cfg: pathlib.Path, ctl: str, since: object, probed: Probed, smoke: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Rounds of: the bomb renamed over the file with the probed backend stopped at the rename,
+    then (listener back, weight back) the same stop with no reload, as the baseline of the same
+    run; and one round stopping it 1 s after the rename, if the rejection takes longer."""
+    rounds: list[Rejected] = []
+    idle: list[float] = []
+    for n in range(2 if smoke else 3):
+        got, since = bomb_reload(cfg, ctl, since, probed, n)
+        rounds.append(got)
+        probed.restart()
+        idle.append(probed.stopped_to_zero())
+        probed.restart()
+    figures = {
+        "alias bomb: file replaced -> reload rejected": stat([r.rejected for r in rounds], "s"),
+        "alias bomb: slowest status round trip meanwhile": stat(
+            [r.slowest_status for r in rounds], "s"
+        ),
+        "slowest status round trip in the second before": stat(
+            [r.slowest_status_before for r in rounds], "s"
+        ),
+        "alias bomb: backend stopped at the rename -> weight 0 in VPP": stat(
+            [r.zero for r in rounds], "s"
+        ),
+        "no reload: backend stopped -> weight 0 in VPP (same run)": stat(idle, "s"),
+    }
+    notes = []
+    slowest = max(r.rejected for r in rounds)
+    if slowest > 1.0:
+        late, since = bomb_reload(cfg, ctl, since, probed, len(rounds), delay=1.0)
+        probed.restart()
+        figures["alias bomb: backend stopped 1 s after the rename -> weight 0 in VPP"] = stat(
+            [late.zero], "s"
+        )
+    else:
+        notes.append(
+            f"alias bomb rejected within {slowest:.3f} s: no round stopping the backend 1 s "
+            "after the rename (it would stop after the rejection)"
+        )
+    return figures, notes
 
 
 def replace(path: pathlib.Path, text: str) -> None:
@@ -327,6 +520,7 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         writes: Callable[[], int] = lambda: em.write_count  # noqa: E731 - counted where they land
     else:
         writes = daemon_writes(ctl)
+    probed: Probed | None = None
     log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [
@@ -390,8 +584,19 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
                         float(last.get("applied_seconds", 0.0))
                         - float(last.get("load_seconds", 0.0))
                     )
-        bomb_s, bomb_status, idle_status = bomb_reload(cfg, ctl, since)
+        # The rejected reloads, on the config plus the probed frontend (added by a reload).
+        probed = Probed(target, emu)
+        replace(
+            cfg, config_text(sock, ctl, frontends, target=target, conf=conf, probed=probed.port)
+        )
+        last = wait_reload(ctl, since, 600)
+        if not last.get("ok"):
+            raise RuntimeError(f"the probed frontend's reload failed: {last}")
+        probed.wait(Probed.WEIGHT, 600)
+        rejected, rejected_notes = rejected_figures(cfg, ctl, last["at"], probed, smoke)
     finally:
+        if probed is not None:
+            probed.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
@@ -399,13 +604,14 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
             emu.stop()
         if target is not None:
             cleanup(target)
-    notes = [f"logs in {tmp}", f"changing reloads: {window.verdict()}"]
+    notes = [f"logs in {tmp}", f"changing reloads: {window.verdict()}", *rejected_notes]
     if target is not None:
         notes.append("writes as maglevd counts them (published at the end of each turn)")
     return suite_result(
         "reload",
         f"maglevd process, {frontends} frontends x {PER} = {frontends * PER} backends (no "
-        f"healthchecks); {'emulator in-process' if emu else where(target)}",
+        "healthchecks; one TCP-checked backend joins for the rejected reloads); "
+        f"{'emulator in-process' if emu else where(target)}",
         figures={
             f"initial programming ({initial_writes} writes)": stat([t_initial], "s"),
             f"reload, file replaced -> VPP converged ({expected} writes)": stat(t_reloads, "s"),
@@ -415,9 +621,7 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
                 [float(noop_writes)], "writes"
             ),
             "unexpected extra writes on the changing reload": stat([float(extra_writes)], "writes"),
-            "alias bomb: file replaced -> reload rejected": stat([bomb_s], "s"),
-            "alias bomb: slowest status round trip meanwhile": stat([bomb_status], "s"),
-            "slowest status round trip in the second before": stat([idle_status], "s"),
+            **rejected,
             **loader,
             **{k: stat([v], "%") for k, v in window.figures().items()},
             **checked,

@@ -45,6 +45,11 @@ def test_every_suite_runs_at_smoke_size(tmp_path: pathlib.Path) -> None:
         assert res["figures"], res["suite"]
         for f in res["figures"].values():
             assert {"median", "min", "max", "unit"} <= set(f)
+    # The reload suite timed a backend stopped during a rejected reload, and with none.
+    (res,) = [res for res in doc["results"] if res["suite"] == "reload"]
+    for name in ("alias bomb: backend stopped at the rename -> weight 0 in VPP",
+                 "no reload: backend stopped -> weight 0 in VPP (same run)"):  # fmt: skip
+        assert name in res["figures"], sorted(res["figures"])
     # The checker ran its nginx/HAProxy parts exactly when this machine has them.
     (res,) = [res for res in doc["results"] if res["suite"] == "checker"]
     absent = [tool for tool in checker.TOOLS if checker.find_tool(tool) is None]

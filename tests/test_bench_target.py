@@ -253,5 +253,9 @@ def test_other_suites_run_against_a_vpp_socket_and_clean_up(
     (res,) = json.loads((run_dir / "results.json").read_text())["results"]
     assert f"the VPP at {target.socket}" in res["setup"]
     assert any("VPP main thread " in n for n in res["notes"]), res["notes"]
+    if suite == "reload":  # the probed backend reached weight 0 through the VPP's dump
+        for name in ("alias bomb: backend stopped at the rename -> weight 0 in VPP",
+                     "no reload: backend stopped -> weight 0 in VPP (same run)"):  # fmt: skip
+            assert res["figures"][name]["n"] == 2, name  # two rounds at smoke size
     assert _live(target) == (["10.9.9.9/32"], 1)
     assert _conf(target) == conf

@@ -5,9 +5,13 @@ never on time."""
 from __future__ import annotations
 
 import gc
+import itertools
 import pathlib
+import sys
 import threading
-from collections.abc import Iterator
+import types
+import weakref
+from collections.abc import Callable, Iterator
 
 import pytest
 import yaml
@@ -272,3 +276,117 @@ def test_a_duration_is_matched_on_bounded_text(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ValueError, match="expected a duration"):
         fields.parse_duration("1" + " " * 100_000 + "x")
     assert all(n <= 64 for n in matched)
+
+
+# --- taking the graph apart -------------------------------------------------------------------
+
+
+def collections_of(root: yaml.Node) -> list[yaml.Node]:
+    """Every collection node reachable from root, each once (aliases share one node)."""
+    seen: dict[int, yaml.Node] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode) or id(node) in seen:
+            continue
+        seen[id(node)] = node
+        stack.extend(children(node))
+    return list(seen.values())
+
+
+def children(node: yaml.Node) -> list[yaml.Node]:
+    """A collection's keys and values (alternating) or items."""
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value)
+
+
+def test_release_empties_every_collection_once_shared_or_not() -> None:
+    root = yaml.compose(bomb(4) + "r: &r [x, *r]\n", Loader=loader._Loader)
+    nodes = collections_of(root)
+    scalars = [n for c in nodes if isinstance(c, yaml.SequenceNode) for n in c.value]
+    assert len(nodes) == 1 + 4 + 1 + 1  # the root, the levels, health's mapping, r
+    limits.release(root)
+    assert [c.value for c in nodes] == [None] * len(nodes)
+    # Scalars are left as they are: nothing else refers to them once their parents let go.
+    assert all(isinstance(s.value, str) for s in scalars if isinstance(s, yaml.ScalarNode))
+
+
+def test_release_of_a_deep_graph_does_not_recurse() -> None:
+    leaf: yaml.Node = yaml.ScalarNode("tag:yaml.org,2002:str", "x")
+    top: yaml.Node = leaf
+    chain = []
+    for _ in range(200_000):  # far past the recursion limit
+        top = yaml.SequenceNode("tag:yaml.org,2002:seq", [top])
+        chain.append(top)
+    limits.release(top)
+    assert all(n.value is None for n in chain)
+
+
+class _Steps:
+    """Counts, at each line release() runs, how many of the watched nodes have been freed."""
+
+    def __init__(self, root: yaml.Node, code: object) -> None:
+        self.freed = 0
+        self.seen: list[int] = []
+        self.code = code
+        self.watched = 0
+        stack, ids = [root], {id(root)}
+        while stack:  # a finalizer on every node but the root, each once
+            node = stack.pop()
+            if not isinstance(node.value, list):
+                continue
+            for kid in children(node):
+                if id(kid) not in ids:
+                    ids.add(id(kid))
+                    weakref.finalize(kid, self._freed)
+                    self.watched += 1
+                    stack.append(kid)
+
+    def _freed(self) -> None:
+        self.freed += 1
+
+    def trace(self, frame: types.FrameType, event: str, arg: object) -> object:
+        if frame.f_code is not self.code:
+            return None
+        self.seen.append(self.freed)
+        return self.trace
+
+    def largest_step(self) -> int:
+        return max(b - a for a, b in itertools.pairwise(self.seen))
+
+
+def _drop(graph: list[yaml.Node]) -> None:
+    """Frees a graph the way reference counting does (one statement), for comparison."""
+    graph.clear()
+
+
+def stepped(fn: Callable[..., None], arg: object, steps: _Steps) -> None:
+    was = sys.gettrace()
+    sys.settrace(steps.trace)
+    try:
+        fn(arg)
+    finally:
+        sys.settrace(was)
+
+
+def test_release_frees_about_one_node_per_step() -> None:
+    # The interpreter can switch threads between any two lines: release() must free the graph
+    # a little at each, where dropping the last reference frees it all inside one.
+    text = bomb(4) + "".join(f"k{i}: {{a: [{i}, {i}], b: x}}\n" for i in range(2000))
+    gc.disable()  # nothing here is cyclic: what is freed, reference counting frees
+    try:
+        root = yaml.compose(text, Loader=loader._Loader)
+        steps = _Steps(root, limits.release.__code__)
+        stepped(limits.release, root, steps)
+        assert steps.freed == steps.watched > 10_000  # all of it, the root aside
+        assert len(steps.seen) > steps.watched
+        assert steps.largest_step() <= 2
+
+        graph = [yaml.compose(text, Loader=loader._Loader)]
+        dropped = _Steps(graph[0], _drop.__code__)
+        stepped(_drop, graph, dropped)
+        assert dropped.freed == dropped.watched
+        assert dropped.largest_step() > 10_000  # the measure would see the old way
+    finally:
+        gc.enable()
