@@ -2,10 +2,10 @@
 real loopback backends (the harness of `test_e2e`): every backend of every frontend dies at once.
 
 With the default (fail-static at 50%) every VIP keeps serving buckets, and the guard shows in
-`maglevc show status` / `show frontends` / `show frontend`, in the event stream, in the log
-and in /metrics; it clears when the backends come back. With `on-mass-failure: drain` the same
-failure empties every VIP, as maglev did before the guard. Waits are on states and events, with
-generous deadlines.
+`maglevc show status` / `show frontends` / `show frontend` / `explain frontend`, in the event
+stream, in the log and in /metrics; it clears when the backends come back. With
+`on-mass-failure: drain` the same failure empties every VIP, as maglev did before the guard.
+Waits are on states and events, with generous deadlines.
 """
 
 from __future__ import annotations
@@ -158,6 +158,21 @@ def test_everything_dying_at_once_leaves_every_vip_serving(tmp_path: pathlib.Pat
             "healthy": 0, "members": members, "threshold": 1,
         }  # fmt: skip
         assert [b["reason"] for b in web["backends"]].count(HELD) == 1
+        # `explain` names the guard as the rule that kept each held backend, the others health.
+        for fe in ("web", "api"):
+            held = {b["name"] for b in json_of(d, "show", "frontend", fe)["backends"]
+                    if b["reason"] == HELD}  # fmt: skip
+            assert len(held) == 1, (fe, held)
+            ex = json_of(d, "explain", "frontend", fe)
+            assert ex["frontend"] == fe and all(b["consistent"] for b in ex["backends"]), ex
+            rules = {b["backend"]: b["rule"] for b in ex["backends"]}
+            assert {n for n, rule in rules.items() if rule == "mass-failure"} == held, rules
+            for b in ex["backends"]:
+                if b["backend"] in held:
+                    guard, effective = b["steps"][-2:]
+                    assert guard["rule"] == "mass-failure", b
+                    assert guard["detail"].startswith("held at its weight in VPP"), b
+                    assert effective["detail"].endswith("[rule: mass-failure]"), b
         doc = json_of(d, "show", "status")
         assert [g["frontend"] for g in doc["mass_failure_guard"]] == ["api", "web"]
         lines = text_of(d, "show", "status")
