@@ -5,7 +5,9 @@ its members, healthy members and threshold; then:
 - fail-static: health alone keeps min(threshold, healthy + members VPP still serves) serving;
 - a backend that is not up ends at weight 0 unless the guard keeps it, and its reason says so;
 - the guard changes only what it marks: every other weight, flush and reason is what `drain`
-  (today's behaviour) gives.
+  (today's behaviour) gives;
+- what the operator reads names the guard for every slot it keeps, and only for those: the rule
+  (`explain.rule_of`, which weight events and `explain` use) and the backend's reason text.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from maglev import _diff_py, diff
 from maglev.model import Config, Frontend, MassFailure
 from maglev.reconcile import actual as ra
 from maglev.reconcile import desired as rl
+from maglev.reconcile.explain import rule_of
+from maglev.reconcile.plan import Evaluation
 from tests.test_diff import load_engine
 from tests.test_diff_property import worlds
 
@@ -112,10 +116,19 @@ def test_a_backend_not_up_drains_unless_the_guard_keeps_it(w: dict[str, Any]) ->
         layout, codes, current, d = _run(engine, w["config"], w, w["overrides"])
         _, _, _, drained = _run(engine, _drain(w["config"]), w, w["overrides"])
         top = layout.topology
+        evaluation = Evaluation(layout, d)
         for f, fe in enumerate(layout.frontends):
             assert (d.fe_state[f], d.fe_active[f]) == (drained.fe_state[f], drained.fe_active[f])
+            views = evaluation.frontend(f).backends
             for s in range(top.fe_slot_start[f], top.fe_slot_start[f + 1]):
                 st, r = codes[top.slot_backend[s]], d.slot_reason[s]
+                bv = views[s - top.fe_slot_start[f]]
+                assert (bv.name, bv.code) == (layout.slot_backend_name[s], r)
+                if r in KEPT:  # the guard's rule, even where the vantage guard holds a drain
+                    assert rule_of(r) == rule_of(r, vantage_held=True) == "mass-failure"
+                    assert "mass-failure guard" in bv.reason, bv
+                else:
+                    assert rule_of(r) != "mass-failure" and "mass-failure" not in bv.reason, bv
                 if r == diff.R_HELD:
                     assert d.fe_guard[f] == diff.GUARD_HOLD and st in NOT_UP
                     assert fe.on_mass_failure is MassFailure.FAIL_STATIC

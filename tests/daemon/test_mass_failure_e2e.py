@@ -2,10 +2,14 @@
 real loopback backends (the harness of `test_e2e`): every backend of every frontend dies at once.
 
 With the default (fail-static at 50%) every VIP keeps serving buckets, and the guard shows in
-`maglevc show status` / `show frontends` / `show frontend`, in the event stream, in the log
-and in /metrics; it clears when the backends come back. With `on-mass-failure: drain` the same
-failure empties every VIP, as maglev did before the guard. Waits are on states and events, with
-generous deadlines.
+`maglevc show status` / `show frontends` / `show frontend` / `explain frontend`, in the event
+stream, in the log and in /metrics; it clears when the backends come back. With
+`on-mass-failure: drain` the same failure empties every VIP, as maglev did before the guard.
+Waits are on states and events, with generous deadlines.
+
+Where the guard does not act -- one backend of a four-backend pool dies, or a primary pool dies
+while its backup is healthy -- the real checks of real listeners end in exactly the VPP writes
+`on-mass-failure: drain` makes: the dead drained to 0 and flushed, the rest serving.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import pytest
 
 from maglev.vpp.dumper import read_lb_state
-from tests.daemon.test_e2e import ADDRS, BIN, Daemon, json_of, text_of, wait_for
+from tests.daemon.test_e2e import ADDRS, BIN, Backend, Daemon, json_of, text_of, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -158,6 +162,21 @@ def test_everything_dying_at_once_leaves_every_vip_serving(tmp_path: pathlib.Pat
             "healthy": 0, "members": members, "threshold": 1,
         }  # fmt: skip
         assert [b["reason"] for b in web["backends"]].count(HELD) == 1
+        # `explain` names the guard as the rule that kept each held backend, the others health.
+        for fe in ("web", "api"):
+            held = {b["name"] for b in json_of(d, "show", "frontend", fe)["backends"]
+                    if b["reason"] == HELD}  # fmt: skip
+            assert len(held) == 1, (fe, held)
+            ex = json_of(d, "explain", "frontend", fe)
+            assert ex["frontend"] == fe and all(b["consistent"] for b in ex["backends"]), ex
+            rules = {b["backend"]: b["rule"] for b in ex["backends"]}
+            assert {n for n, rule in rules.items() if rule == "mass-failure"} == held, rules
+            for b in ex["backends"]:
+                if b["backend"] in held:
+                    guard, effective = b["steps"][-2:]
+                    assert guard["rule"] == "mass-failure", b
+                    assert guard["detail"].startswith("held at its weight in VPP"), b
+                    assert effective["detail"].endswith("[rule: mass-failure]"), b
         doc = json_of(d, "show", "status")
         assert [g["frontend"] for g in doc["mass_failure_guard"]] == ["api", "web"]
         lines = text_of(d, "show", "status")
@@ -197,6 +216,85 @@ def test_on_mass_failure_drain_empties_every_vip_as_before(tmp_path: pathlib.Pat
         assert json_of(d, "show", "frontend", "web")["guard"]["active"] is False
         assert json_of(d, "show", "status")["mass_failure_guard"] == []
         assert guard_metric(d) == {("web", "drain"): 0.0, ("api", "drain"): 0.0}
+        assert "mass-failure guard" not in d.logtext()
+    finally:
+        d.close()
+
+
+WIDE = """  wide:
+    address: 192.0.2.14
+    protocol: tcp
+    port: 80
+    encap: gre4
+{guard}    pools:
+      - {{name: all, backends: {{b1: {{}}, b2: {{}}, b3: {{}}, b4: {{}}}}}}
+"""
+WIDE_VIP, B4 = "192.0.2.14/32", "127.0.0.24"
+AS_GUARDS = ["", "on-mass-failure: drain"]
+
+
+def flushes(d: Daemon, address: str) -> list[str]:
+    """maglevd's debug log of the set-weight calls it sent VPP for `address` (with their args)."""
+    return [
+        line for line in d.logtext().splitlines()
+        if "VPP call lb_as_set_weight(" in line and f"as_address={address}," in line
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("guard", AS_GUARDS)
+def test_one_real_backend_of_four_dying_is_drained_and_flushed_as_ever(
+    tmp_path: pathlib.Path, guard: str
+) -> None:
+    d = Daemon(tmp_path)
+    d.backends.append(Backend(B4, d.port))
+    line = f"    {guard}\n" if guard else ""
+    d.write_config(WIDE.format(guard=line))
+    b3 = f"  b3: {{address: {ADDRS[2]}, healthcheck: tcp}}\n"
+    d.cfg.write_text(
+        d.cfg.read_text().replace(b3, f"{b3}  b4: {{address: {B4}, healthcheck: tcp}}\n")
+    )
+    d.start()
+    try:
+        up = {WEB: ALL_UP[WEB], WIDE_VIP: dict.fromkeys((*ADDRS, B4), 100)}
+        wait_for(lambda: weights(d) == up, 30, "programmed")
+        assert flushes(d, B4) == []
+        d.backends[3].stop()
+        want = {WEB: ALL_UP[WEB], WIDE_VIP: {**up[WIDE_VIP], B4: 0}}
+        wait_for(lambda: weights(d) == want, 60, "b4 drained")
+        (sent,) = flushes(d, B4)
+        assert "weight=0," in sent and "is_flush=True" in sent, sent
+        # The other three serve the whole table; no guard is on anywhere.
+        ases = tables(d)[WIDE_VIP]
+        assert sum(b for a, (w, b) in ases.items() if w > 0 and a != B4) == 1024, ases
+        assert json_of(d, "show", "status")["mass_failure_guard"] == []
+        assert json_of(d, "show", "frontend", "wide")["guard"]["active"] is False
+        rules = {
+            b["backend"]: b["rule"] for b in json_of(d, "explain", "frontend", "wide")["backends"]
+        }
+        assert rules == {"b1": "pool", "b2": "pool", "b3": "pool", "b4": "health"}
+        assert "mass-failure guard" not in d.logtext()
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("guard", AS_GUARDS)
+def test_a_real_primary_dying_fails_over_to_its_healthy_backup_as_ever(
+    tmp_path: pathlib.Path, guard: str
+) -> None:
+    d = start(tmp_path, guard)
+    try:
+        wait_for(lambda: weights(d) == ALL_UP, 30, "programmed")
+        d.backends[0].stop()
+        d.backends[1].stop()
+        # web: the backup b3 at its weight, the primary drained and flushed; api keeps b3 (1 of 2
+        # healthy is its min-healthy 50%): health decides alone everywhere.
+        want = {WEB: {ADDRS[0]: 0, ADDRS[1]: 0, ADDRS[2]: 100}, API: {ADDRS[1]: 0, ADDRS[2]: 100}}
+        wait_for(lambda: weights(d) == want, 60, "failed over to the backup")
+        assert json_of(d, "show", "frontend", "web")["active_pool"] == "backup"
+        for a in ADDRS[:2]:
+            assert any("weight=0," in c and "is_flush=True" in c for c in flushes(d, a)), a
+        assert not any("weight=0," in c for c in flushes(d, ADDRS[2]))
+        assert json_of(d, "show", "status")["mass_failure_guard"] == []
         assert "mass-failure guard" not in d.logtext()
     finally:
         d.close()
