@@ -11,6 +11,7 @@ import pathlib
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,17 +118,23 @@ def test_write_requests_are_logged_with_the_peers_credentials(
         with pytest.raises(ControlError):
             c.request("POST", "/v1/backends/web1/explode")
         raw(path, b"POST /v1/sync HTTP/1.1\r\nContent-Length: 3\r\n\r\n{x}")
+        give_up = time.monotonic() + 30  # each connection's thread logs after its reply
+        while sum(r.levelno == logging.INFO for r in caplog.records) < 5:
+            assert time.monotonic() < give_up, "not every write request was logged in 30 s"
+            time.sleep(0.005)
     finally:
         srv.stop()
     who = f"uid {os.getuid()} gid {os.getgid()} pid {os.getpid()}"
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert lines == [
+    # Each line is written by its connection's thread after the reply went out, so the client
+    # may be on its next request before it: the lines, in any order.
+    assert sorted(lines) == sorted([
         f"control 'POST' '/v1/sync' from {who}: 200",
         f"control 'PUT' '/v1/frontends/www/pools/p/backends/b/weight' from {who}: 200",
         f"control 'DELETE' '/v1/frontends/www/pools/p/backends/b/weight' from {who}: 200",
         f"control 'POST' '/v1/backends/web1/explode' from {who}: 404",
         f"control 'POST' '/v1/sync' from {who}: 400",
-    ]
+    ])  # fmt: skip
 
 
 # --- the token file ----------------------------------------------------------------------------
