@@ -19,7 +19,7 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 import yaml
 
 from maglev.config import limits
-from maglev.config._fastload_types import MERGE, STR, TooMany, Unsupported
+from maglev.config._fastload_types import MERGE, STR, TooMany, Unsupported, let_others_run
 
 
 cdef extern from "yaml.h":
@@ -84,12 +84,15 @@ cdef struct Event:
     size_t column
 
 
-# Every this many events the GIL is released around one parse call. The loop calls no Python
-# code for most events (a plain text seen before is a dict hit), so without this the probes and
-# the reconciler could wait for the whole load; releasing it costs a lock operation when nobody
-# waits, and when a thread has asked for the GIL, CPython hands it over right there.
+# Every this many events (about a millisecond of parsing) the loop calls a Python function
+# (`let_others_run`). The loop itself runs no Python bytecode for most events (a plain text seen
+# before is a dict hit), and only the bytecode interpreter honours another thread's request for
+# the GIL (made after it waited one switch interval, 5 ms): without the call the probes and the
+# reconciler would wait for the whole load. Releasing the GIL here instead does not help: the
+# waiting thread is woken, but this one takes the GIL back first, and each wake-up restarts the
+# waiter's interval, so it never asks (measured: the whole 0.3 s load was one stall).
 cdef enum:
-    RELEASE_EVERY = 1024
+    YIELD_EVERY = 1024
 
 cdef object _MISSING = object()
 
@@ -118,15 +121,11 @@ def load(text, resolvers, construct, typed_max):
         yaml_parser_delete(&parser)
 
 
-cdef object _next(yaml_parser_t *parser, Event *ev, bint release):
+cdef object _next(yaml_parser_t *parser, Event *ev):
     """Parse the next event into `ev`; a scalar's text is returned (None for other events)."""
     cdef yaml_event_t event
     cdef int ok
-    if release:
-        with nogil:
-            ok = yaml_parser_parse(parser, &event)
-    else:
-        ok = yaml_parser_parse(parser, &event)
+    ok = yaml_parser_parse(parser, &event)
     if ok == 0:
         # Syntax and reader errors are reported by the full loader, with its wording.
         raise Unsupported("a YAML error")
@@ -174,8 +173,8 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
     cdef PyObject *cached
     cdef object text, value
 
-    _next(parser, &ev, False)  # stream start
-    _next(parser, &ev, False)
+    _next(parser, &ev)  # stream start
+    _next(parser, &ev)
     if ev.kind == YAML_STREAM_END_EVENT:
         return None, lines
     if ev.kind != YAML_DOCUMENT_START_EVENT:
@@ -194,7 +193,9 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
     cdef yaml_event_type_t kind
     while True:
         events += 1
-        text = _next(parser, &ev, events % RELEASE_EVERY == 0)
+        if events % YIELD_EVERY == 0:
+            let_others_run()
+        text = _next(parser, &ev)
         kind = ev.kind
         if kind == YAML_SCALAR_EVENT:
             if ev.decorated:
@@ -269,10 +270,10 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
             continue
         raise Unsupported("an alias")  # or anything else this path does not know
 
-    _next(parser, &ev, False)
+    _next(parser, &ev)
     if ev.kind != YAML_DOCUMENT_END_EVENT:
         raise Unsupported("an unfinished document")
-    _next(parser, &ev, False)
+    _next(parser, &ev)
     if ev.kind != YAML_STREAM_END_EVENT:
         raise Unsupported("more than one document")  # the full loader names the line
     return root, lines

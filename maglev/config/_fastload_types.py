@@ -27,4 +27,10 @@ class TooMany(Exception):
         self.line, self.column, self.where = line, column, where
 
 
-__all__ = ["MERGE", "STR", "Lines", "TooMany", "Unsupported"]
+def let_others_run() -> None:
+    """Nothing, in Python: called by the compiled engine every thousand events or so, since
+    entering a Python function is where the interpreter hands the GIL to a thread that asked
+    for it (a check worker, the reconciler); the loop in C around it never does."""
+
+
+__all__ = ["MERGE", "STR", "Lines", "TooMany", "Unsupported", "let_others_run"]
