@@ -568,12 +568,20 @@ def vips(daemon: Daemon) -> list[str]:
 def test_metrics_parse(daemon: Daemon) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    body = (
-        urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics}/metrics", timeout=10)
-        .read()
-        .decode()
-    )
-    fams = {f.name: f for f in text_string_to_metric_families(body)}
+    def scrape() -> dict[str, Any]:
+        body = (
+            urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics}/metrics", timeout=10)
+            .read()
+            .decode()
+        )
+        return {f.name: f for f in text_string_to_metric_families(body)}
+
+    def up_of(fams: dict[str, Any]) -> dict[str, float]:
+        return {s.labels["backend"]: s.value for s in fams["maglev_backend_up"].samples}
+
+    # The first sync may come before every backend has risen: wait for the scrape that shows them.
+    wait_for(lambda: up_of(scrape()) == {"b1": 1.0, "b2": 1.0, "b3": 1.0}, 30, "all up in /metrics")
+    fams = scrape()
     for name in (
         "maglev_backend_state", "maglev_backend_weight_effective", "maglev_probes",
         "maglev_probe_duration_seconds", "maglev_transitions", "maglev_reconcile_pass_seconds",
@@ -581,8 +589,7 @@ def test_metrics_parse(daemon: Daemon) -> None:
         "maglev_dropped_results", "maglev_vpp_lb_vip_packets",
     ):  # fmt: skip
         assert name in fams, name
-    up = {s.labels["backend"]: s.value for s in fams["maglev_backend_up"].samples}
-    assert up == {"b1": 1.0, "b2": 1.0, "b3": 1.0}
+    assert up_of(fams) == {"b1": 1.0, "b2": 1.0, "b3": 1.0}
     conn = [s.value for s in fams["maglev_vpp_connected"].samples]
     assert conn == [1.0]
 
