@@ -3,12 +3,21 @@
 Setup: the emulator runs in this process (it counts every write it receives); maglevd runs as its
 own process on a config of 2,000 frontends x 20 backends = 40,000 backends (backends without a
 healthcheck, which count as up, so this measures the config and reconcile path, not probing;
-one health-checked backend joins for the rejected reloads, below).
+one health-checked backend joins for the rejected reloads, below). Beside them, in every config
+the suite writes, identically: 1,000 backends (10 frontends of 100) TCP-checked every second
+against a loopback farm (`benchmarks.lateness`; `benchmarks.farm` on 127.1.x.y, one port) that
+stays up, so they add no VPP writes, and maglevd's metrics endpoint.
 Then:
 - *no-op reloads*: the file is replaced by rename with a comment added, then SIGHUP, then a full
   sync on request: the number of VPP writes must be 0;
 - *changing reload*: the file is replaced by rename with 10% of the frontends' weights changed and
   1% more frontends; the time from the rename to the emulator having received every write;
+  and the farm's probe lateness over that window: maglevd's `maglev_probe_lateness_seconds`
+  histogram read on `/metrics/probes` just before the rename and just after convergence, the
+  share of the window's probes started within 100 ms of their due time (its 0.1 s bucket;
+  target >= 99%, all rounds, the warm-up too) and their number; beside it, the same two reads
+  5 s apart with no reload (the whole `/metrics` is not read: at this size building it takes
+  maglevd seconds, and made a quarter of the probes late itself);
 - *rejected alias bomb*: a reload first adds one frontend whose single backend has a TCP check
   (every 100 ms, fall 2) against a listener this process runs on 127.0.0.1. Then the file is
   replaced by a 418-byte YAML alias bomb (nine levels of `&i [*h, *h, ...]`, 387 million items
@@ -57,6 +66,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks import lateness
 from benchmarks.common import frontend_yaml, progress, ratio, stat, suite_result
 from benchmarks.target import (
     CpuWindow,
@@ -79,6 +89,10 @@ from maglev.vppsim.cli import fmt_address, fmt_prefix
 
 BIN = pathlib.Path(sys.executable).parent
 PER = 20
+LATE, LATE_SMOKE = 1000, 20
+"""Backends of the lateness farm (health-checked every second throughout)."""
+LATE_TARGET = 99.0
+"""Percent of the farm's probes started within 100 ms of schedule during the changing reloads."""
 
 
 def config_text(
@@ -90,22 +104,28 @@ def config_text(
     target: VppTarget | None = None,
     conf: LbConf | None = None,
     probed: int | None = None,
+    farm: lateness.Farm | None = None,
 ) -> str:
     """The suite's config; with `probed` (a TCP port on 127.0.0.1) one more frontend, whose
-    single backend is health-checked there (see `Probed`)."""
+    single backend is health-checked there (see `Probed`); with `farm`, the lateness farm's
+    frontends and maglevd's metrics endpoint (the same lines in every variant)."""
+    extras = farm.config_lines() if farm is not None else {}
     lines = ["vpp:", f"  api-socket: {sock}", *vpp_lines(target, conf, "1h", "1s")]
+    if probed is not None or farm is not None:
+        lines.append("healthchecks:")
     if probed is not None:
-        lines += [
-            "healthchecks:",
+        lines.append(
             f"  tcp: {{type: tcp, port: {probed}, interval: 100ms, fast-interval: 100ms,"
-            " down-interval: 100ms, timeout: 100ms, rise: 2, fall: 2, jitter: 0}",
-        ]
+            " down-interval: 100ms, timeout: 100ms, rise: 2, fall: 2, jitter: 0}"
+        )
+    lines += extras.get("healthchecks", [])
     lines.append("backends:")
     total = frontends + extra
     for i in range(total * PER):
         lines.append(f"  b{i}: {{address: {ipaddress.IPv4Address(0x0A000000 + i + 1)}}}")
     if probed is not None:
         lines.append(f"  probed: {{address: {Probed.ADDRESS}, healthcheck: tcp}}")
+    lines += extras.get("backends", [])
     lines.append("frontends:")
     for f in range(total):
         w = 60 if f < changed else 100
@@ -113,7 +133,8 @@ def config_text(
     if probed is not None:
         # The mass-failure guard off: it would keep a pool's last backend at its weight.
         lines += [*frontend_yaml(Probed.FRONTEND, "probed: {}"), "    min-healthy: 0"]
-    lines += ["control:", f"  socket: {ctl}"]
+    lines += extras.get("frontends", [])
+    lines += ["control:", f"  socket: {ctl}", *extras.get("metrics", [])]
     # The alternating reloads delete the 1% they added: let them past the reload interlocks
     # (measured here is the reload itself, not the guard).
     lines += ["reload-guard: {max-deleted-frontends: 1000000}"]
@@ -508,10 +529,16 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         sock = target.socket
         conf = prepare(target)  # refuses a VPP with VIPs where ours go
     cfg = tmp / "maglev.yaml"
-    base = config_text(sock, ctl, frontends, target=target, conf=conf)
-    cfg.write_text(base)
-    loader = loader_figures(base, smoke)
+    # The loader and check-config figures on the config without the lateness farm (comparable
+    # with the runs before it); the daemon's every config has the farm.
+    plain = config_text(sock, ctl, frontends, target=target, conf=conf)
+    cfg.write_text(plain)
+    loader = loader_figures(plain, smoke)
     checked, check_ratios = check_config_figures(cfg, smoke)
+    stack = contextlib.ExitStack()
+    fm = stack.enter_context(lateness.farm(LATE_SMOKE if smoke else LATE))
+    base = config_text(sock, ctl, frontends, target=target, conf=conf, farm=fm)
+    cfg.write_text(base)
     emu: Emulator | None = None
     if target is None:
         emu = Emulator(sock)
@@ -537,9 +564,15 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         stderr=subprocess.STDOUT,
     )
     try:
-        initial_writes = frontends * (PER + 1)  # create VIP + add ASes
+        # create VIP + add ASes (the farm's: at least that, more as its backends come up)
+        initial_writes = (frontends + fm.frontends()) + (frontends * PER + len(fm.addresses))
         t_initial = wait_writes(writes, initial_writes, 600, proc)
+        fm.wait_up(600)
         settle(writes)
+        # The same two scrapes over a quiet window: the baseline of the reloads' lateness.
+        before = fm.scrape()
+        time.sleep(2.0 if smoke else 5.0)
+        idle = lateness.window(before, fm.scrape())
         w0 = writes()
         # No-op reloads: comment only (rename), SIGHUP, then an explicit full sync; each waits
         # for the previous one to finish, so they do not overlap.
@@ -557,7 +590,8 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         # Changing reloads, alternating: 10% of the frontends' weights and 1% more frontends,
         # then back (the same number of writes each way). The first is the warm-up.
         expected = changed * PER + extra * (PER + 1)
-        changed_text = config_text(sock, ctl, frontends, changed, extra, target, conf)
+        changed_text = config_text(sock, ctl, frontends, changed, extra, target, conf, farm=fm)
+        late: list[lateness.Window] = []
         t_reloads: list[float] = []
         reads: list[float] = list(load_s)
         applied: list[float] = []
@@ -569,11 +603,14 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         with progress(range(rounds), f"reload: {rounds} changing reloads") as bar:
             for rnd in bar:
                 w1 = writes()
+                before = fm.scrape()
                 # Sampled from the rename to convergence, not over the quiet settling after.
                 with window.measure():
                     t0 = time.monotonic()
                     replace(cfg, changed_text if rnd % 2 == 0 else base)
                     t = time.monotonic() - t0 + wait_writes(writes, w1 + expected, 600, proc)
+                # every round, the warm-up too: its stalls are the probes' as much
+                late.append(lateness.window(before, fm.scrape()))
                 extra_writes += settle(writes) - w1 - expected
                 last = wait_reload(ctl, since, 600)
                 since = last["at"]
@@ -587,7 +624,10 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         # The rejected reloads, on the config plus the probed frontend (added by a reload).
         probed = Probed(target, emu)
         replace(
-            cfg, config_text(sock, ctl, frontends, target=target, conf=conf, probed=probed.port)
+            cfg,
+            config_text(
+                sock, ctl, frontends, target=target, conf=conf, probed=probed.port, farm=fm
+            ),
         )
         last = wait_reload(ctl, since, 600)
         if not last.get("ok"):
@@ -604,13 +644,17 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
             emu.stop()
         if target is not None:
             cleanup(target)
+        stack.close()
+    reloads = lateness.total(late)
+    within = f"within {lateness.BOUND * 1000:g} ms of schedule"
     notes = [f"logs in {tmp}", f"changing reloads: {window.verdict()}", *rejected_notes]
     if target is not None:
         notes.append("writes as maglevd counts them (published at the end of each turn)")
     return suite_result(
         "reload",
         f"maglevd process, {frontends} frontends x {PER} = {frontends * PER} backends (no "
-        "healthchecks; one TCP-checked backend joins for the rejected reloads); "
+        f"healthchecks), {len(fm.addresses)} more TCP-checked every 1 s on a loopback farm "
+        "throughout; one TCP-checked backend joins for the rejected reloads; "
         f"{'emulator in-process' if emu else where(target)}",
         figures={
             f"initial programming ({initial_writes} writes)": stat([t_initial], "s"),
@@ -621,12 +665,22 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
                 [float(noop_writes)], "writes"
             ),
             "unexpected extra writes on the changing reload": stat([float(extra_writes)], "writes"),
+            f"probes {within} during the changing reloads (%)": stat([reloads.share()], "%"),
+            f"per changing reload: probes {within} (%)": stat([w.share() for w in late], "%"),
+            "probes recorded during the changing reloads": stat([reloads.count], "probes"),
+            f"no reload, quiet window, same scrapes: probes {within} (%)": stat(
+                [idle.share()], "%"
+            ),
+            "no reload: probes recorded in the quiet window": stat([idle.count], "probes"),
             **rejected,
             **loader,
             **{k: stat([v], "%") for k, v in window.figures().items()},
             **checked,
         },
-        ratios=check_ratios,
+        ratios={
+            **check_ratios,
+            f"probes {within} during the changing reloads (%)": ratio(reloads.share(), LATE_TARGET),
+        },
         notes=notes + (["smoke size: figures are not meaningful"] if smoke else []),
     )
 

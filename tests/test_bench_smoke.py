@@ -50,6 +50,11 @@ def test_every_suite_runs_at_smoke_size(tmp_path: pathlib.Path) -> None:
     for name in ("alias bomb: backend stopped at the rename -> weight 0 in VPP",
                  "no reload: backend stopped -> weight 0 in VPP (same run)"):  # fmt: skip
         assert name in res["figures"], sorted(res["figures"])
+    # ... and read the lateness farm's probes over the changing reloads, against its target.
+    late = "probes within 100 ms of schedule during the changing reloads (%)"
+    assert res["ratios"][late]["target"] == 99.0, sorted(res["ratios"])
+    assert 0.0 <= res["figures"][late]["median"] <= 100.0
+    assert res["figures"]["no reload: probes recorded in the quiet window"]["median"] > 0
     # The checker ran its nginx/HAProxy parts exactly when this machine has them.
     (res,) = [res for res in doc["results"] if res["suite"] == "checker"]
     absent = [tool for tool in checker.TOOLS if checker.find_tool(tool) is None]

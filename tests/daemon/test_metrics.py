@@ -166,6 +166,26 @@ def test_scrapes_send_no_request_to_the_reconciler_or_vpp() -> None:
         assert r.port.sent == sent == 0
 
 
+def test_the_probes_path_serves_the_probe_counters_alone(rig: Rig) -> None:
+    every = scrape(rig.url)
+    probes = scrape(rig.url + "/probes")
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in probes.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert "maglev_probe_lateness_seconds_bucket" in names
+    assert 'maglev_probe_lateness_seconds_bucket{le="0.1"}' in probes
+    assert names <= {
+        "maglev_probes_total", "maglev_probes_created",
+        *(f"maglev_probe_lateness_seconds{x}" for x in ("_bucket", "_count", "_sum", "_created")),
+    }  # fmt: skip
+    assert "maglev_backend_up" not in probes
+    # /metrics has the same families, once each (the split does not duplicate them)
+    assert every.count("# TYPE maglev_probe_lateness_seconds histogram") == 1
+    assert "# TYPE maglev_probes" in every and "maglev_backend_up" in every
+
+
 def test_an_idle_connection_does_not_block_other_scrapes(rig: Rig) -> None:
     host, port = rig.server.address
     with socket.create_connection((host, port), timeout=5) as idle:
