@@ -48,3 +48,6 @@ def configure(level: str = "info", fmt: str = "text", target: str = "stderr") ->
     root.setLevel(getattr(logging, level.upper()))
     # vpp-papi logs every message at DEBUG; keep it one notch quieter than ours.
     logging.getLogger("vpp_papi").setLevel(max(logging.INFO, root.level))
+    # watchdog logs every inotify event at DEBUG: with a log file in the config's directory each
+    # of its lines is another event, and the observer thread would spin on its own output.
+    logging.getLogger("watchdog").setLevel(max(logging.INFO, root.level))
