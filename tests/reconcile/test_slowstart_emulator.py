@@ -115,6 +115,10 @@ def ramp(emu: Emulator, live: Live) -> None:
             break
         time.sleep(0.05)
     assert sent == [0, 33, 66, 100]
+    # ...and the turn's snapshot is published after its write: wait for it too.
+    end = time.monotonic() + DEADLINE
+    while live.rec.snapshot.slow_start and time.monotonic() < end:
+        time.sleep(0.05)
     assert live.rec.snapshot.slow_start == {}
 
 
