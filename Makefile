@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 all: check
 
 $(STAMP): pyproject.toml setup.py maglev/_diff.pyx maglev/_table.pyx maglev/config/_fastload.pyx \
+	    maglev/health/_sockops.pyx \
 	    | yaml-headers
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel "Cython>=3.0,<4"

@@ -1,8 +1,10 @@
-"""Build script: declares the Cython engines (diff, Maglev table and the config's fast loader).
+"""Build script: declares the Cython engines (diff, Maglev table, the config's fast loader and
+the fast probes' socket calls).
 
-`pip install .` compiles maglev/_diff.pyx, maglev/_table.pyx and maglev/config/_fastload.pyx;
-a failed compile fails the install (there is no silent fallback). `_fastload` is linked with
-libyaml (`libyaml-dev` on Debian: `make` installs it when /usr/include/yaml.h is missing).
+`pip install .` compiles maglev/_diff.pyx, maglev/_table.pyx, maglev/health/_sockops.pyx and
+maglev/config/_fastload.pyx; a failed compile fails the install (there is no silent fallback).
+`_fastload` is linked with libyaml (`libyaml-dev` on Debian: `make` installs it when
+/usr/include/yaml.h is missing).
 MAGLEV_NO_EXTENSIONS=1 skips the extensions and installs the pure-Python twins only.
 """
 
@@ -20,6 +22,7 @@ if os.environ.get("MAGLEV_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
         [
             Extension("maglev._diff", ["maglev/_diff.pyx"]),
             Extension("maglev._table", ["maglev/_table.pyx"]),
+            Extension("maglev.health._sockops", ["maglev/health/_sockops.pyx"]),
             Extension(
                 "maglev.config._fastload", ["maglev/config/_fastload.pyx"], libraries=["yaml"]
             ),

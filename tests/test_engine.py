@@ -1,5 +1,5 @@
-"""The engine selections (diff, Maglev table and the config's fast loader): each environment
-gets exactly the engine it names.
+"""The engine selections (diff, Maglev table, the config's fast loader and the probes' socket
+calls): each environment gets exactly the engine it names.
 
 MAGLEV_NO_EXTENSIONS=1 -> the Python twin (it wins over MAGLEV_REQUIRE_EXTENSIONS);
 MAGLEV_REQUIRE_EXTENSIONS=1 -> the compiled engine, or an ImportError (CI proves the build really
@@ -18,10 +18,16 @@ import pytest
 
 from maglev import diff, table
 from maglev.config import fastload
+from maglev.health import sockops
 
 TRUE = ("1", "true", "yes")
 # The selector's module path under maglev -> the selector.
-SELECTORS = {"diff": diff, "table": table, "config.fastload": fastload}
+SELECTORS = {
+    "diff": diff,
+    "table": table,
+    "config.fastload": fastload,
+    "health.sockops": sockops,
+}
 
 
 def modules(selector: str) -> dict[str, str]:

@@ -45,10 +45,11 @@ def test_no_extensions_builds_the_python_twin(tmp_path: pathlib.Path) -> None:
     assert "maglev/_diff_py.py" in names and "maglev/diff.py" in names
     assert "maglev/_table_py.py" in names and "maglev/table.py" in names
     assert "maglev/config/_fastload_py.py" in names and "maglev/config/fastload.py" in names
+    assert "maglev/health/_sockops_py.py" in names and "maglev/health/sockops.py" in names
     assert not [n for n in names if n.endswith(".so")]
 
 
-@pytest.mark.parametrize("engine", ["_diff", "_table", "config/_fastload"])
+@pytest.mark.parametrize("engine", ["_diff", "_table", "config/_fastload", "health/_sockops"])
 def test_a_broken_engine_fails_the_build(tmp_path: pathlib.Path, engine: str) -> None:
     src = _tree(tmp_path)
     pyx = src / "maglev" / f"{engine}.pyx"

@@ -7,9 +7,10 @@ belongs to one probe stream and is reused for each of its probes: it creates the
 the connect and leaves the rest to epoll callbacks, with its deadline in the reactor's `Lane`
 for the check's timeout (no heap). The syscalls are the least a probe needs: socket, SO_LINGER,
 connect, one epoll registration (edge-triggered for both directions, so HTTP's request and
-reply need no re-arming), SO_ERROR only when epoll reports an error, and close. The low-level
-`_socket.socket` is used directly: the `socket.socket` wrapper adds Python-level calls to
-creating and closing it.
+reply need no re-arming), SO_ERROR only when epoll reports an error, and close. They are made
+on raw descriptors by `maglev.health.sockops`, whose compiled engine keeps the GIL through them:
+the `socket` module would give it up around each one, and while other threads are busy (a big
+reload) every such release cost the worker a whole switch interval, so probes started late.
 
 `eligible` says which checks take this path (plain `tcp` without send/expect, `http` without
 `expect_body`); their outcomes are the same `Outcome`s the coroutine probes give (a test runs
@@ -18,17 +19,16 @@ both over the same servers). `probe_once` runs one on a private reactor (tests).
 
 from __future__ import annotations
 
-import _socket
 import errno
 import logging
+import os
 import select
 import socket
 from collections.abc import Callable
 
-from maglev.health import netns, reactor
+from maglev.health import netns, reactor, sockops
 from maglev.health.checks import http
 from maglev.health.checks.base import (
-    NO_LINGER,
     Outcome,
     Progress,
     errno_failure,
@@ -44,8 +44,9 @@ _EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _READABLE = select.EPOLLIN
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
-_SOL_SOCKET, _SO_LINGER, _SO_ERROR = socket.SOL_SOCKET, socket.SO_LINGER, socket.SO_ERROR
-_EINPROGRESS = errno.EINPROGRESS
+_EAGAIN = errno.EAGAIN
+_start, _so_error, _send_from = sockops.start, sockops.so_error, sockops.send_from
+_receive, _close = sockops.receive, sockops.close_fd
 _CHUNK = 8192
 _CONNECTED = Outcome(True, Reason.L4OK, "connected")
 _CANCELLED = Outcome(False, Reason.SOCKERR, "cancelled")
@@ -73,22 +74,25 @@ class FastProbe:
         "_connect_timeout",
         "_deadlines",
         "_done",
+        "_ep",
         "_family",
         "_fd",
+        "_handle",
         "_http",
+        "_ip",
         "_netns",
         "_now",
         "_on_event",
         "_on_expire",
+        "_port",
         "_read_timeout",
         "_request",
+        "_sent",
         "_seq",
-        "_sock",
         "_source",
         "_state",
         "_timeout",
         "_unwatch",
-        "_watch",
         "addr",
         "check",
         "start",
@@ -103,7 +107,9 @@ class FastProbe:
         self.addr = sockaddr(address, port)
         self._family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         src = check.source_ip6 if address.version == 6 else check.source_ip4
-        self._source = sockaddr(src, 0) if src is not None else None
+        self._ip = socket.inet_pton(self._family, str(address))
+        self._port = port
+        self._source = socket.inet_pton(self._family, str(src)) if src is not None else b""
         self._http = check.type is CheckType.HTTP
         self._request = http.request_bytes(address, port, check) if self._http else b""
         self._done = done
@@ -111,7 +117,8 @@ class FastProbe:
         self._deadlines = lane.items  # FIFO of (when, fn, seq); see reactor.Lane
         self._timeout = lane.delay
         self._netns = check.netns
-        self._watch = r.watch
+        self._ep = r.epoll
+        self._handle = r.handle
         self._unwatch = r.unwatch
         self._now = r.time  # the reactor's clock: a probe's end and its deadline agree
         # What a timeout means at each stage, worded as the coroutine probes word it.
@@ -119,9 +126,9 @@ class FastProbe:
         self._read_timeout = timed_out(Progress(Reason.L7TOUT, "no response"), check)
         self._on_event = self._event  # bound once, not for every watch
         self._on_expire = self._expire
-        self._sock: _socket.socket | None = None
         self._fd = -1
         self._buf = b""
+        self._sent = 0
         self._state = _IDLE
         self._seq = 0  # which probe the queued deadline belongs to
         self.start = 0.0
@@ -136,32 +143,26 @@ class FastProbe:
         self.start = start
         self._seq += 1
         self._state = _CONNECTING
-        try:
-            if self._netns is None:
-                sock = _socket.socket(self._family, _STREAM)
-            else:
-                sock = netns.socket_in(self._netns, self._family, _STREAM)
-        except OSError as e:
-            self._end(Outcome(False, Reason.SOCKERR, (e.strerror or str(e))[:200]))
-            return
-        self._sock = sock
-        try:
-            sock.setsockopt(_SOL_SOCKET, _SO_LINGER, NO_LINGER)
-            if self._source is not None:
-                sock.bind(self._source)
-            err = sock.connect_ex(self.addr)
-            if err == _EINPROGRESS:
-                fd = self._fd = sock.fileno()
-                self._watch(fd, _EVENTS, self._on_event)
-                self._deadlines.append((start + self._timeout, self._on_expire, self._seq))
+        fd = -1
+        if self._netns is not None:
+            try:
+                fd = netns.socket_in(self._netns, self._family, _STREAM).detach()
+            except OSError as e:
+                self._end(Outcome(False, Reason.SOCKERR, (e.strerror or str(e))[:200]))
                 return
-        except OSError as e:
-            self._end(Outcome(False, Reason.SOCKERR, (e.strerror or str(e))[:200]))
+        fd, err, local = _start(
+            fd, self._family, self._ip, self._port, self._source, self._ep, _EVENTS
+        )
+        if fd < 0:
+            if local:
+                self._end(Outcome(False, Reason.SOCKERR, os.strerror(err)[:200]))
+            else:
+                self._end(errno_failure(err))
             return
-        if err:
-            self._end(errno_failure(err))
-        else:
-            self._deadlines.append((start + self._timeout, self._on_expire, self._seq))
+        self._fd = fd
+        self._handle(fd, self._on_event)
+        self._deadlines.append((start + self._timeout, self._on_expire, self._seq))
+        if not err:
             self._connected()
 
     def _event(self, events: int) -> None:
@@ -169,8 +170,7 @@ class FastProbe:
             state = self._state
             if state == _CONNECTING:
                 if events & _FAILED:
-                    assert self._sock is not None
-                    err = self._sock.getsockopt(_SOL_SOCKET, _SO_ERROR)
+                    err = _so_error(self._fd)
                     if err:
                         self._end(errno_failure(err))
                         return
@@ -194,40 +194,31 @@ class FastProbe:
             self._end(_CONNECTED)
             return
         self._state = _SENDING
-        self._buf = self._request
+        self._sent = 0
         self._send()
 
     def _send(self) -> None:
-        assert self._sock is not None
-        try:
-            sent = self._sock.send(self._buf)
-        except BlockingIOError:
-            return  # the next EPOLLOUT edge brings us back
-        except OSError as e:
-            self._end(errno_failure(e.errno or 0))
+        request = self._request
+        sent = _send_from(self._fd, request, self._sent)
+        if sent < 0:
+            if sent != -_EAGAIN:  # EAGAIN: the next EPOLLOUT edge brings us back
+                self._end(errno_failure(-sent))
             return
-        if sent < len(self._buf):
-            self._buf = self._buf[sent:]
-            return
-        self._buf = b""
-        self._state = _READING
-        if self._fd < 0:  # connected at once (no epoll registration yet)
-            self._fd = self._sock.fileno()
-            self._watch(self._fd, _EVENTS, self._on_event)
+        self._sent += sent
+        if self._sent >= len(request):
+            self._state = _READING
 
     def _read(self) -> None:
         # Edge-triggered: read until the socket has nothing more, or the head is complete.
-        sock = self._sock
-        assert sock is not None
+        fd = self._fd
         buf = self._buf
         while True:
-            try:
-                chunk = sock.recv(min(_CHUNK, http.READ_CAP - len(buf)))
-            except BlockingIOError:
-                self._buf = buf
-                return
-            except OSError as e:
-                self._end(errno_failure(e.errno or 0))
+            chunk = _receive(fd, min(_CHUNK, http.READ_CAP - len(buf)))
+            if isinstance(chunk, int):
+                if chunk == _EAGAIN:
+                    self._buf = buf
+                else:
+                    self._end(errno_failure(chunk))
                 return
             if not chunk:
                 self._end(http.head_missing(buf))
@@ -254,12 +245,11 @@ class FastProbe:
     def _end(self, outcome: Outcome) -> None:
         self._state = _IDLE
         self._buf = b""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            if self._fd >= 0:
-                self._unwatch(self._fd)
-                self._fd = -1
-            sock.close()
+        fd = self._fd
+        if fd >= 0:
+            self._fd = -1
+            self._unwatch(fd)
+            _close(fd)
         self._done(self, outcome, self._now())
 
 

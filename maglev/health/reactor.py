@@ -231,6 +231,15 @@ class Reactor:
         self._ep.register(fd, events)
         self._handlers[fd] = handler
 
+    def handle(self, fd: int, handler: Callable[[int], object]) -> None:
+        """Like `watch`, for a descriptor its caller added to the epoll set itself (`epoll`)."""
+        self._handlers[fd] = handler
+
+    @property
+    def epoll(self) -> select.epoll:
+        """The reactor's epoll set (for `handle`); the reactor's thread only."""
+        return self._ep
+
     def unwatch(self, fd: int) -> None:
         self._handlers.pop(fd, None)
 
