@@ -55,11 +55,16 @@ class ConfigDiff:
         return " | ".join(p for p in parts if p) or "no changes"
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal; the same object (a reload's memo keeps unchanged entries) without comparing."""
+    return a is b or a == b
+
+
 def diff_named(old: Mapping[str, object], new: Mapping[str, object]) -> NamedChanges:
     """Compare two name -> value maps; names come out sorted."""
     return NamedChanges(
         added=tuple(sorted(n for n in new if n not in old)),
-        changed=tuple(sorted(n for n in new if n in old and old[n] != new[n])),
+        changed=tuple(sorted(n for n in new if n in old and not _same(old[n], new[n]))),
         removed=tuple(sorted(n for n in old if n not in new)),
     )
 
@@ -102,3 +107,19 @@ Everything else applies on reload: backends, frontends, healthchecks, `vpp.lb`,
 def restart_only_changes(old: Config, new: Config) -> tuple[str, ...]:
     """The restart-only settings whose value differs between two configs."""
     return tuple(key for key, get in RESTART_ONLY if get(old) != get(new))
+
+
+def reload_touched(new: Config, d: ConfigDiff) -> set[str]:
+    """The frontends of `new` whose programming a reload described by `d` may change: added or
+    changed ones, and those with a backend (or a backend's healthcheck) added, changed or
+    removed. Settings are not looked at (a change to `vpp` calls for a full sync)."""
+    out = set(d.frontends.added) | set(d.frontends.changed)
+    backends = {*d.backends.added, *d.backends.changed, *d.backends.removed}
+    checks = {*d.healthchecks.added, *d.healthchecks.changed, *d.healthchecks.removed}
+    if checks:
+        backends |= {n for n, b in new.backends.items() if b.healthcheck in checks}
+    if backends:
+        for name, fe in new.frontends.items():
+            if name not in out and any(b in backends for b in fe.backend_names()):
+                out.add(name)
+    return out

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Generator, Hashable, Iterator
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import yaml
 
@@ -120,8 +120,8 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def load_file(path: str) -> Config:
-    """Read, parse and validate the config file at `path`."""
+def load_file(path: str, memo: Memo | None = None) -> Config:
+    """Read, parse and validate the config file at `path` (`memo`: see `build`)."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
@@ -133,14 +133,14 @@ def load_file(path: str) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return load_text(text, source=path)
+    return load_text(text, source=path, memo=memo)
 
 
-def load_text(text: str, source: str = "<string>") -> Config:
-    """Parse and validate config text; `source` names it in messages."""
+def load_text(text: str, source: str = "<string>", memo: Memo | None = None) -> Config:
+    """Parse and validate config text; `source` names it in messages (`memo`: see `build`)."""
     with _collector_paused():
         data, lines = _parse(text, source)
-        return build(data, source, lines)
+        return build(data, source, lines, memo)
 
 
 _paused = 0
@@ -272,10 +272,19 @@ def _yaml_message(source: str, e: yaml.MarkedYAMLError) -> str:
     return f"{where}: {what or 'YAML syntax error'}"
 
 
-def build(data: dict[str, object], source: str = "<string>", lines: Lines | None = None) -> Config:
+def build(
+    data: dict[str, object],
+    source: str = "<string>",
+    lines: Lines | None = None,
+    memo: Memo | None = None,
+) -> Config:
     """Validate a parsed document and assemble the frozen Config (ConfigInvalid lists all).
 
-    With `lines` (from parsing), each problem's message ends with the line of its key.
+    With `lines` (from parsing), each problem's message ends with the line of its key. With a
+    `memo` (the daemon keeps one across reloads), a healthcheck, backend or frontend whose
+    entry is written exactly as in the last good build, and whose healthcheck or backends are
+    the very objects it was built with, is that build's object again, not validated anew: a
+    reload that changes a few entries validates those; the memo then holds this build.
     """
     problems = Problems()
     top = Node.of(data, "", problems)
@@ -283,9 +292,16 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
         raise ConfigInvalid(problems)
     top.check_keys(schema.TOP)
 
-    healthchecks = _named(top, "healthchecks", healthchecks_mod.healthcheck)
-    backends = _named(top, "backends", lambda n, node: validate.backend(n, node, healthchecks))
-    frontends = _named(top, "frontends", lambda n, node: validate.frontend(n, node, backends))
+    fresh = Memo() if memo is not None else None
+    healthchecks = _named(top, "healthchecks", healthchecks_mod.healthcheck, memo, fresh)
+    backends = _named(
+        top, "backends", lambda n, node: validate.backend(n, node, healthchecks), memo, fresh,
+        lambda b: (healthchecks.get(b.healthcheck),) if b.healthcheck else (),
+    )  # fmt: skip
+    frontends = _named(
+        top, "frontends", lambda n, node: validate.frontend(n, node, backends), memo, fresh,
+        lambda fe: tuple(backends.get(b) for b in fe.backend_names()),
+    )  # fmt: skip
     vpp_node = top.child("vpp")
     control_node = top.child("control")
     metrics_node = top.child("metrics")
@@ -312,6 +328,8 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
         if problems.dropped:
             found.append(Problem("", f"... and {problems.dropped} more problem(s) not listed"))
         raise ConfigInvalid(found)
+    if memo is not None and fresh is not None:
+        memo.entries = fresh.entries  # the last good build, for the next
     return Config(
         vpp=vpp,
         healthchecks=MappingProxyType(_complete(healthchecks)),
@@ -324,19 +342,54 @@ def build(data: dict[str, object], source: str = "<string>", lines: Lines | None
     )
 
 
+class Memo:
+    """The entries of the last good build: (section, name) -> (the entry as written, the
+    object built from it, the objects it depended on). Written as `repr` of the parsed value,
+    which tells every type apart (`1`, `1.0`, `true` and `"1"` differ), so an entry is reused
+    only when its text means exactly what it meant. Used by one thread at a time."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple[str, object, tuple[object, ...]]] = {}
+
+
 def _named(
-    top: Node, section: str, validator: Callable[[str, Node], T | None]
+    top: Node,
+    section: str,
+    validator: Callable[[str, Node], T | None],
+    memo: Memo | None = None,
+    fresh: Memo | None = None,
+    deps: Callable[[T], tuple[object, ...]] = lambda _: (),
 ) -> dict[str, T | None]:
-    """Run `validator` over a named map; every name maps to its value, or None if broken."""
+    """Run `validator` over a named map; every name maps to its value, or None if broken.
+    With `memo`, an entry as written before, with the same `deps`, is its object from then;
+    `fresh` collects this build's entries."""
     out: dict[str, T | None] = {}
     node = top.child(section)
     if node is None:
         return out
+    old = memo.entries if memo is not None else None
+    new = fresh.entries if fresh is not None else None
     for name, value in node.data.items():
+        if old is not None and new is not None:
+            written = repr(value)
+            hit = old.get((section, name))
+            if hit is not None and hit[0] == written:  # the name was checked then
+                obj = cast(T, hit[1])
+                now = deps(obj)
+                then = hit[2]
+                if now == then and all(a is b for a, b in zip(now, then, strict=True)):
+                    out[name] = obj
+                    new[(section, name)] = (written, obj, now)
+                    continue
         if not validate.check_name(node, name):
             continue
         child = Node.of(value, node.at(name), node.problems)
-        out[name] = validator(name, child) if child is not None else None
+        built = validator(name, child) if child is not None else None
+        out[name] = built
+        if built is not None and new is not None:
+            new[(section, name)] = (written, built, deps(built))
     return out
 
 

@@ -2,9 +2,11 @@
 
 The directory is watched, not the file: editors and config management replace files by
 rename, which a watch on the old inode would miss. Events for other files in the directory are
-ignored. A burst of events (write, truncate, rename) inside `debounce` seconds becomes one
-callback. Watchdog's observer thread only records the event; the callback runs on our own thread
-(`maglev-config-watch`) after the quiet period, so it never blocks the observer.
+ignored. A burst of events (write, truncate) inside `debounce` seconds becomes one callback;
+an event that says the file is complete — renamed into place (how editors and config management
+replace it atomically) or closed after writing — calls back at once, without the quiet period.
+Watchdog's observer thread only records the event; the callback runs on our own thread
+(`maglev-config-watch`), so it never blocks the observer.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        for p in paths:
+        dest = getattr(event, "dest_path", "")
+        for p in (event.src_path, dest):
             if p and os.path.realpath(os.fsdecode(p)) == self.watcher.real_path:
                 log.debug("config file event %s on %s", event.event_type, p)
-                self.watcher.poke()
+                complete = event.event_type == "closed" or (
+                    event.event_type == "moved" and p is dest
+                )
+                self.watcher.poke(now=complete)
                 return
 
 
@@ -44,13 +49,17 @@ class ConfigWatcher:
         self.debounce = debounce
         self._cond = threading.Condition()
         self._pending = False
+        self._now = False  # the file is complete: no quiet period
         self._stopping = False
         self._observer: Any = None
         self._thread: threading.Thread | None = None
 
-    def poke(self) -> None:
+    def poke(self, now: bool = False) -> None:
+        """A change of the file; `now`: it is complete (renamed into place, closed after a
+        write), so the callback need not wait for the quiet period."""
         with self._cond:
             self._pending = True
+            self._now = self._now or now
             self._cond.notify()
 
     def start(self) -> None:
@@ -70,12 +79,14 @@ class ConfigWatcher:
                     self._cond.wait()
                 if self._stopping:
                     return
-                # Debounce: wait until no new event arrived for a whole quiet period.
-                while self._pending and not self._stopping:
+                # Debounce: wait until no new event arrived for a whole quiet period (unless an
+                # event said the file is complete).
+                while self._pending and not self._now and not self._stopping:
                     self._pending = False
                     self._cond.wait(self.debounce)
                 if self._stopping:
                     return
+                self._pending = self._now = False
             # The link may point elsewhere now (symlinked configs): follow it.
             self.real_path = os.path.realpath(self.path)
             try:

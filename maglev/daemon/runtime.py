@@ -39,6 +39,7 @@ from typing import Any
 
 from maglev import __version__, diff, table
 from maglev.config import fastload, load_file
+from maglev.config.loader import Memo
 from maglev.config.watcher import ConfigWatcher
 from maglev.daemon import memory
 from maglev.daemon.api import DaemonApi
@@ -93,9 +94,10 @@ def lock_path(settings: Settings, config: Config) -> str | None:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, config: Config) -> None:
+    def __init__(self, settings: Settings, config: Config, memo: Memo | None = None) -> None:
         self.settings = settings
         self.config = config  # the config maglevd starts with; the reconciler owns the live one
+        self.memo = memo if memo is not None else Memo()  # reloads validate only what changed
         self.config_path = os.path.abspath(settings.config_path)
         self.dry_run = settings.dry_run
         self.pid = os.getpid()
@@ -280,7 +282,7 @@ class Runtime:
         at = time.time()
         t0 = time.perf_counter()
         try:
-            new = load_file(self.config_path)
+            new = load_file(self.config_path, self.memo)
         except (ConfigError, ConfigInvalid) as e:
             problems = [str(p) for p in e.problems] if isinstance(e, ConfigInvalid) else [str(e)]
             for p in problems:
@@ -382,7 +384,8 @@ def run(settings: Settings) -> int:
     """Load the config, start everything, serve until stopped. Returns the exit code."""
     sys.setswitchinterval(SWITCH_INTERVAL)  # process-wide: the check workers get their turn
     try:
-        config = load_file(settings.config_path)
+        memo = Memo()
+        config = load_file(settings.config_path, memo)
     except ConfigError as e:
         log.error("%s", e)
         return 1
@@ -391,7 +394,7 @@ def run(settings: Settings) -> int:
             log.error("%s: %s", settings.config_path, p)
         log.error("%s: %d problem(s); not starting", settings.config_path, len(e.problems))
         return 2
-    rt = Runtime(settings, config)
+    rt = Runtime(settings, config, memo)
     rt.install_signals()
     try:
         rt.start()

@@ -279,14 +279,16 @@ def plan_for(
     Frontends not named (held at startup, or untouched by a targeted pass) are left as VPP has
     them. `ranked` (of the same layout) ranks the view incrementally; `ramp` (per slot, per
     mille, from `slowstart.Ramps.encode`) caps slow-starting weights; `budget` (from
-    `budget.Budgets.decide`) gives the disruption budget's steps. A full plan also covers the VIPs the config does not name (deleted when in `owned`,
-    else reported unmanaged); a targeted one reads only the named frontends' VIPs.
+    `budget.Budgets.decide`) gives the disruption budget's steps. A full plan also covers the
+    VIPs the config does not name (deleted when in `owned`, else reported unmanaged); a targeted
+    one reads only the named frontends' VIPs and those in `owned` (deleted: a reload removed them).
     """
     layout = states.layout
     everyone = len(names) == len(config.frontends)
     if not full:
-        key_of = layout.keys
+        key_of, everything = layout.keys, actual
         actual = {k: v for n in names if (v := actual.get(k := key_of[n])) is not None}
+        actual.update((k, v) for k in owned if (v := everything.get(k)) is not None)
     if ranked is not None and ranked.layout is layout:
         table = ranked.table(actual)
     else:
@@ -301,7 +303,7 @@ def plan_for(
         desired = diff.compute_desired(topology, codes, ovs, current, ramp=ramp, budget=steps)
     ev = Evaluation(layout, desired)
     selected = None if everyone else select(layout, names)
-    plan = make_plan(ev, table, owned if full else (), selected)
+    plan = make_plan(ev, table, owned, selected)
     index = layout.frontend_index
     return plan, {n: ViewRef(ev, index[n]) for n in names}
 

@@ -128,6 +128,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self.bell = inbox.bell if isinstance(inbox, events.Inbox) else threading.Event()
         self.on_first_sync = on_first_sync
         self.on_config = on_config  # after each config is installed (the daemon settles memory)
+        self._settle_due = False  # `on_config` is called once the new config's writes are done
         self.on_idle = on_idle  # after a turn that left the queue empty (the daemon tidies)
         now = self.clock.monotonic()
         self.started = now
@@ -136,6 +137,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self.overrides: dict[tuple[str, str], int] = {}
         self.actual: Actual | None = None
         self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
+        self.removals_due = False  # a reload removed some: the next pass deletes them
         self.gate = StartupGate(now)
         self.dirty: set[str] = set()
         self.full_due = True
@@ -234,6 +236,11 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._flush_phases()  # after writing: the next probes' intervals can wait that long
         self._tell()
         self.snapshot = self._make_snapshot()
+        due = self.full_due or not self.dirty.isdisjoint(self.gate.released)
+        if self._settle_due and (not due or not self.lb.connected):
+            self._settle_due = False  # after the config's writes: off the reload's path
+            if self.on_config is not None:
+                self.on_config()
         return quiet and self._transitions == transitions and not self.dirty
 
     def _flush_phases(self) -> None:
@@ -371,8 +378,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self.overrides = actions.kept_overrides(self.overrides, config)
         self._enforce_holds(now)
         self._sync_streams()
-        if self.on_config is not None:
-            self.on_config()
+        self._settle_due = self.on_config is not None  # once VPP has what it calls for
 
     def _sync_streams(self) -> None:
         targets, phases = probe_streams(self.health, self._target_of)
@@ -383,7 +389,12 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
     # --- startup gating ---------------------------------------------------------------------
 
     def _release(self, now: float) -> None:
-        if self.gate.release(self.config, lambda b: self.health[b].state, now):
+        released = self.gate.release(self.config, lambda b: self.health[b].state, now)
+        if not released:
+            return
+        if self.first_sync_done:  # a reload's new frontends: VPP's lb conf is set already
+            self.dirty.update(released)
+        else:
             self.full_due = True  # a full sync sets VPP's lb conf first, then programs them
 
     # --- publishing -------------------------------------------------------------------------

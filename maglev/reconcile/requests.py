@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from maglev.config import diff_configs
-from maglev.config.changes import ConfigDiff, restart_only_changes
+from maglev.config.changes import ConfigDiff, reload_touched, restart_only_changes
 from maglev.errors import MaglevError, VppError
 from maglev.health.state import BackendHealth, Transition
 from maglev.model import BackendState, Config
@@ -48,6 +48,7 @@ class Answers:
     lb: LbClient
     last_sync_ok: bool
     removed_vips: set[VipKey]
+    removals_due: bool
     gate: StartupGate
     guard: VantageGuard
     damping: Damping
@@ -243,10 +244,14 @@ class Answers:
         old_keys = {frontend_key(fe) for fe in self.config.frontends.values()}
         new_keys = {frontend_key(fe) for fe in config.frontends.values()}
         self.removed_vips |= old_keys - new_keys
+        self.removals_due = self.removals_due or bool(old_keys - new_keys)  # the next pass
         self.removed_vips -= new_keys
         self._install_config(config, now)
         self.gate.reloaded(config, now)
-        self.full_due = True
+        if "vpp" in d.settings:  # VPP's lb conf, the sync schedule or the unmanaged policy
+            self.full_due = True
+        else:  # work in proportion to the change: a pass for the frontends it touches
+            self.dirty.update(reload_touched(config, d))
         self.config_loaded_at = msg.at
         log.info("config reloaded from %s: %s", source, summary)
         if pending:

@@ -66,6 +66,7 @@ class Writes:
     first_sync_done: bool
     on_first_sync: Callable[[], None] | None
     removed_vips: set[VipKey]
+    removals_due: bool
     unmanaged: tuple[VipKey, ...]
     _logged_unmanaged: set[VipKey]
     gate: StartupGate
@@ -117,7 +118,7 @@ class Writes:
         try:
             if self.full_due or now >= self.next_sync or self.actual is None:
                 self._full_sync(now)
-            elif self.dirty:
+            elif self.dirty or self.removals_due:
                 self._pass(set(self.dirty), now)
         except VppError as e:
             self._lost(str(e), now)
@@ -200,7 +201,8 @@ class Writes:
         at = self.clock.monotonic() if now is None else now
         self._encoded()
         assert self._states is not None
-        owned = self._owned() if full else set()
+        # A targeted pass deletes the VIPs a reload removed (and reads only those beside its own).
+        owned = self._owned() if full else {k for k in self.removed_vips if k in self.actual}
 
         def steps(
             layout: Layout, desired: Desired, current: array[int], names: Collection[str]
@@ -219,7 +221,8 @@ class Writes:
         t0 = time.perf_counter()
         names = set(self.gate.released) if only is None else (only & self.gate.released)
         self.dirty -= names
-        if not names and only is not None:
+        removals, self.removals_due = self.removals_due, False
+        if not names and only is not None and not removals:
             return True
         plan, views = self.plan_for(names, only is None, now)
         before = {n: self.views.get(n) for n in views}
@@ -228,7 +231,7 @@ class Writes:
         if only is None:
             self.unmanaged = note_unmanaged(plan.unmanaged, self._logged_unmanaged)
         ok = self._apply(plan, now, None if only is None else names)
-        if ok and only is None:
+        if ok:
             self.removed_vips = {k for k in self.removed_vips if k in self.actual}
         dt = time.perf_counter() - t0
         self.tally.pass_done(dt)

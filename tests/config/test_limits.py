@@ -193,11 +193,13 @@ def test_overlapping_loads_resume_the_collector_after_the_last(
     inside, release = threading.Event(), threading.Event()
     real = loader.build
 
-    def build(data: dict[str, object], source: str, lines: loader.Lines) -> object:
+    def build(
+        data: dict[str, object], source: str, lines: loader.Lines, memo: loader.Memo | None
+    ) -> object:
         if source == "slow":
             inside.set()
             assert release.wait(30)
-        return real(data, source, lines)
+        return real(data, source, lines, memo)
 
     monkeypatch.setattr(loader, "build", build)
     slow = threading.Thread(target=load_text, args=("vpp: {}\n", "slow"))

@@ -56,3 +56,34 @@ def test_other_files_are_ignored(tmp_path: pathlib.Path) -> None:
         assert seen == ["v: 4\n"]
     finally:
         w.stop()
+
+
+def test_complete_files_need_no_quiet_period(tmp_path: pathlib.Path) -> None:
+    """A rename into place or a close after writing says the file is complete: the callback
+    comes at once, long before a quiet period of 60 s would end; a write still open waits."""
+    cfg = tmp_path / "maglev.yaml"
+    cfg.write_text("v: 1\n")
+    seen: list[str] = []
+    fired = threading.Event()
+
+    def cb() -> None:
+        seen.append(cfg.read_text())
+        fired.set()
+
+    w = ConfigWatcher(str(cfg), cb, debounce=60.0)
+    w.start()
+    try:
+        tmp = tmp_path / ".maglev.yaml.tmp"
+        tmp.write_text("v: 2\n")
+        os.rename(tmp, cfg)
+        assert fired.wait(20)
+        assert seen == ["v: 2\n"]
+        fired.clear()
+        with open(cfg, "w") as f:  # open for writing: not complete until it is closed
+            f.write("v: 3\n")
+            f.flush()
+            assert not fired.wait(1.0)
+        assert fired.wait(20)
+        assert seen == ["v: 2\n", "v: 3\n"]
+    finally:
+        w.stop()

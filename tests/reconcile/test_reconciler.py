@@ -443,8 +443,9 @@ def test_nat_frontend_target_port(make: Callable[..., Harness], emu: Emulator) -
 
 
 def test_memory_hooks_and_shared_probe_targets(emu: Emulator, files: list[str]) -> None:
-    """`on_config` runs after each config is installed, `on_idle` when a turn of the running
-    thread left the queue empty; the scheduler gets the reconciler's own target objects, kept
+    """`on_config` runs once after each config is installed, at the end of the first turn that
+    leaves nothing of it to write (off the reload's path to VPP), `on_idle` when a turn of the
+    running thread left the queue empty; the scheduler gets the reconciler's own target objects, kept
     across a reload, so results find their backends by identity."""
     inbox: queue.Queue[Any] = queue.Queue()
     streams = Streams()
@@ -456,7 +457,11 @@ def test_memory_hooks_and_shared_probe_targets(emu: Emulator, files: list[str]) 
         on_config=lambda: installed.append(1), on_idle=idle.set,
     )  # fmt: skip
     try:
-        assert installed == [1]
+        assert installed == []  # not while the config is being installed
+        rec.turn()
+        assert installed == [1] and not rec.full_due
+        rec.turn()
+        assert installed == [1]  # once per config
         keys = {id(t) for t in rec._by_target}
         assert {id(t) for t in streams.targets} == keys
         reload = apply_config(cfg(emu, flush=False))
