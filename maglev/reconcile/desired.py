@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from maglev import diff
 from maglev.health.state import BackendHealth
-from maglev.model import BackendState, Config, Frontend, IPAddress, MassFailure
+from maglev.model import Backend, BackendState, Config, Frontend, IPAddress, MassFailure
 from maglev.vpp.lb import VipKey, frontend_attrs, frontend_key
 
 STATE_CODE: dict[BackendState, int] = {
@@ -130,6 +130,134 @@ class Layout:
         return tuple(self.keys[fe.name] for fe in self.frontends)
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A frontend's part of a layout that the rest of the config does not change: its slots
+    (backends in address order, with the backend objects they were built from), and its pools'
+    members as slot offsets. Kept per frontend object, so a reload that keeps a frontend (and
+    its backends) keeps its shape."""
+
+    frontend: Frontend
+    backends: tuple[Backend, ...]  # per slot
+    names: tuple[str, ...]  # per slot
+    first_pool: tuple[str, ...]  # per slot
+    offset: Mapping[str, int]  # backend name -> slot offset
+    attrs: tuple[int, ...]
+    guard: tuple[int, int, int]
+    pool_sizes: tuple[int, ...]
+    member_offset: tuple[int, ...]
+    member_weight: tuple[int, ...]
+    member_counted: tuple[int, ...]
+
+
+def _shape(fe: Frontend, backends: Mapping[str, Backend]) -> _Shape:
+    pool_of: dict[str, str] = {}
+    for pool in fe.pools:
+        for m in pool.members:
+            pool_of.setdefault(m.backend, pool.name)
+    order = sorted(pool_of, key=lambda n: address_order(backends[n].address))
+    last = None
+    for n in order:
+        o = address_order(backends[n].address)
+        if o == last:
+            raise ValueError(f"frontends.{fe.name}: two backends share address of {n!r}")
+        last = o
+    offset = {n: i for i, n in enumerate(order)}
+    sizes: list[int] = []
+    moff: list[int] = []
+    mweight: list[int] = []
+    mcounted: list[int] = []
+    for pool in fe.pools:
+        sizes.append(len(pool.members))
+        listed: set[str] = set()
+        for m in pool.members:
+            moff.append(offset[m.backend])
+            mweight.append(m.weight)
+            # The guard's members: a backend's first entry in the pool, if it has weight.
+            mcounted.append(int(m.backend not in listed and m.weight > 0))
+            listed.add(m.backend)
+    return _Shape(
+        frontend=fe,
+        backends=tuple(backends[n] for n in order),
+        names=tuple(order),
+        first_pool=tuple(pool_of[n] for n in order),
+        offset=offset,
+        attrs=tuple(frontend_attrs(fe).codes()),
+        guard=(GUARD_MODE[fe.on_mass_failure], fe.min_healthy.value, int(fe.min_healthy.percent)),
+        pool_sizes=tuple(sizes),
+        member_offset=tuple(moff),
+        member_weight=tuple(mweight),
+        member_counted=tuple(mcounted),
+    )
+
+
+class _ShapeCache:
+    """id(frontend) -> its shape (which keeps the frontend object, so an id is never reused
+    while cached): the shapes of the last two whole configs built (a reload's before and after,
+    a candidate checked beside the running config), and of the partial ones since."""
+
+    def __init__(self) -> None:
+        self.current: dict[int, _Shape] = {}
+        self.previous: dict[int, _Shape] = {}
+        self.partial: dict[int, _Shape] = {}
+        self.largest = 0
+
+    def get(self, key: int) -> _Shape | None:
+        return self.current.get(key) or self.previous.get(key) or self.partial.get(key)
+
+    def keep(self, fresh: dict[int, _Shape]) -> None:
+        self.largest = max(self.largest, len(fresh))
+        if 2 * len(fresh) >= self.largest:  # a whole config: a generation
+            self.previous, self.current, self.partial = self.current, fresh, {}
+        elif len(self.partial) < self.largest:
+            self.partial.update(fresh)
+
+
+_shapes = _ShapeCache()
+
+
+def _shape_of(fe: Frontend, backends: Mapping[str, Backend], fresh: dict[int, _Shape]) -> _Shape:
+    """The frontend's shape: the cached one while the frontend and its backends are the very
+    objects it was made from, else made anew."""
+    got = _shapes.get(id(fe))
+    if (
+        got is None
+        or got.frontend is not fe
+        or not all(backends.get(n) is b for n, b in zip(got.names, got.backends, strict=True))
+    ):
+        got = _shape(fe, backends)
+    fresh[id(fe)] = got
+    return got
+
+
+class _SlotIndex(Mapping[tuple[str, str], int]):
+    """(frontend, backend) -> slot, read through the frontends' shapes (no dict of every slot)."""
+
+    __slots__ = ("_index", "_shapes", "_starts")
+
+    def __init__(self, index: Mapping[str, int], shapes: list[_Shape], starts: array[int]) -> None:
+        self._index, self._shapes, self._starts = index, shapes, starts
+
+    def __getitem__(self, key: tuple[str, str]) -> int:
+        fe, backend = key
+        i = self._index[fe]
+        return self._starts[i] + self._shapes[i].offset[backend]
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:
+        try:
+            return self[key]
+        except (KeyError, TypeError, ValueError):
+            return default
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for sh in self._shapes:
+            for n in sh.names:
+                yield (sh.frontend.name, n)
+
+    def __len__(self) -> int:
+        return sum(len(sh.names) for sh in self._shapes)
+
+
 def build_layout(config: Config) -> Layout:
     """Compile `config`; ValueError on what validation should have refused (clashing VIPs,
     unknown backends, two backends of one frontend on the same address)."""
@@ -142,83 +270,66 @@ def build_layout(config: Config) -> Layout:
         ((vip_ranks.by_order[vip_order(keys[fe.name])], fe) for fe in fes), key=itemgetter(0)
     )
     fes = [fe for _, fe in ranked]
+    backends = config.backends
     for fe in fes:
         for name in fe.backend_names():
-            if name not in config.backends:
+            if name not in backends:
                 raise ValueError(f"frontends.{fe.name}: unknown backend {name!r}")
     used = {name for fe in fes for name in fe.backend_names()}
-    backend_names = tuple(n for n in config.backends if n in used)
+    backend_names = tuple(n for n in backends if n in used)
     bindex = {n: i for i, n in enumerate(backend_names)}
-    border = {n: address_order(config.backends[n].address) for n in backend_names}
+    border = {n: address_order(backends[n].address) for n in backend_names}
     as_ranks: Ranking[IPAddress] = Ranking(
-        (config.backends[n].address for n in backend_names), address_order
+        (backends[n].address for n in backend_names), address_order
     )
     brank = {n: as_ranks.by_order[o] for n, o in border.items()}
-    fe_vip, fe_attrs, fe_flush = array("q"), array("i"), array("b")
+    fe_vip = array("q", [vrank for vrank, _ in ranked])
+    fe_attrs, fe_flush = array("i"), array("b", [int(fe.flush_on_down) for fe in fes])
     fe_slot_start, fe_pool_start, pool_member_start = array("i", [0]), array("i", [0]), array("i")
-    slot_as, slot_backend, member_slot, member_weight = (
-        array("q"),
-        array("i"),
-        array("i"),
-        array("i"),
-    )
-    member_counted, fe_guard_conf = array("b"), array("i")
+    member_slot, member_weight, member_counted = array("i"), array("i"), array("b")
+    fe_guard_conf = array("i")
     names: list[str] = []
-    addresses: list[IPAddress] = []
     first_pool: list[str] = []
-    slot_index: dict[tuple[str, str], int] = {}
-    for vrank, fe in ranked:
-        fe_vip.append(vrank)
-        fe_attrs.extend(frontend_attrs(fe).codes())
-        fe_flush.append(int(fe.flush_on_down))
-        fe_guard_conf.extend(
-            (GUARD_MODE[fe.on_mass_failure], fe.min_healthy.value, int(fe.min_healthy.percent))
-        )
-        pool_of: dict[str, str] = {}
-        for pool in fe.pools:
-            for m in pool.members:
-                pool_of.setdefault(m.backend, pool.name)
-        base = len(slot_as)
-        for n in sorted(pool_of, key=brank.__getitem__):
-            rank = brank[n]
-            if len(slot_as) > base and slot_as[-1] == rank:
-                raise ValueError(f"frontends.{fe.name}: two backends share address of {n!r}")
-            slot_index[(fe.name, n)] = len(slot_as)
-            slot_as.append(rank)
-            slot_backend.append(bindex[n])
-            names.append(n)
-            addresses.append(config.backends[n].address)
-            first_pool.append(pool_of[n])
-        fe_slot_start.append(len(slot_as))
-        for pool in fe.pools:
-            pool_member_start.append(len(member_slot))
-            listed: set[str] = set()
-            for m in pool.members:
-                member_slot.append(slot_index[(fe.name, m.backend)])
-                member_weight.append(m.weight)
-                # The guard's members: a backend's first entry in the pool, if it has weight.
-                member_counted.append(int(m.backend not in listed and m.weight > 0))
-                listed.add(m.backend)
+    fresh: dict[int, _Shape] = {}
+    shapes = [_shape_of(fe, backends, fresh) for fe in fes]
+    for sh in shapes:
+        fe_attrs.extend(sh.attrs)
+        fe_guard_conf.extend(sh.guard)
+        base = len(names)
+        names.extend(sh.names)
+        first_pool.extend(sh.first_pool)
+        fe_slot_start.append(len(names))
+        m = len(member_slot)
+        for size in sh.pool_sizes:
+            pool_member_start.append(m)
+            m += size
+        member_slot.extend([base + o for o in sh.member_offset])
+        member_weight.extend(sh.member_weight)
+        member_counted.extend(sh.member_counted)
         fe_pool_start.append(len(pool_member_start))
     pool_member_start.append(len(member_slot))
+    slot_as = array("q", [brank[n] for n in names])
+    slot_backend = array("i", [bindex[n] for n in names])
+    _shapes.keep(fresh)
     topology = diff.Topology(
         fe_vip, fe_attrs, fe_flush, fe_slot_start, slot_as, slot_backend, fe_pool_start,
         pool_member_start, member_slot, member_weight, member_counted, fe_guard_conf,
     )  # fmt: skip
+    index = {fe.name: i for i, fe in enumerate(fes)}
     return Layout(
         config=config,
         frontends=tuple(fes),
         topology=topology,
         backend_names=backend_names,
         slot_backend_name=tuple(names),
-        slot_address=tuple(addresses),
+        slot_address=tuple(backends[n].address for n in names),
         slot_first_pool=tuple(first_pool),
-        slot_index=slot_index,
+        slot_index=_SlotIndex(index, shapes, fe_slot_start),
         vip_ranks=vip_ranks,
         as_ranks=as_ranks,
-        no_overrides=array("i", [-1]) * len(slot_as),
-        no_ramp=array("i", [diff.PERMILLE]) * len(slot_as),
-        frontend_index={fe.name: i for i, fe in enumerate(fes)},
+        no_overrides=array("i", [-1]) * len(names),
+        no_ramp=array("i", [diff.PERMILLE]) * len(names),
+        frontend_index=index,
         keys=keys,
     )
 

@@ -330,7 +330,9 @@ def candidate_states(
     out: dict[str, BackendState] = {}
     for name, b in candidate.backends.items():
         old = current.backends.get(name)
-        same = old is not None and old.address == b.address and old.healthcheck == b.healthcheck
+        same = old is b or (
+            old is not None and old.address == b.address and old.healthcheck == b.healthcheck
+        )
         if not b.enabled:
             out[name] = BackendState.DISABLED
         elif same and name in states:

@@ -364,7 +364,8 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         return name in self.views and name in self.gate.released
 
     def _install_config(self, config: Config, now: float) -> None:
-        new, removed = carry_health(self.health, config, now)
+        old = self.health
+        new, removed = carry_health(old, config, now)
         for t in removed:
             self._transition(t)
         self.ramps.reloaded(self.config, config, self._serving, new, self.actual, now)
@@ -373,8 +374,10 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._index()
         self._guarded(self.guard.configure(config, new, now))
         self._damped(self.damping.configure(config, now))  # penalties kept per healthcheck
-        self._bstatus = {}
-        self._touched = set(new)
+        # Statuses of the machines the reload kept stand; the others are built afresh.
+        kept = {n for n, h in new.items() if old.get(n) is h}
+        self._bstatus = {n: st for n, st in self._bstatus.items() if n in kept}
+        self._touched = (set(new) - kept) | (self._touched & new.keys())
         self.overrides = actions.kept_overrides(self.overrides, config)
         self._enforce_holds(now)
         self._sync_streams()

@@ -32,7 +32,7 @@ def restore_gc() -> Iterator[None]:
 
 def test_settle_collects_then_freezes_and_makes_full_collections_rare() -> None:
     dead = cycle()
-    memory.settle()
+    memory.settle(full=True)
     assert dead() is None  # the cycle was collected before freezing
     assert gc.get_freeze_count() > 0  # what is alive is exempt from later collections
     assert gc.get_threshold() == memory.THRESHOLDS
@@ -72,8 +72,8 @@ def test_after_settle_full_collections_are_rare_and_young_ones_run_as_usual() ->
     assert abs(policy.count(0) - default.count(0)) <= default.count(0) // 10
 
 
-def test_settle_reexamines_what_an_earlier_settle_froze() -> None:
-    memory.settle()
+def test_a_reload_settle_leaves_frozen_objects_to_the_full_tidy() -> None:
+    memory.settle(full=True)
     holder = [Node()]
     holder[0].peer = holder[0]
     ref = weakref.ref(holder[0])
@@ -81,8 +81,26 @@ def test_settle_reexamines_what_an_earlier_settle_froze() -> None:
     holder.clear()  # the next reload drops it
     gc.collect()
     assert ref() is not None  # a frozen cycle is not collected by a normal collection...
+    fresh = cycle()
+    memory.settle()  # ...nor by a reload's settle, which walks only what is not frozen
+    assert fresh() is None and ref() is not None
+    start = memory._last_tidy
+    assert memory.tidy(start + memory.TIDY_INTERVAL + 1)  # not yet a full one
+    assert ref() is not None
+    assert memory._last_full is not None
+    assert memory.tidy(memory._last_full + memory.FULL_INTERVAL)  # the hourly full one
+    assert ref() is None
+
+
+def test_the_first_settle_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_last_full", None)
+    holder = [Node()]
+    holder[0].peer = holder[0]
+    ref = weakref.ref(holder[0])
+    gc.freeze()
+    holder.clear()
     memory.settle()
-    assert ref() is None  # ...but the next settle unfreezes first and frees it
+    assert ref() is None and memory._last_full is not None
 
 
 def test_tidy_runs_at_most_every_interval_and_frees_new_cycles() -> None:
