@@ -32,9 +32,13 @@ Then:
 Before the daemon starts, the loader is also measured in this process, with the full config
 already loaded (as in the daemon): how long parsing and validating take, and the longest gap seen
 by a thread ticking every 1 ms meanwhile (the stall probes and VPP writes would see), for the
-full config, the bomb, and a 4 MiB document at the node limit (the worst rejected input); and
+full config, the bomb, and a document of one-letter items at the size limit (16 MiB: refused
+at the node limit, the worst rejected input); and
 `maglevd check-config` of the full config as a process, side by side with PyYAML's CSafeLoader
 alone reading the same file (the published baseline the loader is measured against).
+
+Last, the larger tier (emulator only): a fresh maglevd on 5,000 frontends x 20 = 100,000
+backends, alone: start -> first full sync done, two changing reloads, its peak RSS.
 
 With `--vpp-socket` it runs against a VPP the user has (`benchmarks.target`): writes are then
 counted by maglevd's own counters. CPU of VPP (or the emulator's thread) and of maglevd is
@@ -152,8 +156,8 @@ def bomb_text(levels: int = 9) -> str:
 
 
 def at_node_limit_text() -> str:
-    """The worst rejected input within the size limit: 4 MiB of one-letter items, so the whole
-    text is parsed before the node limit refuses it."""
+    """The worst rejected input within the size limit: 16 MiB of one-letter items (5.6 million),
+    parsed up to the node limit, which refuses it."""
     return "x: [" + ", ".join(["a"] * ((limits.MAX_BYTES - 8) // 3)) + "]\n"
 
 
@@ -202,7 +206,10 @@ def loader_figures(base: str, smoke: bool) -> dict[str, dict[str, Any]]:
     inputs: dict[str, tuple[str, type[Exception] | None]] = {
         "full config, accepted": (base, None),
         "418-byte alias bomb, rejected": (bomb_text(), ConfigError),
-        "4 MiB at the node limit, rejected": (at_node_limit_text(), ConfigError),
+        f"{limits.MAX_BYTES >> 20} MiB at the node limit, rejected": (
+            at_node_limit_text(),
+            ConfigError,
+        ),
     }
     out: dict[str, dict[str, Any]] = {}
     for name, (text, error) in inputs.items():
@@ -517,6 +524,69 @@ def settle(writes: Callable[[], int], quiet: float = 2.0) -> int:
     return last
 
 
+TIER = 5000
+"""Frontends of the larger tier (x PER = 100,000 backends)."""
+
+
+def peak_rss(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def tier_figures(frontends: int, smoke: bool) -> dict[str, dict[str, Any]]:
+    """maglevd at a larger size, on the emulator (in this process), with nothing else beside
+    it: the time from starting the process to its first full sync done (every VIP and AS in
+    VPP), two changing reloads (10% of the frontends' weights and 1% more frontends, then back)
+    from the rename to VPP converged, and maglevd's peak RSS over all of it."""
+    n = frontends * PER
+    changed, extra = frontends // 10, max(1, frontends // 100)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="maglev-bench-tier-"))
+    sock, ctl, cfg = str(tmp / "api.sock"), str(tmp / "ctl.sock"), tmp / "maglev.yaml"
+    base = config_text(sock, ctl, frontends)
+    changed_text = config_text(sock, ctl, frontends, changed, extra)
+    cfg.write_text(base)
+    emu = Emulator(sock)
+    emu.start()
+    writes: Callable[[], int] = lambda: emu.write_count  # noqa: E731
+    log = open(tmp / "maglevd.log", "wb")  # noqa: SIM115 - closed below
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [str(BIN / "maglevd"), "run", "--config", str(cfg), "--log-level", "info",
+         "--state-file", str(tmp / "state.json")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_writes(writes, frontends + n, 1200, proc)
+        first = time.monotonic() - t0
+        settle(writes)
+        expected = changed * PER + extra * (PER + 1)
+        reloads: list[float] = []
+        for rnd in range(2):
+            w1 = writes()
+            t1 = time.monotonic()
+            replace(cfg, changed_text if rnd % 2 == 0 else base)
+            reloads.append(time.monotonic() - t1 + wait_writes(writes, w1 + expected, 600, proc))
+            settle(writes)
+        rss = peak_rss(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+        emu.stop()
+    size = f"{n:,} backends"
+    return {
+        f"{size}: maglevd started -> first full sync done ({frontends + n} writes)": stat(
+            [first], "s"
+        ),
+        f"{size}: reload, file replaced -> VPP converged ({expected} writes)": stat(reloads, "s"),
+        f"{size}: peak RSS of maglevd": stat([rss], "MiB"),
+    }
+
+
 def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
     frontends = 40 if smoke else 2000
     changed, extra = frontends // 10, max(1, frontends // 100)
@@ -645,6 +715,7 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
         if target is not None:
             cleanup(target)
         stack.close()
+    tier = tier_figures(60 if smoke else TIER, smoke) if target is None else {}
     reloads = lateness.total(late)
     within = f"within {lateness.BOUND * 1000:g} ms of schedule"
     notes = [f"logs in {tmp}", f"changing reloads: {window.verdict()}", *rejected_notes]
@@ -673,6 +744,7 @@ def run(smoke: bool = False, target: VppTarget | None = None) -> dict[str, Any]:
             ),
             "no reload: probes recorded in the quiet window": stat([idle.count], "probes"),
             **rejected,
+            **tier,
             **loader,
             **{k: stat([v], "%") for k, v in window.figures().items()},
             **checked,

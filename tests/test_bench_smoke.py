@@ -55,6 +55,10 @@ def test_every_suite_runs_at_smoke_size(tmp_path: pathlib.Path) -> None:
     assert res["ratios"][late]["target"] == 99.0, sorted(res["ratios"])
     assert 0.0 <= res["figures"][late]["median"] <= 100.0
     assert res["figures"]["no reload: probes recorded in the quiet window"]["median"] > 0
+    # ... and its larger tier (at smoke size: 60 frontends): startup, reloads, peak RSS.
+    tier = {k: f for k, f in res["figures"].items() if k.startswith("1,200 backends: ")}
+    assert len(tier) == 3, sorted(res["figures"])
+    assert tier["1,200 backends: peak RSS of maglevd"]["median"] > 10  # MiB: a Python process
     # The checker ran its nginx/HAProxy parts exactly when this machine has them.
     (res,) = [res for res in doc["results"] if res["suite"] == "checker"]
     absent = [tool for tool in checker.TOOLS if checker.find_tool(tool) is None]

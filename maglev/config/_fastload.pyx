@@ -184,7 +184,7 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
     # (container, its lines, is a list, pending key, key mark, open mark).
     cdef list stack = []
     cdef object container = None
-    cdef dict at = {}
+    cdef object at = {}  # a mapping's: key -> line; a list's: the line of each item
     cdef bint is_list = False
     cdef object key = missing
     # of the pending key, and where the open collection starts: both only read to place an error
@@ -212,7 +212,7 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
             else:
                 value = text
             if is_list:
-                at[len(<list>container)] = ev.line + 1
+                (<list>at).append(ev.line + 1)
                 (<list>container).append(value)
             elif key is missing:
                 if container is None:  # a document that is one scalar
@@ -223,7 +223,7 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 key = value
                 key_line, key_column = ev.line, ev.column
                 if isinstance(value, (str, int, float)):  # bool is an int
-                    at[value] = key_line + 1
+                    (<dict>at)[value] = key_line + 1
             else:
                 (<dict>container)[key] = value
                 key = missing
@@ -241,7 +241,7 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 raise Unsupported("over a limit")
             value = {} if kind == YAML_MAPPING_START_EVENT else []
             if is_list:
-                at[len(<list>container)] = ev.line + 1
+                (<list>at).append(ev.line + 1)
                 (<list>container).append(value)
             elif key is missing:
                 if container is not None:
@@ -256,7 +256,8 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 stack.append(
                     (container, at, is_list, key, key_line, key_column, open_line, open_column)
                 )
-            container, at, is_list, key = value, {}, kind == YAML_SEQUENCE_START_EVENT, missing
+            is_list = kind == YAML_SEQUENCE_START_EVENT
+            container, at, key = value, ([] if is_list else {}), missing
             open_line, open_column = ev.line, ev.column
             if root is missing:
                 root = value

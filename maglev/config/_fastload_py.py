@@ -81,10 +81,10 @@ def _load(
 
     # The open collection lives in these locals; the ones around it wait on `stack` as
     # (container, its lines, is a list, pending key).
-    stack: list[tuple[Any, dict[object, int], bool, object, Any, Any]] = []
+    stack: list[tuple[Any, Any, bool, object, Any, Any]] = []
     missing = object()
     container: Any = None
-    at: dict[object, int] = {}
+    at: Any = {}  # a mapping's: key -> line; a list's: the line of each item
     is_list = False
     key: object = missing
     key_mark: Any = None  # of the pending key, and where the open collection starts:
@@ -107,7 +107,7 @@ def _load(
             else:
                 value = text
             if is_list:
-                at[len(container)] = event.start_mark.line + 1
+                at.append(event.start_mark.line + 1)
                 container.append(value)
             elif key is missing:
                 if container is None:  # a document that is one scalar
@@ -135,7 +135,7 @@ def _load(
                 raise Unsupported("over a limit")
             value = {} if kind is mapping_start else []
             if is_list:
-                at[len(container)] = event.start_mark.line + 1
+                at.append(event.start_mark.line + 1)
                 container.append(value)
             elif key is missing:
                 if container is not None:
@@ -147,7 +147,8 @@ def _load(
                 _too_many(container, is_list, key, key_mark, open_mark, missing)
             if container is not None:
                 stack.append((container, at, is_list, key, key_mark, open_mark))
-            container, at, is_list, key = value, {}, kind is sequence_start, missing
+            is_list = kind is sequence_start
+            container, at, key = value, ([] if is_list else {}), missing
             open_mark = event.start_mark
             if root is missing:
                 root = value

@@ -6,8 +6,10 @@ engine (`_fastload`, compiled; `_fastload_py`, its pure-Python twin) raises. No 
 
 from __future__ import annotations
 
-Lines = dict[int, dict[object, int]]
-"""id() of a mapping or list -> (its key, or its item's index) -> the line (1-based) it is on."""
+Lines = dict[int, dict[object, int] | list[int]]
+"""id() of a mapping -> its key -> the line (1-based) it is on; id() of a list -> the line of each
+item, in order (a list, not a dict by index: a dict of millions of entries resizes in one go,
+holding the GIL for 100+ ms)."""
 
 STR = "tag:yaml.org,2002:str"
 MERGE = "tag:yaml.org,2002:merge"

@@ -43,8 +43,9 @@ MAX_BYTES = limits.MAX_BYTES
 PLAIN_TYPED_MAX = 1000
 """Unquoted scalars longer than this are strings, not numbers, booleans or null."""
 
-Lines = dict[int, dict[object, int]]
-"""id(mapping or list) -> {key or index: 1-based line}; valid while the parsed document lives."""
+Lines = dict[int, dict[object, int] | list[int]]
+"""id(mapping) -> {key: 1-based line}, id(list) -> [the line of each item]; valid while the
+parsed document lives (`maglev.config._fastload_types.Lines`)."""
 
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class _Loader(_SafeLoader):
         data: list[Any] = []
         yield data
         data.extend(self.construct_sequence(node))
-        self.lines[id(data)] = {i: item.start_mark.line + 1 for i, item in enumerate(node.value)}
+        self.lines[id(data)] = [item.start_mark.line + 1 for item in node.value]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[object] = set()
@@ -415,7 +416,9 @@ def line_of(path: str, data: object, lines: Lines) -> int | None:
             index = int(rest[1:end])
             if index >= len(node):
                 break
-            line = lines.get(id(node), {}).get(index, line)
+            at = lines.get(id(node))
+            if isinstance(at, list) and index < len(at):
+                line = at[index]
             node, rest = node[index], rest[end + 1 :]
             continue
         rest = rest.removeprefix(".")
@@ -424,7 +427,9 @@ def line_of(path: str, data: object, lines: Lines) -> int | None:
         key = _longest_key(node, rest)
         if key is None:
             break
-        line = lines.get(id(node), {}).get(key, line)
+        at = lines.get(id(node))
+        if isinstance(at, dict):
+            line = at.get(key, line)
         node, rest = node[key], rest[len(key) :]
     return line
 

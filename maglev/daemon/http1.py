@@ -49,7 +49,7 @@ class Limits:
     header_line: int = 8192
     header_count: int = 64
     header_bytes: int = 32768  # the whole header block
-    body: int = 4 * 1024 * 1024  # a candidate config may be large, but not unbounded
+    body: int = 16 * 1024 * 1024  # a candidate config (`limits.MAX_BYTES`), but not unbounded
     idle_timeout: float = 15.0  # waiting for a request (the first, or the next on keep-alive)
     head_timeout: float = 10.0  # from a request's first byte to the end of its headers
     body_timeout: float = 30.0

@@ -133,10 +133,13 @@ def _flat(data: object, lines: loader.Lines, path: str = "") -> list[tuple[str, 
         else ()
     )
     at = lines.get(id(data), {})
+    if isinstance(data, list):  # a list's lines are a list too, one per item
+        assert isinstance(at, list) and len(at) == len(data), (at, data)
     for key, value in items:
         here = f"{path}/{key!r}:{type(key).__name__}"
         shown = "nan" if isinstance(value, float) and math.isnan(value) else repr(value)
-        out.append((here, f"{type(value).__name__}:{shown}", at.get(key, -1)))
+        line = at[key] if isinstance(at, list) else at.get(key, -1)
+        out.append((here, f"{type(value).__name__}:{shown}", line))
         out.extend(_flat(value, lines, here))
     return out
 

@@ -133,7 +133,7 @@ def test_other_methods_on_a_known_path_are_405_with_allow(
         (b"POST /v1/sync HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", 400, "is not a number"),
         (b"POST /v1/sync HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", 400, "is not a number"),
         (b"POST /v1/sync HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 413,
-         "over the 4194304-byte limit"),
+         "over the 16777216-byte limit"),
         (b"POST /v1/sync HTTP/1.1\r\nContent-Length: 100\r\n\r\n{}", 400,
          "the body ended after 2 of 100 bytes"),
         (b"GET /v1/sta", 400, "the request ended before its headers did"),
