@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from maglev.model import Config
 
+SHOWN = 20
+"""Names listed per verb in a summary (a reload of thousands would log a line of thousands)."""
+
 
 @dataclass(frozen=True, slots=True)
 class NamedChanges:
@@ -24,8 +27,10 @@ class NamedChanges:
         return bool(self.added or self.changed or self.removed)
 
     def summary(self, section: str) -> str:
+        """E.g. `frontends: + www; ~ api`; past `SHOWN` names a verb says how many more."""
         parts = [
-            f"{verb} {', '.join(names)}"
+            f"{verb} {', '.join(names[:SHOWN])}"
+            + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
             for verb, names in (("+", self.added), ("~", self.changed), ("-", self.removed))
             if names
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from maglev.config import ConfigDiff, NamedChanges, diff_configs
+from maglev.config.changes import SHOWN
 from tests.config.sample import BASE, DELETE, load, mutate
 
 
@@ -48,3 +49,12 @@ def test_vpp_setting_change() -> None:
     diff = diff_configs(load(BASE), load(mutate(BASE, "vpp.lb.sync-interval", "5s")))
     assert diff.settings == ("vpp",)
     assert not diff.frontends and not diff.backends and not diff.healthchecks
+
+
+def test_a_summary_lists_at_most_twenty_names_per_verb() -> None:
+    many = NamedChanges(added=tuple(f"f{i:03}" for i in range(250)), removed=("old",))
+    text = many.summary("frontends")
+    assert text.startswith("frontends: + f000, f001, ")
+    assert f"f{SHOWN - 1:03} and {250 - SHOWN} more; - old" in text
+    assert f"f{SHOWN:03}" not in text
+    assert NamedChanges(changed=("a", "b")).summary("backends") == "backends: ~ a, b"
