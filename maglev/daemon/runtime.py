@@ -315,7 +315,13 @@ class Runtime:
     def serve(self) -> int:
         """Run until stopped; returns the exit code."""
         while True:
-            kind, detail = self.events.get()
+            try:
+                # Not an untimed wait: a signal that lands on another thread only sets CPython's
+                # flag, and its handler runs when this thread next executes bytecode — a wait
+                # that never times out would keep a SIGTERM pending for ever.
+                kind, detail = self.events.get(timeout=SIGNAL_POLL)
+            except queue.Empty:
+                kind, detail = "", None
             if kind == "reload" and isinstance(detail, tuple):  # asked by another thread
                 why, fut, force = detail
                 try:
@@ -378,6 +384,10 @@ class Runtime:
         if self.lock is not None:
             self.lock.release()  # last: a successor may now unlink and bind the control socket
         log.info("maglevd stopped")
+
+
+SIGNAL_POLL = 0.5
+"""Seconds the main loop waits for an event before looking again (signal handlers run then)."""
 
 
 def run(settings: Settings) -> int:

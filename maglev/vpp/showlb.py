@@ -66,6 +66,8 @@ def parse(text: str) -> list[ShownVip]:
     vips: list[_Vip] = []
     cur: _Vip | None = None
     for line in text.splitlines():
+        if "buckets" in line:  # an AS (most of the text): nothing is read from those lines
+            continue
         m = _VIP.match(line)
         if m:
             try:

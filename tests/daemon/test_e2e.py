@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import json
 import os
 import pathlib
@@ -613,6 +614,31 @@ def test_sigterm_leaves_vpp_tables_untouched(daemon: Daemon) -> None:
         "all backends up and every frontend released",
     )
     assert daemon.vpp() == before
+
+
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    """Send `sig` to one thread of a process (`kill` lets the kernel pick the thread)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_TGKILL, pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+SYS_TGKILL = 234  # x86-64
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the tgkill syscall number is x86-64's")
+def test_sigterm_delivered_to_another_thread_still_stops_it(daemon: Daemon) -> None:
+    """The kernel may hand a process's SIGTERM to any of its threads; CPython then only sets a
+    flag, and its handler runs when the main thread next runs bytecode. The main loop's wait on
+    its event queue times out so that it does: here the signal goes to a check worker's thread,
+    with nothing else for the main thread to wake for."""
+    wait_for(lambda: daemon.vpp() == {ADDRS[0]: 100, ADDRS[1]: 50, ADDRS[2]: 0}, 30, "programmed")
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    tid = max(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    _tgkill(pid, tid, signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    assert "stopping (SIGTERM)" in daemon.logtext()
 
 
 def test_systemd_readiness_after_first_sync(tmp_path: pathlib.Path) -> None:

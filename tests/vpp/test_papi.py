@@ -157,7 +157,10 @@ def test_parse_sticky_and_counters_text() -> None:
         "    first session packet: 7\n"
         "    untracked packet: 0\n"
         "    no server configured: 2\n"
-        "  #as:0\n"
+        "  #as:2\n"
+        # AS lines as the emulator and as VPP print them: skipped, whatever they look like.
+        "    10.0.0.1 weight:100 buckets:512 flows:0 dpo:3 used\n"
+        "    10.0.0.2 512 buckets   0 flows  dpo:4 used\n"
         "ip4-gre4 [2] 192.0.2.81/32 src_ip_sticky removed\n"
         "  new_size:1024\n"
         "ip4-gre4 [3] 192.0.2.82/32 src_ip_sticky\n"
