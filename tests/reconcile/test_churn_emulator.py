@@ -30,7 +30,6 @@ from maglev.model import Config
 from maglev.reconcile import events
 from maglev.reconcile.churn import ChurnReport
 from maglev.reconcile.reconciler import Reconciler
-from maglev.vpp import apidefs
 from maglev.vpp.client import PapiLb
 from maglev.vpp.papi import VppConnection
 from maglev.vppsim import Emulator
@@ -136,11 +135,6 @@ def previewed(report: ChurnReport) -> dict[str, tuple[int, dict[str, tuple[int, 
 def ask(rec: Reconciler, msg: Any) -> Any:
     rec.turn(msg)
     return msg.reply.result(timeout=0)
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    return apidefs.generate(tmp_path_factory.mktemp("defs"))
 
 
 class Rig:

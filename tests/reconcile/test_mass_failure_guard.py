@@ -9,7 +9,6 @@ snapshot); one that does not act leaves everything exactly as before the guard e
 from __future__ import annotations
 
 import logging
-import pathlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 
 from maglev.config import load_text
 from maglev.model import Config
-from maglev.vpp import apidefs
 from maglev.vppsim import Emulator
 from tests.reconcile.test_reconciler import Harness, ops
 
@@ -60,19 +58,6 @@ frontends:
 """
 EVERYONE = ("a1", "a2", "a3", "a4", "b1", "c1", "c2")
 WWW, API = "192.0.2.80/32", "192.0.2.81/32"
-
-
-@pytest.fixture
-def emu(tmp_path: pathlib.Path) -> Iterator[Emulator]:
-    e = Emulator(str(tmp_path / "api.sock"))
-    e.start()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    return apidefs.generate(tmp_path_factory.mktemp("defs"))
 
 
 @pytest.fixture

@@ -140,19 +140,6 @@ class Harness:
         self.conn.disconnect()
 
 
-@pytest.fixture
-def emu(tmp_path: pathlib.Path) -> Iterator[Emulator]:
-    e = Emulator(str(tmp_path / "api.sock"))
-    e.start()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    return apidefs.generate(tmp_path_factory.mktemp("defs"))
-
-
 def cfg(emu: Emulator, encap: str = "gre4", flush: bool = True, text: str = BASE) -> Config:
     return load_text(text.format(sock=emu.socket_path, encap=encap, flush=str(flush).lower()))
 

@@ -11,10 +11,10 @@ from types import MappingProxyType
 import pytest
 
 from maglev.vppsim import Emulator
-from tests.reconcile.test_reconciler import Harness, apply_config, cfg, emu, files, make, warm
+from tests.reconcile.test_reconciler import Harness, apply_config, cfg, make, warm
 
 pytestmark = pytest.mark.integration
-__all__ = ["emu", "files", "make"]  # the fixtures, used by name
+__all__ = ["make"]  # the fixture, used by name (emu and files: conftest.py)
 
 
 def test_a_held_reload_leaves_vpp_alone_until_forced(

@@ -4,30 +4,15 @@ full sync; a change to the `vpp` section still gets one. Against the emulator, t
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from maglev.reconcile.reconciler import Reconciler
-from maglev.vpp import apidefs
 from maglev.vppsim import Emulator
 from tests.reconcile.test_reconciler import BASE, Harness, apply_config, cfg, warm
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def emu(tmp_path: pathlib.Path) -> Iterator[Emulator]:
-    e = Emulator(str(tmp_path / "api.sock"))
-    e.start()
-    yield e
-    e.stop()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    return apidefs.generate(tmp_path_factory.mktemp("defs"))
 
 
 @pytest.fixture

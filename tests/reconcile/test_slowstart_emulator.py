@@ -10,7 +10,6 @@ import pathlib
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -120,14 +119,6 @@ def ramp(emu: Emulator, live: Live) -> None:
     while live.rec.snapshot.slow_start and time.monotonic() < end:
         time.sleep(0.05)
     assert live.rec.snapshot.slow_start == {}
-
-
-@pytest.fixture
-def emu(tmp_path: pathlib.Path) -> Iterator[Emulator]:
-    e = Emulator(str(tmp_path / "api.sock"))
-    e.start()
-    yield e
-    e.stop()
 
 
 def test_a_recovering_backend_ramps_on_the_reconcilers_wakeups(
