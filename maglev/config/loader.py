@@ -380,7 +380,7 @@ def _named(
                 obj = cast(T, hit[1])
                 now = deps(obj)
                 then = hit[2]
-                if now == then and all(a is b for a, b in zip(now, then, strict=True)):
+                if len(now) == len(then) and all(a is b for a, b in zip(now, then, strict=True)):
                     out[name] = obj
                     new[(section, name)] = (written, obj, now)
                     continue
