@@ -23,6 +23,7 @@ if os.environ.get("MAGLEV_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
             Extension("maglev._diff", ["maglev/_diff.pyx"]),
             Extension("maglev._table", ["maglev/_table.pyx"]),
             Extension("maglev.health._sockops", ["maglev/health/_sockops.pyx"]),
+            Extension("maglev.config._fastbuild", ["maglev/config/_fastbuild.pyx"]),
             Extension(
                 "maglev.config._fastload", ["maglev/config/_fastload.pyx"], libraries=["yaml"]
             ),

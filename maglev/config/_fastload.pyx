@@ -101,9 +101,10 @@ def engine_name():
     return "cython"
 
 
-def load(text, resolvers, construct, typed_max):
-    """(the document's value, the lines of its keys and items); Unsupported if out of scope,
-    TooMany past `limits.MAX_NODES`. The arguments are those of `fastload.load`."""
+def load(text, resolvers, construct, typed_max, with_lines=True):
+    """(the document's value, the lines of its keys and items: {} unless `with_lines`);
+    Unsupported if out of scope, TooMany past `limits.MAX_NODES`. The arguments are those of
+    `fastload.load`."""
     # Encoded as CParser encodes a str (a lone surrogate fails here, as it fails there).
     cdef bytes data = (<str?>text).encode("utf-8")
     cdef yaml_parser_t parser
@@ -113,7 +114,7 @@ def load(text, resolvers, construct, typed_max):
         yaml_parser_set_input_string(
             &parser, <const unsigned char *><char *>data, <size_t>len(data)
         )
-        return _load(&parser, resolvers, construct, typed_max)
+        return _load(&parser, resolvers, construct, typed_max, with_lines)
     except yaml.YAMLError:
         # As the twin: an error from the callbacks is handed over like a syntax error.
         raise Unsupported("a YAML error") from None
@@ -155,12 +156,19 @@ cdef object _next(yaml_parser_t *parser, Event *ev):
     return None
 
 
-cdef object _load(yaml_parser_t *parser, object resolvers, object construct, object typed_max):
+cdef object _load(yaml_parser_t *parser, object resolvers, object construct, object typed_max,
+                  bint track):
     cdef Event ev
     cdef object wildcard = resolvers.get(None, [])
     # Resolving a plain scalar runs up to a dozen regexes; configs repeat most of theirs
     # (`tcp`, `80`, `100`), so each distinct text is resolved once.
     cdef dict plain = {}
+    # The first characters some resolver is for (all of them if one is for any): a plain
+    # scalar starting with another one is a string without a look-up.
+    cdef bint typed[128]
+    cdef Py_ssize_t i
+    for i in range(128):
+        typed[i] = bool(wildcard) or chr(i) in resolvers
     cdef dict lines = {}
     cdef Py_ssize_t max_nodes = limits.MAX_NODES
     # A scalar sits one level below its collection: no collection may open at the last level
@@ -202,7 +210,8 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 raise Unsupported("an anchor or a tag")
             nodes += 1
             chars += len(<str>text)
-            if ev.plain:  # resolved as the loader resolves it
+            if ev.plain and not _text_only(<str>text, typed):
+                # resolved as the loader resolves it
                 cached = PyDict_GetItem(plain, text)
                 if cached == NULL:
                     value = _resolve(<str>text, resolvers, wildcard, construct, typed_max)
@@ -212,7 +221,8 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
             else:
                 value = text
             if is_list:
-                (<list>at).append(ev.line + 1)
+                if track:
+                    (<list>at).append(ev.line + 1)
                 (<list>container).append(value)
             elif key is missing:
                 if container is None:  # a document that is one scalar
@@ -222,7 +232,7 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                     raise Unsupported("a duplicate key")
                 key = value
                 key_line, key_column = ev.line, ev.column
-                if isinstance(value, (str, int, float)):  # bool is an int
+                if track and isinstance(value, (str, int, float)):  # bool is an int
                     (<dict>at)[value] = key_line + 1
             else:
                 (<dict>container)[key] = value
@@ -241,7 +251,8 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 raise Unsupported("over a limit")
             value = {} if kind == YAML_MAPPING_START_EVENT else []
             if is_list:
-                (<list>at).append(ev.line + 1)
+                if track:
+                    (<list>at).append(ev.line + 1)
                 (<list>container).append(value)
             elif key is missing:
                 if container is not None:
@@ -257,13 +268,16 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                     (container, at, is_list, key, key_line, key_column, open_line, open_column)
                 )
             is_list = kind == YAML_SEQUENCE_START_EVENT
-            container, at, key = value, ([] if is_list else {}), missing
+            container, key = value, missing
+            if track:
+                at = [] if is_list else {}
             open_line, open_column = ev.line, ev.column
             if root is missing:
                 root = value
             continue
         if kind == YAML_MAPPING_END_EVENT or kind == YAML_SEQUENCE_END_EVENT:
-            lines[id(container)] = at
+            if track:
+                lines[id(container)] = at
             if not stack:
                 break
             (container, at, is_list, key, key_line, key_column, open_line,
@@ -297,7 +311,7 @@ cdef _too_many(object container, bint is_list, bint key_missing, size_t key_line
 cdef object _resolve(str text, object resolvers, object wildcard, object construct,
                      object typed_max):
     """A plain scalar's value: PyYAML's resolution (first character, then regexes in order)."""
-    if len(text) > typed_max:
+    if len(text) > typed_max or _dotted(text):
         return text
     for tag, regex in resolvers.get(text[:1], []) + wildcard:
         if regex.match(text):
@@ -307,3 +321,29 @@ cdef object _resolve(str text, object resolvers, object wildcard, object constru
                 raise Unsupported("a merge key")
             return construct(tag, text)
     return text
+
+
+cdef bint _dotted(str text):
+    """Only digits and dots, and at least two dots (an IPv4 address): a string, as every
+    resolver for a first digit or dot says (a float has one dot, an int or a date none), without
+    running their regexes (a third of resolving a config of addresses)."""
+    cdef Py_ssize_t dots = 0
+    cdef Py_UCS4 c
+    for c in text:
+        if c == '.':
+            dots += 1
+        elif c < '0' or c > '9':
+            return False
+    return dots >= 2
+
+
+cdef inline bint _text_only(str text, bint *typed):
+    """Whether the plain scalar `text` is a string before any resolver looks at it: its first
+    character (ASCII) starts no resolver's pattern (`typed`), or it is `_dotted`."""
+    cdef Py_UCS4 c
+    if len(text) == 0:
+        return False  # null's
+    c = text[0]
+    if c < 128 and not typed[c]:
+        return True
+    return _dotted(text)

@@ -33,8 +33,10 @@ def load(
     resolvers: dict[Any, list[tuple[str, Any]]],
     construct: Callable[[str, str], object],
     typed_max: int,
+    with_lines: bool = True,
 ) -> tuple[object, Lines]:
-    """(the document's value, the lines of its keys and items); Unsupported if out of scope.
+    """(the document's value, the lines of its keys and items: {} unless `with_lines`);
+    Unsupported if out of scope.
 
     `resolvers` is the loader's implicit-resolver table (first character -> (tag, regex)),
     `construct(tag, value)` its constructor for a resolved plain scalar other than a string
@@ -42,7 +44,7 @@ def load(
     and plain scalars longer than `typed_max` are strings, as the loader resolves them.
     """
     try:
-        return _load(CParser(text), resolvers, construct, typed_max)
+        return _load(CParser(text), resolvers, construct, typed_max, with_lines)
     except yaml.YAMLError:
         # Syntax and reader errors are reported by the full loader, with its wording.
         raise Unsupported("a YAML error") from None
@@ -53,6 +55,7 @@ def _load(
     resolvers: dict[Any, list[tuple[str, Any]]],
     construct: Callable[[str, str], object],
     typed_max: int,
+    track: bool,
 ) -> tuple[object, Lines]:
     scalar_event = yaml.ScalarEvent
     mapping_start = yaml.MappingStartEvent
@@ -63,6 +66,9 @@ def _load(
     # Resolving a plain scalar runs up to a dozen regexes; configs repeat most of theirs
     # (`tcp`, `80`, `100`), so each distinct text is resolved once.
     plain: dict[str, object] = {}
+    # The first characters some resolver is for (all of them if one is for any): a plain
+    # scalar starting with another one is a string without a look-up.
+    typed: Any = _Everything() if wildcard else resolvers
     lines: Lines = {}
     max_nodes = limits.MAX_NODES
     # A scalar sits one level below its collection: no collection may open at the last level
@@ -99,7 +105,9 @@ def _load(
             nodes += 1
             text = event.value
             chars += len(text)
-            if event.implicit[0]:  # plain: resolved as the loader resolves it
+            if event.implicit[0] and not (
+                (text[:1] not in typed and text) or _dotted(text)
+            ):  # plain: resolved as the loader resolves it
                 value = plain.get(text, missing)
                 if value is missing:
                     value = _resolve(text, resolvers, wildcard, construct, typed_max)
@@ -107,7 +115,8 @@ def _load(
             else:
                 value = text
             if is_list:
-                at.append(event.start_mark.line + 1)
+                if track:
+                    at.append(event.start_mark.line + 1)
                 container.append(value)
             elif key is missing:
                 if container is None:  # a document that is one scalar
@@ -117,7 +126,7 @@ def _load(
                     raise Unsupported("a duplicate key")
                 key = value
                 key_mark = event.start_mark
-                if isinstance(value, str | int | float | bool):
+                if track and isinstance(value, str | int | float | bool):
                     at[value] = key_mark.line + 1
             else:
                 container[key] = value
@@ -135,7 +144,8 @@ def _load(
                 raise Unsupported("over a limit")
             value = {} if kind is mapping_start else []
             if is_list:
-                at.append(event.start_mark.line + 1)
+                if track:
+                    at.append(event.start_mark.line + 1)
                 container.append(value)
             elif key is missing:
                 if container is not None:
@@ -148,13 +158,16 @@ def _load(
             if container is not None:
                 stack.append((container, at, is_list, key, key_mark, open_mark))
             is_list = kind is sequence_start
-            container, at, key = value, ([] if is_list else {}), missing
+            container, key = value, missing
+            if track:
+                at = [] if is_list else {}
             open_mark = event.start_mark
             if root is missing:
                 root = value
             continue
         if kind in collection_end:
-            lines[id(container)] = at
+            if track:
+                lines[id(container)] = at
             if not stack:
                 break
             container, at, is_list, key, key_mark, open_mark = stack.pop()
@@ -191,7 +204,7 @@ def _resolve(
     typed_max: int,
 ) -> object:
     """A plain scalar's value: PyYAML's resolution (first character, then regexes in order)."""
-    if len(text) > typed_max:
+    if len(text) > typed_max or _dotted(text):
         return text
     for tag, regex in resolvers.get(text[:1], []) + wildcard:
         if regex.match(text):
@@ -201,3 +214,20 @@ def _resolve(
                 raise Unsupported("a merge key")
             return construct(tag, text)
     return text
+
+
+_DIGITS_AND_DOTS = frozenset("0123456789.")
+
+
+def _dotted(text: str) -> bool:
+    """Only digits and dots, and at least two dots (an IPv4 address): a string, as every
+    resolver for a first digit or dot says (a float has one dot, an int or a date none), without
+    running their regexes (a third of resolving a config of addresses)."""
+    return text.count(".") >= 2 and _DIGITS_AND_DOTS.issuperset(text)
+
+
+class _Everything:
+    """Holds every first character (a resolver for any)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True

@@ -56,9 +56,11 @@ def load(
     construct: Callable[[str, str], object],
     typed_max: int,
     engine: ModuleType | None = None,
+    with_lines: bool = True,
 ) -> tuple[object, Lines]:
     """(the document's value, the lines of its keys and items); Unsupported if out of scope,
-    TooMany past `limits.MAX_NODES`.
+    TooMany past `limits.MAX_NODES`. Without `with_lines` the lines are {} (a fifth of the
+    time goes to them, and only a config with problems needs them: the loader parses it again).
 
     `resolvers` is the loader's implicit-resolver table (first character -> (tag, regex)),
     `construct(tag, value)` its constructor for a resolved plain scalar other than a string
@@ -67,7 +69,7 @@ def load(
     (tests run both); default: the selected one.
     """
     e = _engine if engine is None else engine
-    result: tuple[object, Lines] = e.load(text, resolvers, construct, typed_max)
+    result: tuple[object, Lines] = e.load(text, resolvers, construct, typed_max, with_lines)
     return result
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import yaml
 
-from maglev.config import fastload, limits, reloadguard, schema, validate, vantage
+from maglev.config import fastbuild, fastload, limits, reloadguard, schema, validate, vantage
 from maglev.config import healthchecks as healthchecks_mod
 from maglev.config.fields import KEY_IN_PATH_MAX, Node, Problems, got, show
 from maglev.errors import ConfigError, ConfigInvalid, Problem
@@ -140,8 +140,8 @@ def load_file(path: str, memo: Memo | None = None) -> Config:
 def load_text(text: str, source: str = "<string>", memo: Memo | None = None) -> Config:
     """Parse and validate config text; `source` names it in messages (`memo`: see `build`)."""
     with _collector_paused():
-        data, lines = _parse(text, source)
-        return build(data, source, lines, memo)
+        data, lines = _parse(text, source, with_lines=False)
+        return build(data, source, lines, memo, relines=lambda: _parse(text, source))
 
 
 _paused = 0
@@ -179,16 +179,25 @@ def _collector_paused() -> Iterator[None]:
 def parse(text: str, source: str = "<string>") -> dict[str, object]:
     """YAML text -> the top-level mapping, or ConfigError naming the source and line."""
     with _collector_paused():
-        return _parse(text, source)[0]
+        return _parse(text, source, with_lines=False)[0]
 
 
-def _parse(text: str, source: str) -> tuple[dict[str, object], Lines]:
+def _parse(
+    text: str, source: str, with_lines: bool = True
+) -> tuple[dict[str, object], Lines | None]:
+    """(the top-level mapping, its lines); without `with_lines` the lines may be None (not
+    kept by the fast path: `build` asks for them again only when it has problems to place)."""
     if len(text) > MAX_BYTES:  # the file was checked in bytes; text from the API arrives here
         raise ConfigError(f"{source}: longer than {MAX_BYTES >> 20} Mi characters")
     try:
-        data, lines = fastload.load(
-            text, _Loader.yaml_implicit_resolvers, _construct_plain, PLAIN_TYPED_MAX
+        data, fast_lines = fastload.load(
+            text,
+            _Loader.yaml_implicit_resolvers,
+            _construct_plain,
+            PLAIN_TYPED_MAX,
+            with_lines=with_lines,
         )
+        lines: Lines | None = fast_lines if with_lines else None
     except fastload.TooMany as e:
         raise ConfigError(
             f"{source}:{e.line}:{e.column}: the document has more than {limits.MAX_NODES:,} "
@@ -278,6 +287,7 @@ def build(
     source: str = "<string>",
     lines: Lines | None = None,
     memo: Memo | None = None,
+    relines: Callable[[], tuple[object, Lines | None]] | None = None,
 ) -> Config:
     """Validate a parsed document and assemble the frozen Config (ConfigInvalid lists all).
 
@@ -286,6 +296,8 @@ def build(
     entry is written exactly as in the last good build, and whose healthcheck or backends are
     the very objects it was built with, is that build's object again, not validated anew: a
     reload that changes a few entries validates those; the memo then holds this build.
+    Without `lines`, `relines()` (if given) parses the text again with them, only when there
+    are problems to place.
     """
     problems = Problems()
     top = Node.of(data, "", problems)
@@ -298,6 +310,7 @@ def build(
     backends = _named(
         top, "backends", lambda n, node: validate.backend(n, node, healthchecks), memo, fresh,
         lambda b: (healthchecks.get(b.healthcheck),) if b.healthcheck else (),
+        lambda n, value: fastbuild.backend(n, value, healthchecks),
     )  # fmt: skip
     frontends = _named(
         top, "frontends", lambda n, node: validate.frontend(n, node, backends), memo, fresh,
@@ -325,7 +338,10 @@ def build(
 
     if problems:
         log.debug("%s: %d config problem(s)", source, len(problems) + problems.dropped)
-        found = _in_file_order(problems, data, lines) if lines else list(problems)
+        placed_in: object = data
+        if lines is None and relines is not None:
+            placed_in, lines = relines()
+        found = _in_file_order(problems, placed_in, lines) if lines else list(problems)
         if problems.dropped:
             found.append(Problem("", f"... and {problems.dropped} more problem(s) not listed"))
         raise ConfigInvalid(found)
@@ -362,10 +378,12 @@ def _named(
     memo: Memo | None = None,
     fresh: Memo | None = None,
     deps: Callable[[T], tuple[object, ...]] = lambda _: (),
+    fast: Callable[[str, object], T | None] | None = None,
 ) -> dict[str, T | None]:
     """Run `validator` over a named map; every name maps to its value, or None if broken.
     With `memo`, an entry as written before, with the same `deps`, is its object from then;
-    `fresh` collects this build's entries."""
+    `fresh` collects this build's entries. `fast(name, value)` is tried before the validator:
+    an object if the entry is plainly valid (`maglev.config.fastbuild`), else None."""
     out: dict[str, T | None] = {}
     node = top.child(section)
     if node is None:
@@ -384,6 +402,13 @@ def _named(
                     out[name] = obj
                     new[(section, name)] = (written, obj, now)
                     continue
+        if fast is not None:
+            built = fast(name, value)
+            if built is not None:
+                out[name] = built
+                if new is not None:
+                    new[(section, name)] = (written, built, deps(built))
+                continue
         if not validate.check_name(node, name):
             continue
         child = Node.of(value, node.at(name), node.problems)

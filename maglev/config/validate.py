@@ -15,7 +15,7 @@ import re
 import string
 from collections.abc import Iterator, Mapping
 
-from maglev.config import schema
+from maglev.config import fastbuild, schema
 from maglev.config.budget import disruption_budget
 from maglev.config.fields import Node, format_duration, got, is_pow2, parse_host_port, show
 from maglev.errors import Problem
@@ -366,6 +366,24 @@ def pool_members(
     if not bnode.data:
         pnode.add("backends", "a pool needs at least one backend")
         return None
+    plain = fastbuild.members(
+        bnode.data, encap.backend_version if encap is not None else 0, backends, seen
+    )
+    if plain is not None:  # every member plainly valid: built as `members_of` builds them
+        for m in plain:
+            seen[m.backend] = pname
+        return plain
+    return members_of(bnode, pname, encap, backends, seen)
+
+
+def members_of(
+    bnode: Node,
+    pname: str,
+    encap: Encap | None,
+    backends: Mapping[str, Backend | None],
+    seen: dict[str, str],
+) -> tuple[PoolMember, ...]:
+    """A pool's members, each checked the general way (its `backends:` mapping, not empty)."""
     members: list[PoolMember] = []
     for bname, spec in bnode.data.items():
         if isinstance(spec, int | float) and not isinstance(spec, bool):

@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 from maglev import __version__, diff, table
-from maglev.config import fastload, load_file
+from maglev.config import fastbuild, fastload, load_file
 from maglev.config.loader import Memo
 from maglev.config.watcher import ConfigWatcher
 from maglev.daemon import memory
@@ -137,9 +137,10 @@ class Runtime:
         state = load_or_discard(st, self.settings.discard_state) if st else None
         logging.getLogger().addHandler(BusLogHandler(self.bus))
         log.info(
-            "maglevd %s starting: diff engine %s, table engine %s, config loader engine %s, config %s "
-            "(%d frontends, %d backends, %d healthchecks)%s",
+            "maglevd %s starting: diff engine %s, table engine %s, config loader engine %s, "
+            "config build engine %s, config %s (%d frontends, %d backends, %d healthchecks)%s",
             __version__, diff.IMPLEMENTATION, table.IMPLEMENTATION, fastload.IMPLEMENTATION,
+            fastbuild.IMPLEMENTATION,
             self.config_path, len(cfg.frontends),
             len(cfg.backends), len(cfg.healthchecks), " [dry run: VPP is never written]" if self.dry_run else "",
         )  # fmt: skip

@@ -15,13 +15,14 @@ import importlib
 import math
 import os
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maglev.config import _fastload_py, fastload, limits, loader
-from maglev.errors import ConfigError
+from maglev.errors import ConfigError, ConfigInvalid
 
 
 def _compiled() -> ModuleType | None:
@@ -334,3 +335,87 @@ def test_the_compiled_loop_lets_other_threads_in_every_thousand_events(
     assert value == {"a": ["x"] * items}
     events = items + 7  # stream, document and mapping start/end, the key, the sequence's two
     assert len(calls) == events // 1024
+
+
+# --- short cuts: plain scalars no resolver looks at, and loading without lines ------------------
+
+# Addresses, versions and names: digits and dots (one dot is a float, two or more a string),
+# and first characters that start no resolver (a string at once) beside ones that do.
+SHORT_CUT = st.one_of(
+    st.from_regex(r"[0-9.]{0,16}", fullmatch=True),
+    st.from_regex(r"[-+.]?[0-9]{1,3}(\.[0-9]{0,3}){0,4}(e[-+]?[0-9])?", fullmatch=True),
+    st.text(alphabet="abcdghjxzABnNyYtTfFoO~=<é0.-_", min_size=1, max_size=6),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(SHORT_CUT, min_size=1, max_size=6))
+def test_short_cut_scalars_mean_what_the_full_loader_means(values: list[str]) -> None:
+    text = "".join(f"k{i}: {value}\n" for i, value in enumerate(values))
+    full = _composed(text)
+    for eng in (COMPILED, _fastload_py):
+        if eng is None:
+            continue
+        try:
+            fast = _load(eng, text)
+        except fastload.Unsupported:
+            continue
+        assert not isinstance(full, str), f"the full loader refuses {text!r}: {full}"
+        assert _flat(*fast) == _flat(*full), (eng.engine_name(), text)
+
+
+def _without_lines(engine: ModuleType, text: str) -> object:
+    try:
+        data, lines = fastload.load(
+            text,
+            loader._Loader.yaml_implicit_resolvers,
+            loader._construct_plain,
+            1000,
+            engine,
+            with_lines=False,
+        )
+    except fastload.TooMany as e:
+        return ("TooMany", e.line, e.column, e.where)
+    except Exception as e:
+        return type(e).__name__
+    assert lines == {}
+    return repr(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TREE)
+def test_without_lines_the_value_and_the_refusals_are_the_same(tree: object) -> None:
+    text = _document(tree)
+    for eng in (COMPILED, _fastload_py):
+        if eng is None:
+            continue
+        outcome = _outcome(eng, text)
+        if isinstance(outcome, tuple) and outcome[0] != "TooMany":
+            data, _lines = _load(eng, text)
+            assert _without_lines(eng, text) == repr(data), text
+        else:
+            assert _without_lines(eng, text) == outcome, text
+
+
+def test_a_good_config_is_parsed_once_without_lines_a_bad_one_again_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bool] = []
+    real = fastload.load
+
+    def counting(*args: Any, with_lines: bool = True, **kw: Any) -> object:
+        calls.append(with_lines)
+        return real(*args, with_lines=with_lines, **kw)
+
+    monkeypatch.setattr(fastload, "load", counting)
+    good = "backends:\n  b1: {address: 10.0.0.1}\n"
+    loader.load_text(good)
+    assert calls == [False]
+    calls.clear()
+    bad = "backends:\n  b1: {address: 10.0.0.1}\n  b2: {address: 10.0.0.300}\n"
+    with pytest.raises(ConfigInvalid) as e:
+        loader.load_text(bad)
+    assert calls == [False, True]
+    assert [str(p) for p in e.value.problems] == [
+        "backends.b2.address: '10.0.0.300' is not an IP address (line 3)"
+    ]

@@ -12,6 +12,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -182,7 +183,9 @@ def test_the_collector_is_paused_while_loading(
 ) -> None:
     seen: list[bool] = []
     real = loader.build
-    monkeypatch.setattr(loader, "build", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    monkeypatch.setattr(
+        loader, "build", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k)
+    )
     load_text("vpp: {}\n")
     assert seen == [False]
     assert gc.isenabled()
@@ -198,12 +201,16 @@ def test_overlapping_loads_resume_the_collector_after_the_last(
     real = loader.build
 
     def build(
-        data: dict[str, object], source: str, lines: loader.Lines, memo: loader.Memo | None
+        data: dict[str, object],
+        source: str,
+        lines: loader.Lines | None,
+        memo: loader.Memo | None,
+        **kw: Any,
     ) -> object:
         if source == "slow":
             inside.set()
             assert release.wait(30)
-        return real(data, source, lines, memo)
+        return real(data, source, lines, memo, **kw)
 
     monkeypatch.setattr(loader, "build", build)
     slow = threading.Thread(target=load_text, args=("vpp: {}\n", "slow"))

@@ -54,7 +54,7 @@ def test_the_start_line_names_every_engine(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from maglev import diff, table
-    from maglev.config import fastload
+    from maglev.config import fastbuild, fastload
 
     cfg = tmp_path / "maglev.yaml"
     cfg.write_text(CONFIG.format(ctl=tmp_path / "ctl.sock"))
@@ -66,7 +66,8 @@ def test_the_start_line_names_every_engine(
         rt.stop()
     assert (
         f"starting: diff engine {diff.IMPLEMENTATION}, table engine {table.IMPLEMENTATION}, "
-        f"config loader engine {fastload.IMPLEMENTATION}, " in caplog.text
+        f"config loader engine {fastload.IMPLEMENTATION}, "
+        f"config build engine {fastbuild.IMPLEMENTATION}, " in caplog.text
     )
 
 
