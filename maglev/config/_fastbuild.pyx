@@ -145,3 +145,32 @@ def members(object data, int version, object backends, object seen):
             return None
         out.append(_PoolMember(bname, weight, None))
     return tuple(out)
+
+
+cpdef bint same(object a, object b):
+    """Whether two parsed values mean the same: equal, of the same type at every level (`1`,
+    `1.0`, `true` and `"1"` differ, as their `repr`s do), mappings in the same order."""
+    cdef Py_ssize_t i, n
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is dict:
+        if len(<dict>a) != len(<dict>b):
+            return False
+        for (k1, v1), (k2, v2) in zip((<dict>a).items(), (<dict>b).items()):
+            if not same(k1, k2) or not same(v1, v2):
+                return False
+        return True
+    if t is list:
+        n = len(<list>a)
+        if n != len(<list>b):
+            return False
+        for i in range(n):
+            if not same((<list>a)[i], (<list>b)[i]):
+                return False
+        return True
+    if t is float:
+        return repr(a) == repr(b)  # -0.0 is not 0.0, nan is nan
+    return a == b

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from maglev.model import Backend, PoolMember
 
@@ -110,3 +110,27 @@ def members(
             return None
         out.append(PoolMember(bname, weight, None))
     return tuple(out)
+
+
+def same(a: object, b: object) -> bool:
+    """Whether two parsed values mean the same: equal, of the same type at every level (`1`,
+    `1.0`, `true` and `"1"` differ, as their `repr`s do), mappings in the same order."""
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is dict:
+        x, y = cast(dict[object, object], a), cast(dict[object, object], b)
+        if len(x) != len(y):
+            return False
+        for (k1, v1), (k2, v2) in zip(x.items(), y.items(), strict=True):
+            if not same(k1, k2) or not same(v1, v2):
+                return False
+        return True
+    if t is list:
+        p, q = cast(list[object], a), cast(list[object], b)
+        return len(p) == len(q) and all(same(v, w) for v, w in zip(p, q, strict=True))
+    if t is float:
+        return repr(a) == repr(b)  # -0.0 is not 0.0, nan is nan
+    return a == b

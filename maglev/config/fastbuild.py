@@ -59,4 +59,8 @@ if every one is plainly valid, else None; `version`: the IP version the frontend
 these)."""
 
 
-__all__ = ["IMPLEMENTATION", "backend", "engine_name", "members"]
+same: Callable[[object, object], bool] = _engine.same
+"""same(a, b): whether two parsed values mean the same (equal, of one type at every level,
+mappings in one order): how the loader's memo tells an entry written as before."""
+
+__all__ = ["IMPLEMENTATION", "backend", "engine_name", "members", "same"]

@@ -14,7 +14,7 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Callable, Generator, Hashable, Iterator
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -293,8 +293,8 @@ def build(
 
     With `lines` (from parsing), each problem's message ends with the line of its key. With a
     `memo` (the daemon keeps one across reloads), a healthcheck, backend or frontend whose
-    entry is written exactly as in the last good build, and whose healthcheck or backends are
-    the very objects it was built with, is that build's object again, not validated anew: a
+    entry is parsed exactly as in the last good build, and whose healthcheck or backends were
+    not built anew in this one, is that build's object again, not validated anew: a
     reload that changes a few entries validates those; the memo then holds this build.
     Without `lines`, `relines()` (if given) parses the text again with them, only when there
     are problems to place.
@@ -306,15 +306,17 @@ def build(
     top.check_keys(schema.TOP)
 
     fresh = Memo() if memo is not None else None
-    healthchecks = _named(top, "healthchecks", healthchecks_mod.healthcheck, memo, fresh)
-    backends = _named(
+    healthchecks, new_checks = _named(
+        top, "healthchecks", healthchecks_mod.healthcheck, memo, fresh
+    )
+    backends, new_backends = _named(
         top, "backends", lambda n, node: validate.backend(n, node, healthchecks), memo, fresh,
-        lambda b: (healthchecks.get(b.healthcheck),) if b.healthcheck else (),
+        lambda b: (b.healthcheck,) if b.healthcheck else (), new_checks,
         lambda n, value: fastbuild.backend(n, value, healthchecks),
     )  # fmt: skip
-    frontends = _named(
+    frontends, _ = _named(
         top, "frontends", lambda n, node: validate.frontend(n, node, backends), memo, fresh,
-        lambda fe: tuple(backends.get(b) for b in fe.backend_names()),
+        lambda fe: fe.backend_names(), new_backends,
     )  # fmt: skip
     vpp_node = top.child("vpp")
     control_node = top.child("control")
@@ -360,15 +362,16 @@ def build(
 
 
 class Memo:
-    """The entries of the last good build: (section, name) -> (the entry as written, the
-    object built from it, the objects it depended on). Written as `repr` of the parsed value,
-    which tells every type apart (`1`, `1.0`, `true` and `"1"` differ), so an entry is reused
-    only when its text means exactly what it meant. Used by one thread at a time."""
+    """The entries of the last good build: section -> name -> (the entry as parsed, the object
+    built from it). An entry is reused only when it is parsed the same (`fastbuild.same`: equal
+    and of the same type at every level, so `1`, `1.0`, `true` and `"1"` differ) and nothing it
+    names in the section before it (a backend's healthcheck, a frontend's backends) was built
+    anew, so its text means exactly what it meant. Used by one thread at a time."""
 
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], tuple[str, object, tuple[object, ...]]] = {}
+        self.entries: dict[str, dict[str, tuple[object, object]]] = {}
 
 
 def _named(
@@ -377,37 +380,46 @@ def _named(
     validator: Callable[[str, Node], T | None],
     memo: Memo | None = None,
     fresh: Memo | None = None,
-    deps: Callable[[T], tuple[object, ...]] = lambda _: (),
+    refs: Callable[[T], Iterable[str]] = lambda _: (),
+    rebuilt: set[str] | None = None,
     fast: Callable[[str, object], T | None] | None = None,
-) -> dict[str, T | None]:
-    """Run `validator` over a named map; every name maps to its value, or None if broken.
-    With `memo`, an entry as written before, with the same `deps`, is its object from then;
-    `fresh` collects this build's entries. `fast(name, value)` is tried before the validator:
-    an object if the entry is plainly valid (`maglev.config.fastbuild`), else None."""
+) -> tuple[dict[str, T | None], set[str]]:
+    """Run `validator` over a named map: (every name -> its object, or None if broken; the
+    names whose object is not the memo's: new, changed, broken or gone).
+
+    With `memo`, an entry parsed the same as then is its object from then, unless one of the
+    names `refs(object)` gives is in `rebuilt` (the section it refers to: what `_named` gave
+    for that section); `fresh` collects this build's entries. `fast(name, value)` is tried
+    before the validator: an object if the entry is plainly valid (`maglev.config.fastbuild`),
+    else None."""
     out: dict[str, T | None] = {}
+    changed: set[str] = set()
     node = top.child(section)
+    old = memo.entries.get(section) if memo is not None else None
+    new: dict[str, tuple[object, object]] | None = None
+    if fresh is not None:
+        new = fresh.entries[section] = {}
     if node is None:
-        return out
-    old = memo.entries if memo is not None else None
-    new = fresh.entries if fresh is not None else None
+        if old:
+            changed.update(old)
+        return out, changed
+    same = fastbuild.same
     for name, value in node.data.items():
         if old is not None and new is not None:
-            written = repr(value)
-            hit = old.get((section, name))
-            if hit is not None and hit[0] == written:  # the name was checked then
+            hit = old.get(name)
+            if hit is not None and same(hit[0], value):  # the name was checked then
                 obj = cast(T, hit[1])
-                now = deps(obj)
-                then = hit[2]
-                if len(now) == len(then) and all(a is b for a, b in zip(now, then, strict=True)):
+                if not rebuilt or not any(r in rebuilt for r in refs(obj)):
                     out[name] = obj
-                    new[(section, name)] = (written, obj, now)
+                    new[name] = hit
                     continue
+        changed.add(name)
         if fast is not None:
             built = fast(name, value)
             if built is not None:
                 out[name] = built
                 if new is not None:
-                    new[(section, name)] = (written, built, deps(built))
+                    new[name] = (value, built)
                 continue
         if not validate.check_name(node, name):
             continue
@@ -415,8 +427,10 @@ def _named(
         built = validator(name, child) if child is not None else None
         out[name] = built
         if built is not None and new is not None:
-            new[(section, name)] = (written, built, deps(built))
-    return out
+            new[name] = (value, built)
+    if old:
+        changed.update(old.keys() - out.keys())
+    return out, changed
 
 
 def _in_file_order(problems: list[Problem], data: object, lines: Lines) -> list[Problem]:

@@ -67,10 +67,21 @@ class Ranking(Generic[K]):
 
     __slots__ = ("_keys", "_sort", "by_order", "order")
 
-    def __init__(self, keys: Iterable[K], order: Callable[[K], int]) -> None:
+    def __init__(
+        self,
+        keys: Iterable[K],
+        order: Callable[[K], int],
+        orders: Iterable[tuple[int, K]] | None = None,
+    ) -> None:
+        """Ranks for `keys` by `order`; or, with `orders`, for its (order(key), key) pairs
+        already worked out (`keys` is then not read)."""
         by: dict[int, K] = {}
-        for k in keys:
-            by.setdefault(order(k), k)
+        if orders is not None:
+            for o, k in orders:
+                by.setdefault(o, k)
+        else:
+            for k in keys:
+                by.setdefault(order(k), k)
         self._sort = sorted(by)
         self._keys = [by[o] for o in self._sort]
         self.order = order
@@ -271,16 +282,19 @@ def build_layout(config: Config) -> Layout:
     )
     fes = [fe for _, fe in ranked]
     backends = config.backends
+    used: set[str] = set()
     for fe in fes:
-        for name in fe.backend_names():
+        named = fe.backend_names()
+        used.update(named)
+        for name in named:
             if name not in backends:
                 raise ValueError(f"frontends.{fe.name}: unknown backend {name!r}")
-    used = {name for fe in fes for name in fe.backend_names()}
     backend_names = tuple(n for n in backends if n in used)
     bindex = {n: i for i, n in enumerate(backend_names)}
-    border = {n: address_order(backends[n].address) for n in backend_names}
+    addresses = [backends[n].address for n in backend_names]
+    border = dict(zip(backend_names, map(address_order, addresses), strict=True))
     as_ranks: Ranking[IPAddress] = Ranking(
-        (backends[n].address for n in backend_names), address_order
+        (), address_order, zip(border.values(), addresses, strict=True)
     )
     brank = {n: as_ranks.by_order[o] for n, o in border.items()}
     fe_vip = array("q", [vrank for vrank, _ in ranked])

@@ -194,16 +194,26 @@ def touched_frontends(
     candidate: Config,
     states: Mapping[str, BackendState],
     starts: Mapping[str, BackendState],
+    fe_of: Mapping[str, Collection[str]] | None = None,
 ) -> frozenset[str]:
     """The frontends of both configs whose capacity a reload can change: the frontend itself
     changed (`diff`), or one of its backends did (its definition, or the state it would start
     from, `plan.candidate_states`). Every other frontend has the same engine input on both
     sides, so the same capacity: judging only these keeps a reload's cost proportional to its
-    change (`diff` is the reload's own comparison, not made again)."""
+    change (`diff` is the reload's own comparison, not made again).
+
+    `fe_of` (the running config's backend -> the frontends naming it) spares the look at every
+    frontend: a frontend the reload leaves as it was names the backends it named, all of them
+    in the running config, so only the running config's users of a changed backend are
+    looked up (an added backend is named only by frontends that changed or were added)."""
     changed = set(diff.backends.changed) | set(diff.backends.added)
     changed.update(n for n, s in starts.items() if states.get(n) is not s)
     out = set(diff.frontends.changed)
-    if changed:
+    if changed and fe_of is not None:
+        frontends = candidate.frontends
+        for b in changed:
+            out.update(f for f in fe_of.get(b, ()) if f in frontends)
+    elif changed:
         for name, fe in candidate.frontends.items():
             if name not in out and any(b in changed for b in fe.backend_names()):
                 out.add(name)

@@ -57,6 +57,7 @@ class ReloadHolds:
     publish: Callable[[dict[str, Any]], None]
     reloads: dict[str, int]
     reload_hold: ReloadHold | None
+    _fe_of: dict[str, tuple[str, ...]]  # the running config's backend -> its frontends
 
     def verdict(self, candidate: Config, diff: ConfigDiff | None = None) -> Verdict:
         """What the reload interlocks say about `candidate` now (nothing changes)."""
@@ -65,7 +66,7 @@ class ReloadHolds:
         starts = candidate_states(self.config, candidate, states)
         # Only frontends the reload touches can change capacity: the work follows the change.
         d = diff if diff is not None else diff_configs(self.config, candidate)
-        names = touched_frontends(d, candidate, states, starts)
+        names = touched_frontends(d, candidate, states, starts, self._fe_of)
         before = capacities(self.config, states, self.overrides, self.actual, suppressed, names)
         after = capacities(candidate, starts, self.overrides, self.actual, suppressed, names)
         latest = self.vip_counters if self.vip_counters_at is not None else None

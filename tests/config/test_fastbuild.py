@@ -272,3 +272,42 @@ def test_the_selected_engine_is_named() -> None:
         assert fastbuild.IMPLEMENTATION == "python"
     elif os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes"):
         assert fastbuild.IMPLEMENTATION == "cython"
+
+
+# --- same: how the memo tells an entry parsed as before ---------------------------------------
+
+PARSED = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-2, 2),
+        st.floats(allow_nan=True, allow_infinity=True, width=16),
+        st.sampled_from(["", "1", "a", "true", "10.0.0.1"]),
+    ),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3),
+        st.dictionaries(st.one_of(st.sampled_from(["a", "b", "1"]), st.integers(0, 1)), kids,
+                        max_size=3),
+    ),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(PARSED, PARSED)
+def test_same_is_equal_reprs(a: object, b: object) -> None:
+    # repr tells every type apart (1, 1.0, True, "1"), -0.0 from 0.0, and keeps mapping order
+    expected = repr(a) == repr(b)
+    for eng in BOTH:
+        assert eng.same(a, b) is expected, (eng.engine_name(), a, b)
+        assert eng.same(a, a)
+
+
+def test_same_tells_apart_what_python_calls_equal() -> None:
+    for eng in BOTH:
+        assert not eng.same({"w": 1}, {"w": True})
+        assert not eng.same({"w": 1}, {"w": 1.0})
+        assert not eng.same([0.0], [-0.0])
+        assert not eng.same({"a": 1, "b": 2}, {"b": 2, "a": 1})  # members keep their order
+        assert eng.same({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
+        assert eng.same(float("nan"), float("nan"))

@@ -113,3 +113,26 @@ def test_a_rejected_build_leaves_the_memo_as_it_was() -> None:
     assert memo.entries == entries
     again = load_text(text(), memo=memo)
     assert again.frontends["www"] is first.frontends["www"]
+
+
+def test_a_new_or_removed_backend_rebuilds_only_the_frontends_naming_it() -> None:
+    memo = Memo()
+    first = load_text(text(), memo=memo)
+    # b1 gone: `other` names it, so it is built again (and refused); www is untouched
+    gone = text().replace("  b1: {address: 10.0.0.3}\n", "")
+    with pytest.raises(ConfigInvalid) as e:
+        load_text(gone, memo=memo)
+    assert any("frontends.other" in str(p) and "b1" in str(p) for p in e.value.problems)
+    # a backend added that nobody names: every object is the memo's
+    added = text().replace(
+        "  b1: {address: 10.0.0.3}\n", "  b1: {address: 10.0.0.3}\n  c1: {address: 10.0.0.4}\n"
+    )
+    again = load_text(added, memo=memo)
+    assert again.frontends["www"] is first.frontends["www"]
+    assert again.frontends["other"] is first.frontends["other"]
+    assert again.backends["a1"] is first.backends["a1"]
+    # the healthcheck removed: a1 (checked by it) is refused, not kept from the memo
+    unchecked = added.replace("  hc: {type: tcp, port: 80, interval: 1s, rise: 2, fall: 2}\n", "")
+    with pytest.raises(ConfigInvalid) as e:
+        load_text(unchecked, memo=memo)
+    assert any("backends.a1.healthcheck" in str(p) for p in e.value.problems)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maglev.config import diff_configs, load_text
 from maglev.model import BackendState, Config, ReloadGuardSettings
@@ -244,7 +246,55 @@ def test_only_the_frontends_a_reload_touches_are_judged() -> None:
     # A backend that would start from another state touches every frontend that uses it.
     starts = {**starts, "a4": BackendState.UNKNOWN}
     assert il.touched_frontends(d, candidate, ALL_UP, starts) == set(changed) - {"new"}
+    # The running config's index gives the same frontends without looking at every one.
+    fe_of: dict[str, list[str]] = {}
+    for name, f in current.frontends.items():
+        for b in f.backend_names():
+            fe_of.setdefault(b, []).append(name)
+    for begin in (candidate_states(current, candidate, ALL_UP), starts):
+        assert il.touched_frontends(d, candidate, ALL_UP, begin, fe_of) == il.touched_frontends(
+            d, candidate, ALL_UP, begin
+        )
     # Judging only those gives the same capacities as judging everything.
     full = il.capacities(candidate, starts, {}, None)
     part = il.capacities(candidate, starts, {}, None, (), {"www", "api"})
     assert part == {n: full[n] for n in ("www", "api")}
+
+
+_MEMBERS = st.lists(st.sampled_from(["a1", "a2", "a3", "a4"]), min_size=1, max_size=4, unique=True)
+_FRONTENDS = st.dictionaries(
+    st.sampled_from(["www", "api", "dns", "ntp"]),
+    st.tuples(st.sampled_from(["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]), _MEMBERS),
+    min_size=1,
+    max_size=4,
+    dict_class=dict,
+).filter(lambda d: len({a for a, _ in d.values()}) == len(d))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _FRONTENDS,
+    _FRONTENDS,
+    st.dictionaries(
+        st.sampled_from(list(ALL_UP)),
+        st.sampled_from([BackendState.UP, BackendState.DOWN, BackendState.UNKNOWN]),
+    ),
+)
+def test_the_running_configs_index_touches_the_same_frontends(
+    before: dict[str, tuple[str, list[str]]],
+    after: dict[str, tuple[str, list[str]]],
+    moved: dict[str, BackendState],
+) -> None:
+    def made(fes: dict[str, tuple[str, list[str]]]) -> Config:
+        return cfg({n: fe(a, ", ".join(f"{m}: {{}}" for m in ms)) for n, (a, ms) in fes.items()})
+
+    current, candidate = made(before), made(after)
+    starts = {**candidate_states(current, candidate, ALL_UP), **moved}
+    fe_of: dict[str, list[str]] = {}
+    for name, f in current.frontends.items():
+        for b in f.backend_names():
+            fe_of.setdefault(b, []).append(name)
+    d = diff_configs(current, candidate)
+    assert il.touched_frontends(d, candidate, ALL_UP, starts, fe_of) == il.touched_frontends(
+        d, candidate, ALL_UP, starts
+    )

@@ -43,6 +43,10 @@ def test_ranking_keeps_order_and_fits_unknown_keys_between_known_ones() -> None:
     assert [r.key(everything[k]) for k in known] == known
     assert r.key(everything[ip("::1")]) is None and keys[everything[ip("::1")]] == ip("::1")
     assert r.rank(ip("192.0.2.1")) is None
+    # The same ranks from the orders worked out beforehand (build_layout has them already).
+    given = rl.Ranking((), rl.address_order, ((rl.address_order(a), a) for a in known + known))
+    assert given.by_order == r.by_order
+    assert [given.key(r.rank(a) or 0) for a in known] == known
 
 
 def test_layout_orders_frontends_by_vip_and_slots_by_address() -> None:
