@@ -9,7 +9,6 @@ twin `_fastbuild_py`) are held to that on random entries, and a whole config loa
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
 from types import ModuleType
@@ -21,28 +20,10 @@ from hypothesis import strategies as st
 from maglev.config import _fastbuild_py, fastbuild, fields, loader, validate
 from maglev.config.fields import Node, Problems
 from maglev.model import Backend, Encap
+from tests import twins
 
-
-def _compiled() -> ModuleType | None:
-    try:
-        return importlib.import_module("maglev.config._fastbuild")
-    except ImportError:
-        if os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes"):
-            raise  # CI proves the build: a missing engine is a failure, not a skip
-        return None
-
-
-COMPILED = _compiled()
-ENGINES = [
-    pytest.param(
-        COMPILED,
-        id="cython",
-        marks=pytest.mark.skipif(
-            COMPILED is None, reason="maglev.config._fastbuild is not built here"
-        ),
-    ),
-    pytest.param(_fastbuild_py, id="python"),
-]
+COMPILED = twins.compiled("maglev.config._fastbuild")
+ENGINES = twins.params("maglev.config._fastbuild", COMPILED, _fastbuild_py)
 BOTH = [e for e in (COMPILED, _fastbuild_py) if e is not None]
 
 

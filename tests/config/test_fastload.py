@@ -11,9 +11,7 @@ to the same value, lines or exception on random documents.
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 from types import ModuleType
 from typing import Any
 
@@ -23,28 +21,10 @@ from hypothesis import strategies as st
 
 from maglev.config import _fastload_py, fastload, limits, loader
 from maglev.errors import ConfigError, ConfigInvalid
+from tests import twins
 
-
-def _compiled() -> ModuleType | None:
-    try:
-        return importlib.import_module("maglev.config._fastload")
-    except ImportError:
-        if os.environ.get("MAGLEV_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes"):
-            raise  # CI proves the build: a missing engine is a failure, not a skip
-        return None
-
-
-COMPILED = _compiled()
-ENGINES = [
-    pytest.param(
-        COMPILED,
-        id="cython",
-        marks=pytest.mark.skipif(
-            COMPILED is None, reason="maglev.config._fastload is not built here"
-        ),
-    ),
-    pytest.param(_fastload_py, id="python"),
-]
+COMPILED = twins.compiled("maglev.config._fastload")
+ENGINES = twins.params("maglev.config._fastload", COMPILED, _fastload_py)
 
 
 @pytest.fixture(params=ENGINES)
@@ -403,9 +383,9 @@ def test_a_good_config_is_parsed_once_without_lines_a_bad_one_again_with_them(
     calls: list[bool] = []
     real = fastload.load
 
-    def counting(*args: Any, with_lines: bool = True, **kw: Any) -> object:
-        calls.append(with_lines)
-        return real(*args, with_lines=with_lines, **kw)
+    def counting(*args: Any, **kw: Any) -> object:
+        calls.append(kw.get("with_lines", True))
+        return real(*args, **kw)
 
     monkeypatch.setattr(fastload, "load", counting)
     good = "backends:\n  b1: {address: 10.0.0.1}\n"
