@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,11 +46,17 @@ def cli() -> None:
     """maglev daemon: health-checks backends and programs VPP's lb plugin."""
 
 
+_checked: list[object] = []
+"""The config a check built, and the document it was built from, kept past the command (see
+`main`)."""
+
+
 def _check(file: str) -> int:
     from maglev.config import load_file
 
     try:
-        cfg = load_file(file)
+        cfg = load_file(file, keep=_checked)
+        _checked.append(cfg)
     except ConfigError as e:
         click.echo(str(e), err=True)  # names the file (and the line, for syntax errors)
         return 1
@@ -204,7 +212,6 @@ def demo_state_file(control_socket: str | None) -> str:
     """The demo's state file: beside its control socket (`/tmp/maglevd-demo.sock` ->
     `/tmp/maglevd-demo.state.json`), a place the demo can write without root, and one per demo
     socket, as there is one demo per socket."""
-    import os
 
     if not control_socket:
         return os.path.join(os.path.expanduser("~"), ".maglevd-demo.state.json")
@@ -212,7 +219,22 @@ def demo_state_file(control_socket: str | None) -> str:
 
 
 def main() -> None:
-    cli(prog_name="maglevd")
+    """The console script. A check exits here without freeing the config it built: with
+    40,000 backends that is 400,000 objects, and freeing them one by one (and the collector's
+    last pass over them) was an eighth of `check-config`'s time. Nothing else needs cleaning
+    up after a check: no thread, file or socket is open but stdout and stderr, flushed here."""
+    if sys.argv[1:2] == ["check-config"]:
+        # Importing the config modules creates a few thousand objects the collector would walk
+        # over and over; a check frees nothing it builds (see above).
+        gc.disable()
+    try:
+        cli(prog_name="maglevd")
+    except SystemExit as e:
+        if _checked and (e.code is None or isinstance(e.code, int)):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.code or 0)
+        raise
 
 
 if __name__ == "__main__":

@@ -1,24 +1,36 @@
 # cython: language_level=3
-"""The compiled fast-build engine: the plainest backends and pool members, built directly.
+"""The compiled fast-build engine: the plainest backends, pool members and frontends, built
+directly.
 
 The twin `_fastbuild_py` line for line, with the name and address checks as loops over the
-characters in C; `maglev.config.fastbuild` says what is taken and why. Called on whichever
-thread loads the config; no state.
+characters in C, and the frozen model objects filled in as their dataclass `__init__` fills them
+(`object.__setattr__` of each field, here the C function it is) without running that `__init__`
+in Python: most of building a backend or a member. `maglev.config.fastbuild` says what is taken
+and why. Called on whichever thread loads the config; no state.
 """
 
+from cpython.object cimport PyObject_GenericSetAttr, PyTypeObject
+from cpython.ref cimport PyObject
+
+import dataclasses
 import ipaddress
 
-from maglev.model import Backend, PoolMember
+from maglev.model import Backend, Encap, Frontend, Pool, PoolMember, Protocol
 
 cdef object _IPv4Address = ipaddress.IPv4Address
 cdef object _IPv6Address = ipaddress.IPv6Address
-cdef object _new = ipaddress.IPv4Address.__new__
+cdef tuple _NO_ARGS = ()
+
+
+cdef inline object _blank(object cls):
+    """`object.__new__(cls)`, called as C (the model classes and IPv4Address have no __new__)."""
+    return (<PyTypeObject *>cls).tp_new(<type>cls, <PyObject *>_NO_ARGS, NULL)
 
 
 cdef inline object _address(long long n):
     # What `IPv4Address(n)` makes (its __init__ checks the range, done here, and sets `_ip`),
     # without running that __init__ in Python: a fifth of building a backend.
-    cdef object a = _new(_IPv4Address)
+    cdef object a = _blank(_IPv4Address)
     a._ip = n
     return a
 
@@ -29,8 +41,49 @@ cdef inline int _version(object address):
     if type(address) is _IPv6Address:
         return 6
     return address.version
+# The sections `section` knows (`fastbuild.HEALTHCHECKS` ...).
+cdef enum:
+    HEALTHCHECKS = 0
+    BACKENDS = 1
+    FRONTENDS = 2
+
 cdef object _Backend = Backend
 cdef object _PoolMember = PoolMember
+cdef object _Frontend = Frontend
+cdef object _Pool = Pool
+cdef object _IPv4Network = ipaddress.IPv4Network
+# The fields a frontend always has (set first, in this order) and the defaults of the others,
+# as its `__init__` sets them when given only the first.
+cdef tuple _FRONTEND_GIVEN = ("name", "address", "protocol", "port", "encap", "pools")
+cdef tuple _FRONTEND_DEFAULTS = tuple(
+    (f.name, f.default) for f in dataclasses.fields(Frontend) if f.name not in _FRONTEND_GIVEN
+)
+if tuple(f.name for f in dataclasses.fields(Frontend))[:6] != _FRONTEND_GIVEN or any(
+    d is dataclasses.MISSING for _, d in _FRONTEND_DEFAULTS
+):
+    raise ImportError("maglev.model.Frontend's fields are not those _fastbuild fills in")
+cdef dict _PROTOCOLS = {"tcp": Protocol.TCP, "udp": Protocol.UDP}
+cdef object _TCP = Protocol.TCP
+cdef dict _ENCAPS = {"gre4": Encap.GRE4, "gre6": Encap.GRE6, "nat4": Encap.NAT4}
+
+
+cdef inline object _member(object backend, object weight):
+    """`PoolMember(backend, weight, None)`, its fields set as its `__init__` sets them."""
+    cdef object m = _blank(_PoolMember)
+    PyObject_GenericSetAttr(m, "backend", backend)
+    PyObject_GenericSetAttr(m, "weight", weight)
+    PyObject_GenericSetAttr(m, "slow_start", None)
+    return m
+
+
+cdef inline object _backend(object name, object address, object check, object enabled):
+    """`Backend(name, address, check, enabled)`, as `_member`."""
+    cdef object b = _blank(_Backend)
+    PyObject_GenericSetAttr(b, "name", name)
+    PyObject_GenericSetAttr(b, "address", address)
+    PyObject_GenericSetAttr(b, "healthcheck", check)
+    PyObject_GenericSetAttr(b, "enabled", enabled)
+    return b
 
 
 def engine_name():
@@ -88,7 +141,7 @@ cpdef long long ipv4(str text):
     return (n << 8) | octet
 
 
-def backend(str name, object value, object healthchecks):
+cpdef object backend(str name, object value, object healthchecks):
     """The backend `name: value` if it is plain (see `fastbuild`), else None."""
     cdef long long n
     if type(value) is not dict or not plain_name(name):
@@ -111,10 +164,10 @@ def backend(str name, object value, object healthchecks):
         enabled = True
     elif type(enabled) is not bool:
         return None
-    return _Backend(name, _address(n), check, enabled)
+    return _backend(name, _address(n), check, enabled)
 
 
-def members(object data, int version, object backends, object seen):
+cpdef object members(object data, int version, object backends, object seen):
     """A pool's members if every one is plain (see `fastbuild`), else None; `version` is the
     IP version the encap needs of backends (0: no encap known), `seen` the frontend's backends
     already in a pool (not changed here: the caller records these)."""
@@ -143,8 +196,80 @@ def members(object data, int version, object backends, object seen):
         be = backends.get(bname)
         if be is None or (version and _version(be.address) != version):
             return None
-        out.append(_PoolMember(bname, weight, None))
+        out.append(_member(bname, weight))
     return tuple(out)
+
+
+cpdef object frontend(str name, object value, object backends):
+    """The frontend `name: value` if it is plain (see `fastbuild`), else None."""
+    cdef long long n
+    cdef list pools = []
+    cdef set names = set()
+    cdef dict seen = {}
+    if type(value) is not dict or not plain_name(name):
+        return None
+    for k in <dict>value:
+        if type(k) is not str or not (
+            k == "address" or k == "protocol" or k == "port" or k == "encap" or k == "pools"
+        ):
+            return None
+    address = (<dict>value).get("address")
+    if type(address) is not str:
+        return None
+    n = ipv4(<str>address)
+    if n < 0:
+        return None
+    protocol = (<dict>value).get("protocol")
+    if protocol is None:
+        protocol = _TCP
+    else:
+        if type(protocol) is not str:
+            return None
+        protocol = _PROTOCOLS.get(protocol)
+        if protocol is None:
+            return None
+    port = (<dict>value).get("port")
+    if type(port) is not int or not 0 < port <= 65535:
+        return None
+    encap = (<dict>value).get("encap")
+    if type(encap) is not str:
+        return None
+    enc = _ENCAPS.get(encap)
+    if enc is None:
+        return None
+    items = (<dict>value).get("pools")
+    if type(items) is not list or not items:
+        return None
+    version = enc.backend_version
+    for item in <list>items:
+        if type(item) is not dict:
+            return None
+        for k in <dict>item:
+            if type(k) is not str or not (k == "name" or k == "backends"):
+                return None
+        pname = (<dict>item).get("name")
+        if type(pname) is not str or not (<str>pname).strip() or pname in names:
+            return None
+        names.add(pname)
+        data = (<dict>item).get("backends")
+        if type(data) is not dict:
+            return None
+        built = members(data, version, backends, seen)
+        if built is None:
+            return None
+        for m in <tuple>built:
+            seen[(<object>m).backend] = pname
+        pool = _blank(_Pool)
+        PyObject_GenericSetAttr(pool, "name", pname)
+        PyObject_GenericSetAttr(pool, "members", built)
+        pools.append(pool)
+    fe = _blank(_Frontend)
+    given = (name, _IPv4Network(n), protocol, port, enc, tuple(pools))
+    for field, v in zip(_FRONTEND_GIVEN, given):
+        PyObject_GenericSetAttr(fe, field, v)
+    for field, default in _FRONTEND_DEFAULTS:
+        PyObject_GenericSetAttr(fe, field, default)
+    return fe
 
 
 cpdef bint same(object a, object b):
@@ -174,3 +299,50 @@ cpdef bint same(object a, object b):
     if t is float:
         return repr(a) == repr(b)  # -0.0 is not 0.0, nan is nan
     return a == b
+
+
+cdef bint _refers(int kind, object obj, object rebuilt):
+    """Whether the built `obj` names one of `rebuilt`: a backend its healthcheck, a frontend
+    one of its backends."""
+    if kind == BACKENDS:
+        check = obj.healthcheck
+        return check is not None and check in rebuilt
+    if kind == FRONTENDS:
+        for pool in <tuple>obj.pools:
+            for m in <tuple>pool.members:
+                if m.backend in rebuilt:
+                    return True
+    return False
+
+
+def section(int kind, dict data, object context, object old, object new, object rebuilt):
+    """One named section (`kind`: HEALTHCHECKS, BACKENDS or FRONTENDS) in one loop: (every name
+    -> its object, None where the general validator must decide; the names whose object is
+    not the memo's; those the validator must decide, in order). See `fastbuild.section`."""
+    cdef dict out = {}
+    cdef set changed = set()
+    cdef list rest = []
+    cdef bint memo = old is not None and new is not None
+    cdef bint any_rebuilt = bool(rebuilt)
+    for name, value in data.items():
+        if memo:
+            hit = (<dict>old).get(name)
+            if hit is not None and same((<tuple>hit)[0], value):
+                obj = (<tuple>hit)[1]
+                if not any_rebuilt or not _refers(kind, obj, rebuilt):
+                    out[name] = obj
+                    (<dict>new)[name] = hit
+                    continue
+        changed.add(name)
+        built = None
+        if type(name) is str:
+            if kind == BACKENDS:
+                built = backend(<str>name, value, context)
+            elif kind == FRONTENDS:
+                built = frontend(<str>name, value, context)
+        out[name] = built
+        if built is None:
+            rest.append(name)
+        elif new is not None:
+            (<dict>new)[name] = (value, built)
+    return out, changed, rest

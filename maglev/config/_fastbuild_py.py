@@ -1,4 +1,5 @@
-"""The pure-Python twin of `_fastbuild`: the plainest backends and pool members, built directly.
+"""The pure-Python twin of `_fastbuild`: the plainest backends, pool members and frontends, built
+directly.
 
 `maglev.config.fastbuild` says what is taken and why; the compiled `_fastbuild` is this module
 line for line, with C types. Called on whichever thread loads the config; no state.
@@ -10,12 +11,18 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, cast
 
-from maglev.model import Backend, PoolMember
+from maglev.model import Backend, Encap, Frontend, Pool, PoolMember, Protocol
 
 _HEAD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _TAIL = _HEAD | frozenset(".-")
 _DIGITS = frozenset("0123456789")
 _BACKEND_KEYS = frozenset(("address", "healthcheck", "enabled"))
+_FRONTEND_KEYS = frozenset(("address", "protocol", "port", "encap", "pools"))
+_POOL_KEYS = frozenset(("name", "backends"))
+_PROTOCOLS = {"tcp": Protocol.TCP, "udp": Protocol.UDP}
+# The encaps a plain IPv4 VIP with a port may have with no other key (l3dsr needs `dscp`, nat6
+# an IPv6 VIP): those of `validate.family_rules` that pass for it.
+_ENCAPS = {"gre4": Encap.GRE4, "gre6": Encap.GRE6, "nat4": Encap.NAT4}
 
 
 def engine_name() -> str:
@@ -112,6 +119,61 @@ def members(
     return tuple(out)
 
 
+def frontend(name: str, value: object, backends: Mapping[str, Backend | None]) -> Frontend | None:
+    """The frontend `name: value` if it is plain (see `fastbuild`), else None."""
+    if type(value) is not dict or not plain_name(name):
+        return None
+    for k in value:
+        if type(k) is not str or k not in _FRONTEND_KEYS:
+            return None
+    address = value.get("address")
+    if type(address) is not str:
+        return None
+    n = ipv4(address)
+    if n < 0:
+        return None
+    protocol: Any = value.get("protocol")
+    if protocol is None:
+        protocol = Protocol.TCP
+    elif type(protocol) is not str or protocol not in _PROTOCOLS:
+        return None
+    else:
+        protocol = _PROTOCOLS[protocol]
+    port = value.get("port")
+    if type(port) is not int or not 0 < port <= 65535:
+        return None
+    encap = value.get("encap")
+    if type(encap) is not str or encap not in _ENCAPS:
+        return None
+    enc = _ENCAPS[encap]
+    items = value.get("pools")
+    if type(items) is not list or not items:
+        return None
+    pools: list[Pool] = []
+    names: set[str] = set()
+    seen: dict[str, str] = {}
+    for item in items:
+        if type(item) is not dict:
+            return None
+        for k in item:
+            if type(k) is not str or k not in _POOL_KEYS:
+                return None
+        pname = item.get("name")
+        if type(pname) is not str or not pname.strip() or pname in names:
+            return None
+        names.add(pname)
+        data = item.get("backends")
+        if type(data) is not dict:
+            return None
+        built = members(data, enc.backend_version, backends, seen)
+        if built is None:
+            return None
+        for m in built:
+            seen[m.backend] = pname
+        pools.append(Pool(pname, built))
+    return Frontend(name, ipaddress.IPv4Network(n), protocol, port, enc, tuple(pools))
+
+
 def same(a: object, b: object) -> bool:
     """Whether two parsed values mean the same: equal, of the same type at every level (`1`,
     `1.0`, `true` and `"1"` differ, as their `repr`s do), mappings in the same order."""
@@ -134,3 +196,57 @@ def same(a: object, b: object) -> bool:
     if t is float:
         return repr(a) == repr(b)  # -0.0 is not 0.0, nan is nan
     return a == b
+
+
+HEALTHCHECKS, BACKENDS, FRONTENDS = 0, 1, 2
+"""The sections `section` knows (`fastbuild.HEALTHCHECKS` ...)."""
+
+
+def _refers(kind: int, obj: Any, rebuilt: set[str]) -> bool:
+    """Whether the built `obj` names one of `rebuilt`: a backend its healthcheck, a frontend
+    one of its backends."""
+    if kind == BACKENDS:
+        return obj.healthcheck is not None and obj.healthcheck in rebuilt
+    if kind == FRONTENDS:
+        return any(m.backend in rebuilt for pool in obj.pools for m in pool.members)
+    return False
+
+
+def section(
+    kind: int,
+    data: dict[Any, object],
+    context: Mapping[str, Any],
+    old: dict[str, tuple[object, object]] | None,
+    new: dict[str, tuple[object, object]] | None,
+    rebuilt: set[str] | None,
+) -> tuple[dict[Any, object], set[Any], list[Any]]:
+    """One named section (`kind`: HEALTHCHECKS, BACKENDS or FRONTENDS) in one loop: (every name
+    -> its object, None where the general validator must decide; the names whose object is
+    not the memo's; those the validator must decide, in order). See `fastbuild.section`."""
+    out: dict[Any, object] = {}
+    changed: set[Any] = set()
+    rest: list[Any] = []
+    memo = old is not None and new is not None
+    for name, value in data.items():
+        if memo:
+            assert old is not None and new is not None
+            hit = old.get(name)
+            if hit is not None and same(hit[0], value):
+                obj = hit[1]
+                if not rebuilt or not _refers(kind, obj, rebuilt):
+                    out[name] = obj
+                    new[name] = hit
+                    continue
+        changed.add(name)
+        built: object = None
+        if type(name) is str:
+            if kind == BACKENDS:
+                built = backend(name, value, context)
+            elif kind == FRONTENDS:
+                built = frontend(name, value, context)
+        out[name] = built
+        if built is None:
+            rest.append(name)
+        elif new is not None:
+            new[name] = (value, built)
+    return out, changed, rest

@@ -13,6 +13,7 @@ there). Called on whichever thread loads the config; no state.
 """
 
 from cpython.dict cimport PyDict_GetItem
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
@@ -73,6 +74,15 @@ cdef extern from "yaml.h":
     )
     int yaml_parser_parse(yaml_parser_t *parser, yaml_event_t *event) nogil
     void yaml_event_delete(yaml_event_t *event)
+
+
+cdef struct Frame:
+    # The C part of a collection waiting on the stack (its Python part: `stack`).
+    bint is_list
+    size_t key_line
+    size_t key_column
+    size_t open_line
+    size_t open_column
 
 
 cdef struct Event:
@@ -176,10 +186,6 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
     # then takes the document.)
     cdef Py_ssize_t max_open = limits.MAX_DEPTH - 1
     cdef Py_ssize_t max_chars = limits.MAX_CHARS
-    cdef Py_ssize_t nodes = 0, chars = 0, events = 0
-    cdef object missing = _MISSING
-    cdef PyObject *cached
-    cdef object text, value
 
     _next(parser, &ev)  # stream start
     _next(parser, &ev)
@@ -189,8 +195,29 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
         raise Unsupported("no document")
 
     # The open collection lives in these locals; the ones around it wait on `stack` as
-    # (container, its lines, is a list, pending key, key mark, open mark).
+    # (container, its lines, pending key), and on `frames` (at the same depth) as the rest.
     cdef list stack = []
+    cdef Frame *frames = <Frame *>PyMem_Malloc((max_open + 1) * sizeof(Frame))
+    if frames == NULL:
+        raise MemoryError
+    try:
+        return _events(parser, resolvers, construct, typed_max, track, wildcard, plain, typed,
+                       lines, max_nodes, max_open, max_chars, stack, frames)
+    finally:
+        PyMem_Free(frames)
+
+
+cdef object _events(yaml_parser_t *parser, object resolvers, object construct,
+                    object typed_max, bint track, object wildcard, dict plain, bint *typed,
+                    dict lines, Py_ssize_t max_nodes, Py_ssize_t max_open,
+                    Py_ssize_t max_chars, list stack, Frame *frames):
+    """`_load`'s loop over the events (after the document start)."""
+    cdef Event ev
+    cdef Py_ssize_t nodes = 0, chars = 0, events = 0, depth = 0
+    cdef object missing = _MISSING
+    cdef PyObject *cached
+    cdef object text, value
+    cdef Frame *frame
     cdef object container = None
     cdef object at = {}  # a mapping's: key -> line; a list's: the line of each item
     cdef bint is_list = False
@@ -201,7 +228,8 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
     cdef yaml_event_type_t kind
     while True:
         events += 1
-        if events % YIELD_EVERY == 0:
+        if events == YIELD_EVERY:
+            events = 0
             let_others_run()
         text = _next(parser, &ev)
         kind = ev.kind
@@ -264,9 +292,12 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 _too_many(container, is_list, key is missing, key_line, key_column,
                           open_line, open_column)
             if container is not None:
-                stack.append(
-                    (container, at, is_list, key, key_line, key_column, open_line, open_column)
-                )
+                stack.append((container, at, key))
+                frame = &frames[depth]
+                frame.is_list = is_list
+                frame.key_line, frame.key_column = key_line, key_column
+                frame.open_line, frame.open_column = open_line, open_column
+                depth += 1
             is_list = kind == YAML_SEQUENCE_START_EVENT
             container, key = value, missing
             if track:
@@ -280,8 +311,12 @@ cdef object _load(yaml_parser_t *parser, object resolvers, object construct, obj
                 lines[id(container)] = at
             if not stack:
                 break
-            (container, at, is_list, key, key_line, key_column, open_line,
-             open_column) = stack.pop()
+            container, at, key = <tuple>stack.pop()
+            depth -= 1
+            frame = &frames[depth]
+            is_list = frame.is_list
+            key_line, key_column = frame.key_line, frame.key_column
+            open_line, open_column = frame.open_line, frame.open_column
             continue
         raise Unsupported("an alias")  # or anything else this path does not know
 

@@ -14,7 +14,7 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -121,8 +121,9 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def load_file(path: str, memo: Memo | None = None) -> Config:
-    """Read, parse and validate the config file at `path` (`memo`: see `build`)."""
+def load_file(path: str, memo: Memo | None = None, keep: list[object] | None = None) -> Config:
+    """Read, parse and validate the config file at `path` (`memo`: see `build`; `keep`: see
+    `load_text`)."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
@@ -134,13 +135,19 @@ def load_file(path: str, memo: Memo | None = None) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return load_text(text, source=path, memo=memo)
+    return load_text(text, source=path, memo=memo, keep=keep)
 
 
-def load_text(text: str, source: str = "<string>", memo: Memo | None = None) -> Config:
-    """Parse and validate config text; `source` names it in messages (`memo`: see `build`)."""
+def load_text(
+    text: str, source: str = "<string>", memo: Memo | None = None, keep: list[object] | None = None
+) -> Config:
+    """Parse and validate config text; `source` names it in messages (`memo`: see `build`).
+    The parsed document is appended to `keep` if given (a process about to exit need not free
+    it: `maglevd check-config`)."""
     with _collector_paused():
         data, lines = _parse(text, source, with_lines=False)
+        if keep is not None:
+            keep.append(data)
         return build(data, source, lines, memo, relines=lambda: _parse(text, source))
 
 
@@ -306,17 +313,18 @@ def build(
     top.check_keys(schema.TOP)
 
     fresh = Memo() if memo is not None else None
-    healthchecks, new_checks = _named(
-        top, "healthchecks", healthchecks_mod.healthcheck, memo, fresh
+    healthchecks, new_checks, checks_whole = _named(
+        top, "healthchecks", fastbuild.HEALTHCHECKS, healthchecks_mod.healthcheck, {}, memo, fresh
     )
-    backends, new_backends = _named(
-        top, "backends", lambda n, node: validate.backend(n, node, healthchecks), memo, fresh,
-        lambda b: (b.healthcheck,) if b.healthcheck else (), new_checks,
-        lambda n, value: fastbuild.backend(n, value, healthchecks),
+    backends, new_backends, backends_whole = _named(
+        top, "backends", fastbuild.BACKENDS,
+        lambda n, node: validate.backend(n, node, healthchecks), healthchecks, memo, fresh,
+        new_checks,
     )  # fmt: skip
-    frontends, _ = _named(
-        top, "frontends", lambda n, node: validate.frontend(n, node, backends), memo, fresh,
-        lambda fe: fe.backend_names(), new_backends,
+    frontends, _, frontends_whole = _named(
+        top, "frontends", fastbuild.FRONTENDS,
+        lambda n, node: validate.frontend(n, node, backends), backends, memo, fresh,
+        new_backends,
     )  # fmt: skip
     vpp_node = top.child("vpp")
     control_node = top.child("control")
@@ -351,9 +359,9 @@ def build(
         memo.entries = fresh.entries  # the last good build, for the next
     return Config(
         vpp=vpp,
-        healthchecks=MappingProxyType(_complete(healthchecks)),
-        backends=MappingProxyType(_complete(backends)),
-        frontends=MappingProxyType(_complete(frontends)),
+        healthchecks=MappingProxyType(_complete(healthchecks, checks_whole)),
+        backends=MappingProxyType(_complete(backends, backends_whole)),
+        frontends=MappingProxyType(_complete(frontends, frontends_whole)),
         control=control,
         metrics=metrics,
         health=health,
@@ -377,60 +385,50 @@ class Memo:
 def _named(
     top: Node,
     section: str,
+    kind: int,
     validator: Callable[[str, Node], T | None],
+    context: Mapping[str, object],
     memo: Memo | None = None,
     fresh: Memo | None = None,
-    refs: Callable[[T], Iterable[str]] = lambda _: (),
     rebuilt: set[str] | None = None,
-    fast: Callable[[str, object], T | None] | None = None,
-) -> tuple[dict[str, T | None], set[str]]:
+) -> tuple[dict[str, T | None], set[str], bool]:
     """Run `validator` over a named map: (every name -> its object, or None if broken; the
-    names whose object is not the memo's: new, changed, broken or gone).
+    names whose object is not the memo's: new, changed, broken or gone; whether every entry
+    was built).
 
-    With `memo`, an entry parsed the same as then is its object from then, unless one of the
-    names `refs(object)` gives is in `rebuilt` (the section it refers to: what `_named` gave
-    for that section); `fresh` collects this build's entries. `fast(name, value)` is tried
-    before the validator: an object if the entry is plainly valid (`maglev.config.fastbuild`),
-    else None."""
-    out: dict[str, T | None] = {}
-    changed: set[str] = set()
+    `fastbuild.section` (of `kind`, with `context`: what the plain entries are checked
+    against) takes first what needs no validator: with `memo`, an entry parsed the same as then
+    is its object from then, unless it names one of `rebuilt` (what `_named` gave for the
+    section it refers to); a plainly valid backend or frontend is built directly. `validator`
+    decides the rest, in place and so in order; `fresh` collects this build's entries."""
     node = top.child(section)
     old = memo.entries.get(section) if memo is not None else None
     new: dict[str, tuple[object, object]] | None = None
     if fresh is not None:
         new = fresh.entries[section] = {}
     if node is None:
-        if old:
-            changed.update(old)
-        return out, changed
-    same = fastbuild.same
-    for name, value in node.data.items():
-        if old is not None and new is not None:
-            hit = old.get(name)
-            if hit is not None and same(hit[0], value):  # the name was checked then
-                obj = cast(T, hit[1])
-                if not rebuilt or not any(r in rebuilt for r in refs(obj)):
-                    out[name] = obj
-                    new[name] = hit
-                    continue
-        changed.add(name)
-        if fast is not None:
-            built = fast(name, value)
-            if built is not None:
-                out[name] = built
-                if new is not None:
-                    new[name] = (value, built)
-                continue
+        return {}, set(old) if old else set(), True
+    built_out, changed, rest = fastbuild.section(
+        kind, cast(dict[str, object], node.data), context, old, new, rebuilt
+    )
+    out = cast(dict[str, T | None], built_out)
+    whole = True
+    for name in rest:
         if not validate.check_name(node, name):
+            del out[name]
+            whole = False
             continue
+        value = node.data[name]
         child = Node.of(value, node.at(name), node.problems)
         built = validator(name, child) if child is not None else None
         out[name] = built
-        if built is not None and new is not None:
+        if built is None:
+            whole = False
+        elif new is not None:
             new[name] = (value, built)
     if old:
         changed.update(old.keys() - out.keys())
-    return out, changed
+    return out, changed, whole
 
 
 def _in_file_order(problems: list[Problem], data: object, lines: Lines) -> list[Problem]:
@@ -489,6 +487,9 @@ def _longest_key(mapping: dict[object, object], path: str) -> str | None:
     return None
 
 
-def _complete(objects: dict[str, T | None]) -> dict[str, T]:
-    """Only called once there are no problems, so every object was built."""
+def _complete(objects: dict[str, T | None], whole: bool) -> dict[str, T]:
+    """Only called once there are no problems, so every object was built (`whole` says so
+    without looking at each)."""
+    if whole:
+        return cast(dict[str, T], objects)
     return {name: obj for name, obj in objects.items() if obj is not None}

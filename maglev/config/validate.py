@@ -449,6 +449,8 @@ def shared_prefixes(top: Node, frontends: Mapping[str, Frontend]) -> None:
     for fe in frontends.values():
         by_prefix.setdefault(fe.address, []).append(fe)
     for prefix, group in by_prefix.items():
+        if len(group) == 1:  # most prefixes: nothing to clash with
+            continue
         # The index of the first frontend with each (protocol, port), each encap, and each of
         # all-port (True) and per-port (False).
         by_port: dict[tuple[Protocol, int], int] = {}

@@ -1,4 +1,4 @@
-"""The short way for plain backends and pool members against the general validators.
+"""The short way for plain backends, pool members and frontends against the general validators.
 
 Whatever the fast path takes must be exactly what the general validator builds from the same
 entry, with no problem; whatever it declines goes the general way. Both engines (the compiled
@@ -206,6 +206,187 @@ def test_the_plainest_members_are_taken(engine: ModuleType) -> None:
         assert engine.members(data, version, BACKENDS, seen) is None, data
 
 
+# --- frontends ---------------------------------------------------------------------------------
+
+FE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1, 65536),
+    st.sampled_from([80, 443, 0, 65535, 80.0, "80"]),
+    st.sampled_from(["tcp", "udp", "any", "TCP", " tcp", "sctp"]),
+    st.sampled_from(["gre4", "gre6", "nat4", "nat6", "l3dsr", "GRE4", "x"]),
+    st.sampled_from(["192.0.2.1", "192.0.2.0/24", "192.0.2.1/32", "2001:db8::1", "192.0.2.01"]),
+)
+POOLS = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["p", "q", "", " ", 1]),
+                "backends": st.one_of(
+                    st.dictionaries(MEMBER_NAMES, SPECS, min_size=0, max_size=3), st.none()
+                ),
+            },
+            optional={"slow-start": st.just({"duration": "1s"}), "x": st.just(1)},
+        ),
+        st.just("p"),
+    ),
+    max_size=3,
+)
+FRONTENDS: st.SearchStrategy[object] = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["address", "protocol", "port", "encap", "pools", "dscp", "Port"]),
+        st.one_of(FE_VALUES, POOLS),
+        max_size=6,
+    ),
+    st.fixed_dictionaries(
+        {
+            "address": st.sampled_from(["192.0.2.1", "198.18.0.7", "2001:db8::1"]),
+            "port": st.sampled_from([80, 1, 65535, 0]),
+            "encap": st.sampled_from(["gre4", "gre6", "nat4", "l3dsr"]),
+            "pools": POOLS,
+        },
+        optional={
+            "protocol": st.sampled_from(["tcp", "udp", "any", None]),
+            "flow-table-length": st.just(1024),
+            "target-port": st.just(8080),
+        },
+    ),
+)
+
+
+def _general_frontend(name: str, value: object) -> tuple[object, list[str]]:
+    problems = Problems()
+    section = Node({name: value}, "frontends", problems)
+    built = None
+    if validate.check_name(section, name):
+        node = Node.of(value, section.at(name), problems)
+        if node is not None:
+            built = validate.frontend(name, node, BACKENDS)
+    return built, [str(p) for p in problems]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.just("f1"), NAMES), FRONTENDS)
+def test_a_frontend_taken_is_the_one_the_validator_builds(name: str, value: object) -> None:
+    general, problems = _general_frontend(name, value)
+    for eng in BOTH:
+        fast = eng.frontend(name, value, BACKENDS)
+        if fast is None:
+            continue
+        assert problems == [], (eng.engine_name(), name, value)
+        assert fast == general
+        assert repr(fast) == repr(general)
+        assert hash(fast) == hash(general)
+        assert type(fast.address) is type(general.address)  # type: ignore[attr-defined]
+
+
+def test_the_plainest_frontends_are_taken(engine: ModuleType) -> None:
+    plain = {
+        "address": "192.0.2.1",
+        "protocol": "tcp",
+        "port": 80,
+        "encap": "gre4",
+        "pools": [{"name": "p", "backends": {"v4a": None}}, {"name": "q", "backends": {"v4b": {}}}],
+    }
+    fe = engine.frontend("f1", plain, BACKENDS)
+    assert fe is not None
+    assert [m.backend for p in fe.pools for m in p.members] == ["v4a", "v4b"]
+    no_protocol = {k: v for k, v in plain.items() if k != "protocol"}
+    assert engine.frontend("f1", no_protocol, BACKENDS) == fe
+    for change in (
+        {"protocol": "TCP"},  # the general way takes it, case-insensitively
+        {"protocol": "any", "port": None},
+        {"port": 0},
+        {"port": True},
+        {"encap": "l3dsr"},
+        {"encap": "nat6"},
+        {"address": "192.0.2.0/32"},
+        {"dscp": 0},
+        {"pools": []},
+        {
+            "pools": [
+                {"name": "p", "backends": {"v4a": None}},
+                {"name": "p", "backends": {"v4b": {}}},
+            ]
+        },
+        {
+            "pools": [
+                {"name": "p", "backends": {"v4a": None}},
+                {"name": "q", "backends": {"v4a": {}}},
+            ]
+        },
+        {"pools": [{"name": "p", "backends": {"v6": None}}]},  # gre4 needs IPv4 backends
+    ):
+        assert engine.frontend("f1", {**plain, **change}, BACKENDS) is None, change
+    assert engine.frontend("f 1", plain, BACKENDS) is None
+
+
+# --- section: one loop over a named section, with the memo ------------------------------------
+
+SECTION_ENTRIES = st.dictionaries(
+    st.sampled_from(["v4a", "v4b", "v6", "b 1", "x"]),
+    st.one_of(
+        st.sampled_from([{"address": "10.0.0.1"}, {"address": "10.0.0.2", "healthcheck": "web"}]),
+        st.sampled_from([{"address": "2001:db8::1"}, {"address": 1}, None]),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    SECTION_ENTRIES,
+    st.one_of(st.none(), SECTION_ENTRIES),
+    st.one_of(st.none(), st.sets(st.sampled_from(["web", "other"]), max_size=2)),
+)
+def test_section_is_the_same_loop_in_both_engines(
+    data: dict[str, object], before: dict[str, object] | None, rebuilt: set[str] | None
+) -> None:
+    results = []
+    for eng in BOTH:
+        old = None
+        if before is not None:  # the memo of an earlier build of `before`
+            old = {}
+            prev, _, _ = eng.section(fastbuild.BACKENDS, before, HEALTHCHECKS, None, old, None)
+            old = {n: (before[n], o) for n, o in prev.items() if o is not None}
+        new: dict[str, tuple[object, object]] | None = {} if old is not None else None
+        out, changed, rest = eng.section(fastbuild.BACKENDS, data, HEALTHCHECKS, old, new, rebuilt)
+        assert list(out) == list(data)  # in order, every name
+        assert rest == [n for n in data if out[n] is None]
+        for n, obj in out.items():
+            if obj is None:
+                continue
+            assert obj == eng.backend(n, data[n], HEALTHCHECKS)
+            reused = old is not None and n in old and old[n][1] is obj
+            assert reused != (n in changed)
+            if reused:
+                assert not (rebuilt and obj.healthcheck in rebuilt)  # type: ignore[attr-defined]
+            if new is not None:
+                assert new[n][1] is obj
+        results.append((out, changed, rest, new))
+    if len(results) == 2:
+        assert results[0][0] == results[1][0]
+        assert results[0][1:] == results[1][1:]
+
+
+def test_section_takes_the_memo_only_for_an_entry_parsed_the_same(engine: ModuleType) -> None:
+    kept = Backend("a", ipaddress.IPv4Address("10.0.0.1"), "web")
+    old: dict[str, tuple[object, object]] = {
+        "a": ({"address": "10.0.0.1", "healthcheck": "web"}, kept)
+    }
+    same = {"a": {"address": "10.0.0.1", "healthcheck": "web"}}
+    new: dict[str, tuple[object, object]] = {}
+    out, changed, rest = engine.section(fastbuild.BACKENDS, same, HEALTHCHECKS, old, new, None)
+    assert out["a"] is kept and changed == set() and rest == [] and new["a"] is old["a"]
+    out, changed, _ = engine.section(fastbuild.BACKENDS, same, HEALTHCHECKS, old, {}, {"web"})
+    assert out["a"] is not kept and out["a"] == kept and changed == {"a"}
+    moved = {"a": {"address": "10.0.0.9", "healthcheck": "web"}}
+    out, changed, _ = engine.section(fastbuild.BACKENDS, moved, HEALTHCHECKS, old, {}, None)
+    assert out["a"] != kept and changed == {"a"}
+    out, changed, rest = engine.section(fastbuild.HEALTHCHECKS, {"web": {}}, {}, None, None, None)
+    assert out == {"web": None} and rest == ["web"]  # healthchecks always go the general way
+
+
 # --- a whole config ---------------------------------------------------------------------------
 
 CONFIG = """\
@@ -239,8 +420,13 @@ def test_a_config_loads_to_the_same_objects_with_and_without_the_short_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fast = loader.load_text(CONFIG)
-    monkeypatch.setattr(fastbuild, "backend", lambda *a: None)
     monkeypatch.setattr(fastbuild, "members", lambda *a: None)
+    # Every entry to the validators (no memo here, so nothing is taken from it).
+    monkeypatch.setattr(
+        fastbuild,
+        "section",
+        lambda kind, data, *a: ({n: None for n in data}, set(data), list(data)),
+    )
     general = loader.load_text(CONFIG)
     assert fast == general
     assert dict(fast.backends) == dict(general.backends)
@@ -292,3 +478,15 @@ def test_same_tells_apart_what_python_calls_equal() -> None:
         assert not eng.same({"a": 1, "b": 2}, {"b": 2, "a": 1})  # members keep their order
         assert eng.same({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
         assert eng.same(float("nan"), float("nan"))
+
+
+def test_the_section_kinds_are_the_engines_own() -> None:
+    assert (_fastbuild_py.HEALTHCHECKS, _fastbuild_py.BACKENDS, _fastbuild_py.FRONTENDS) == (
+        fastbuild.HEALTHCHECKS,
+        fastbuild.BACKENDS,
+        fastbuild.FRONTENDS,
+    )
+    for eng in BOTH:  # the compiled engine's are C constants: seen through what it builds
+        value = {"address": "10.0.0.1"}
+        assert eng.section(fastbuild.BACKENDS, {"a": value}, {}, None, None, None)[0]["a"]
+        assert eng.section(fastbuild.HEALTHCHECKS, {"a": value}, {}, None, None, None)[2] == ["a"]
