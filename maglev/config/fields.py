@@ -234,9 +234,6 @@ KEY_IN_PATH_MAX = 80
 under a key repeats its path, and a 1 MiB key over a thousand problems would be 1 GiB."""
 
 
-_STR_ONLY = {str}
-
-
 class Node:
     """One mapping of the config with its key path; getters record problems, never raise."""
 
@@ -256,7 +253,7 @@ class Node:
         if value is None:
             return cls({}, path, problems)
         # Used as it is (the getters only read): copying 80,000 mappings cost a fifth of validating.
-        if type(value) is dict and (not value or set(map(type, value)) == _STR_ONLY):
+        if type(value) is dict and (not value or set(map(type, value)) == {str}):
             return cls(value, path, problems)
         if not isinstance(value, Mapping):
             problems.append(Problem(path, f"expected a mapping, {got(value)}"))
