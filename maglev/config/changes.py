@@ -6,8 +6,10 @@ owns the live config and compares it with a reload's once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import is_not
 
 from maglev.model import Config
 
@@ -66,11 +68,17 @@ def _same(a: object, b: object) -> bool:
 
 
 def diff_named(old: Mapping[str, object], new: Mapping[str, object]) -> NamedChanges:
-    """Compare two name -> value maps; names come out sorted."""
+    """Compare two name -> value maps; names come out sorted.
+
+    In C-level passes (set operations, map, compress): a reload of 40,000 backends compares
+    them all, and only the entries that are not the very same object (`_same`) are compared
+    by value."""
+    both = list(new.keys() & old.keys())
+    other = compress(both, map(is_not, map(old.__getitem__, both), map(new.__getitem__, both)))
     return NamedChanges(
-        added=tuple(sorted(n for n in new if n not in old)),
-        changed=tuple(sorted(n for n in new if n in old and not _same(old[n], new[n]))),
-        removed=tuple(sorted(n for n in old if n not in new)),
+        added=tuple(sorted(new.keys() - old.keys())),
+        changed=tuple(sorted(n for n in other if not _same(old[n], new[n]))),
+        removed=tuple(sorted(old.keys() - new.keys())),
     )
 
 
@@ -83,12 +91,54 @@ _SECTIONS = (
 )  # (name in the file, attribute)
 
 
-def diff_configs(old: Config, new: Config) -> ConfigDiff:
-    """What a reload from `old` to `new` adds, changes and removes."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Delta:
+    """What a build with the loader's memo (`config.loader.Memo`) took anew against the build
+    before it (`base`): per section, the names whose object in `config` is not `base`'s (added,
+    changed, removed, or rebuilt because what they name was). Every other name is the very
+    object it was in `base`."""
+
+    base: Config
+    config: Config
+    healthchecks: Collection[str]
+    backends: Collection[str]
+    frontends: Collection[str]
+
+
+def _diff_among(
+    old: Mapping[str, object], new: Mapping[str, object], names: Collection[str]
+) -> NamedChanges:
+    """`diff_named(old, new)` where only `names` may differ (every other name of either is the
+    same object in both)."""
+    return NamedChanges(
+        added=tuple(sorted(n for n in names if n in new and n not in old)),
+        changed=tuple(
+            sorted(n for n in names if n in new and n in old and not _same(old[n], new[n]))
+        ),
+        removed=tuple(sorted(n for n in names if n in old and n not in new)),
+    )
+
+
+def diff_configs(old: Config, new: Config, delta: Delta | None = None) -> ConfigDiff:
+    """What a reload from `old` to `new` adds, changes and removes. With the `delta` of the
+    build of `new` against `old` itself, only the names it took anew are compared: the work of
+    a reload follows its change, not the size of the config."""
+    if delta is not None and delta.base is old and delta.config is new:
+        fes, bes, hcs = (
+            _diff_among(old.frontends, new.frontends, delta.frontends),
+            _diff_among(old.backends, new.backends, delta.backends),
+            _diff_among(old.healthchecks, new.healthchecks, delta.healthchecks),
+        )
+    else:
+        fes, bes, hcs = (
+            diff_named(old.frontends, new.frontends),
+            diff_named(old.backends, new.backends),
+            diff_named(old.healthchecks, new.healthchecks),
+        )
     return ConfigDiff(
-        frontends=diff_named(old.frontends, new.frontends),
-        backends=diff_named(old.backends, new.backends),
-        healthchecks=diff_named(old.healthchecks, new.healthchecks),
+        frontends=fes,
+        backends=bes,
+        healthchecks=hcs,
         settings=tuple(
             name for name, attr in _SECTIONS if getattr(old, attr) != getattr(new, attr)
         ),

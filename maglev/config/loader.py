@@ -22,6 +22,7 @@ import yaml
 
 from maglev.config import fastbuild, fastload, limits, reloadguard, schema, validate, vantage
 from maglev.config import healthchecks as healthchecks_mod
+from maglev.config.changes import Delta
 from maglev.config.fields import KEY_IN_PATH_MAX, Node, Problems, got, show
 from maglev.errors import ConfigError, ConfigInvalid, Problem
 from maglev.model import (
@@ -321,7 +322,7 @@ def build(
         lambda n, node: validate.backend(n, node, healthchecks), healthchecks, memo, fresh,
         new_checks,
     )  # fmt: skip
-    frontends, _, frontends_whole = _named(
+    frontends, new_frontends, frontends_whole = _named(
         top, "frontends", fastbuild.FRONTENDS,
         lambda n, node: validate.frontend(n, node, backends), backends, memo, fresh,
         new_backends,
@@ -355,9 +356,7 @@ def build(
         if problems.dropped:
             found.append(Problem("", f"... and {problems.dropped} more problem(s) not listed"))
         raise ConfigInvalid(found)
-    if memo is not None and fresh is not None:
-        memo.entries = fresh.entries  # the last good build, for the next
-    return Config(
+    config = Config(
         vpp=vpp,
         healthchecks=MappingProxyType(_complete(healthchecks, checks_whole)),
         backends=MappingProxyType(_complete(backends, backends_whole)),
@@ -367,6 +366,10 @@ def build(
         health=health,
         reload_guard=reload_guard,
     )
+    if memo is not None and fresh is not None:  # the last good build, for the next
+        last, memo.entries, memo.last = memo.last, fresh.entries, config
+        memo.delta = Delta(last, config, new_checks, new_backends, new_frontends) if last else None
+    return config
 
 
 class Memo:
@@ -376,10 +379,12 @@ class Memo:
     names in the section before it (a backend's healthcheck, a frontend's backends) was built
     anew, so its text means exactly what it meant. Used by one thread at a time."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("delta", "entries", "last")
 
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, tuple[object, object]]] = {}
+        self.last: Config | None = None  # that build; `delta`: what it changed from the one before
+        self.delta: Delta | None = None
 
 
 def _named(

@@ -300,7 +300,7 @@ class Runtime:
         load_s = round(time.perf_counter() - t0, 3)
         log.info("config reload (%s%s): read in %.2fs", why, ", --force" if force else "", load_s)
         try:
-            msg = events.ApplyConfig(new, why, at, t0, load_s, force=force)
+            msg = events.ApplyConfig(new, why, at, t0, load_s, force=force, delta=self.memo.delta)
             status = self.port.ask(msg, RELOAD_TIMEOUT)
         except MaglevError as e:
             log.error("config reload (%s) failed in the reconciler: %s", why, e)

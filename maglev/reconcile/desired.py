@@ -16,7 +16,8 @@ import bisect
 from array import array
 from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import attrgetter, is_, itemgetter, not_
 from typing import Any, Generic, TypeVar
 
 from maglev import diff
@@ -38,6 +39,9 @@ GUARD_MODE: dict[MassFailure, int] = {
     MassFailure.FAIL_STATIC: diff.MODE_FAIL_STATIC,
     MassFailure.PANIC: diff.MODE_PANIC,
 }
+
+_STATE_OF = attrgetter("state")
+_ENABLED = attrgetter("enabled")
 
 # Ranks are spaced so addresses the config does not know (ASes still in VPP, VIPs maglev did not
 # make) can be ranked in between without renumbering the config's.
@@ -75,17 +79,27 @@ class Ranking(Generic[K]):
     ) -> None:
         """Ranks for `keys` by `order`; or, with `orders`, for its (order(key), key) pairs
         already worked out (`keys` is then not read)."""
-        by: dict[int, K] = {}
-        if orders is not None:
-            for o, k in orders:
-                by.setdefault(o, k)
+        if orders is None:
+            listed = list(keys)
+            self._fill(order, list(map(order, listed)), listed)
         else:
-            for k in keys:
-                by.setdefault(order(k), k)
+            pairs = list(orders)
+            self._fill(order, [o for o, _ in pairs], [k for _, k in pairs])
+
+    @classmethod
+    def columns(cls, order: Callable[[K], int], orders: list[int], keys: list[K]) -> Ranking[K]:
+        """Ranks for `keys`, whose `order(key)` are `orders` (worked out already): the same as
+        `Ranking((), order, zip(orders, keys))`, without a tuple per key."""
+        r = cls.__new__(cls)
+        r._fill(order, orders, keys)
+        return r
+
+    def _fill(self, order: Callable[[K], int], orders: list[int], keys: list[K]) -> None:
+        by: dict[int, K] = dict(zip(reversed(orders), reversed(keys), strict=True))  # first stays
         self._sort = sorted(by)
-        self._keys = [by[o] for o in self._sort]
+        self._keys = list(map(by.__getitem__, self._sort))
         self.order = order
-        self.by_order = {o: (i + 1) * _GAP for i, o in enumerate(self._sort)}
+        self.by_order = dict(zip(self._sort, range(_GAP, (len(by) + 1) * _GAP, _GAP), strict=True))
 
     def __len__(self) -> int:
         return len(self._sort)
@@ -149,8 +163,11 @@ class _Shape:
     its backends) keeps its shape."""
 
     frontend: Frontend
+    key: VipKey
     backends: tuple[Backend, ...]  # per slot
     names: tuple[str, ...]  # per slot
+    addresses: tuple[IPAddress, ...]  # per slot
+    orders: tuple[int, ...]  # per slot: `address_order` of its address (ascending)
     first_pool: tuple[str, ...]  # per slot
     offset: Mapping[str, int]  # backend name -> slot offset
     attrs: tuple[int, ...]
@@ -165,15 +182,18 @@ def _shape(fe: Frontend, backends: Mapping[str, Backend]) -> _Shape:
     pool_of: dict[str, str] = {}
     for pool in fe.pools:
         for m in pool.members:
+            if m.backend not in backends:
+                raise ValueError(f"frontends.{fe.name}: unknown backend {m.backend!r}")
             pool_of.setdefault(m.backend, pool.name)
-    order = sorted(pool_of, key=lambda n: address_order(backends[n].address))
-    last = None
-    for n in order:
-        o = address_order(backends[n].address)
-        if o == last:
-            raise ValueError(f"frontends.{fe.name}: two backends share address of {n!r}")
-        last = o
-    offset = {n: i for i, n in enumerate(order)}
+    named = list(pool_of)
+    keys = [address_order(backends[n].address) for n in named]
+    ranked = sorted(range(len(named)), key=keys.__getitem__)  # stable: ties in listed order
+    order = [named[i] for i in ranked]
+    orders = [keys[i] for i in ranked]
+    for i in range(1, len(orders)):
+        if orders[i] == orders[i - 1]:
+            raise ValueError(f"frontends.{fe.name}: two backends share address of {order[i]!r}")
+    offset = dict(zip(order, range(len(order)), strict=True))
     sizes: list[int] = []
     moff: list[int] = []
     mweight: list[int] = []
@@ -187,10 +207,14 @@ def _shape(fe: Frontend, backends: Mapping[str, Backend]) -> _Shape:
             # The guard's members: a backend's first entry in the pool, if it has weight.
             mcounted.append(int(m.backend not in listed and m.weight > 0))
             listed.add(m.backend)
+    kept = tuple(map(backends.__getitem__, order))
     return _Shape(
         frontend=fe,
-        backends=tuple(backends[n] for n in order),
+        key=frontend_key(fe),
+        backends=kept,
         names=tuple(order),
+        addresses=tuple(b.address for b in kept),
+        orders=tuple(orders),
         first_pool=tuple(pool_of[n] for n in order),
         offset=offset,
         attrs=tuple(frontend_attrs(fe).codes()),
@@ -234,7 +258,7 @@ def _shape_of(fe: Frontend, backends: Mapping[str, Backend], fresh: dict[int, _S
     if (
         got is None
         or got.frontend is not fe
-        or not all(backends.get(n) is b for n, b in zip(got.names, got.backends, strict=True))
+        or not all(map(is_, map(backends.get, got.names), got.backends))
     ):
         got = _shape(fe, backends)
     fresh[id(fe)] = got
@@ -271,72 +295,72 @@ class _SlotIndex(Mapping[tuple[str, str], int]):
 
 def build_layout(config: Config) -> Layout:
     """Compile `config`; ValueError on what validation should have refused (clashing VIPs,
-    unknown backends, two backends of one frontend on the same address)."""
-    fes = list(config.frontends.values())
-    keys = {fe.name: frontend_key(fe) for fe in fes}
-    vip_ranks: Ranking[VipKey] = Ranking(keys.values(), vip_order)
-    if len(vip_ranks) != len(fes):
+    unknown backends, two backends of one frontend on the same address).
+
+    Per frontend the work is its shape's (kept across reloads, `_shape_of`); what is left runs
+    once per slot or backend in C-level builtins (map, zip, filter, array extends), no Python
+    bytecode per slot: at 40,000 backends a Python loop per slot costs tens of milliseconds."""
+    backends = config.backends
+    fresh: dict[int, _Shape] = {}
+    shapes = [_shape_of(fe, backends, fresh) for fe in config.frontends.values()]
+    keys = {sh.frontend.name: sh.key for sh in shapes}  # in config order
+    vip_keys = [sh.key for sh in shapes]
+    vip_ranks = Ranking.columns(vip_order, list(map(vip_order, vip_keys)), vip_keys)
+    if len(vip_ranks) != len(shapes):
         raise ValueError("two frontends share one VIP (address, protocol, port)")
     ranked = sorted(
-        ((vip_ranks.by_order[vip_order(keys[fe.name])], fe) for fe in fes), key=itemgetter(0)
+        ((vip_ranks.by_order[vip_order(sh.key)], sh) for sh in shapes), key=itemgetter(0)
     )
-    fes = [fe for _, fe in ranked]
-    backends = config.backends
-    used: set[str] = set()
-    for fe in fes:
-        named = fe.backend_names()
-        used.update(named)
-        for name in named:
-            if name not in backends:
-                raise ValueError(f"frontends.{fe.name}: unknown backend {name!r}")
-    backend_names = tuple(n for n in backends if n in used)
-    bindex = {n: i for i, n in enumerate(backend_names)}
-    addresses = [backends[n].address for n in backend_names]
-    border = dict(zip(backend_names, map(address_order, addresses), strict=True))
-    as_ranks: Ranking[IPAddress] = Ranking(
-        (), address_order, zip(border.values(), addresses, strict=True)
-    )
-    brank = {n: as_ranks.by_order[o] for n, o in border.items()}
+    shapes = [sh for _, sh in ranked]
+    fes = [sh.frontend for sh in shapes]
+    border: dict[str, int] = {}  # backend name -> address_order, for every backend in use
+    for sh in shapes:
+        border.update(zip(sh.names, sh.orders, strict=True))
+    backend_names = tuple(filter(border.__contains__, backends))  # in config order
+    bindex = dict(zip(backend_names, range(len(backend_names)), strict=True))
+    orders = list(map(border.__getitem__, backend_names))
+    as_ranks = Ranking.columns(address_order, orders, [backends[n].address for n in backend_names])
+    brank = dict(zip(backend_names, map(as_ranks.by_order.__getitem__, orders), strict=True))
     fe_vip = array("q", [vrank for vrank, _ in ranked])
     fe_attrs, fe_flush = array("i"), array("b", [int(fe.flush_on_down) for fe in fes])
     fe_slot_start, fe_pool_start, pool_member_start = array("i", [0]), array("i", [0]), array("i")
     member_slot, member_weight, member_counted = array("i"), array("i"), array("b")
     fe_guard_conf = array("i")
     names: list[str] = []
+    addresses: list[IPAddress] = []
     first_pool: list[str] = []
-    fresh: dict[int, _Shape] = {}
-    shapes = [_shape_of(fe, backends, fresh) for fe in fes]
     for sh in shapes:
         fe_attrs.extend(sh.attrs)
         fe_guard_conf.extend(sh.guard)
         base = len(names)
         names.extend(sh.names)
+        addresses.extend(sh.addresses)
         first_pool.extend(sh.first_pool)
         fe_slot_start.append(len(names))
         m = len(member_slot)
         for size in sh.pool_sizes:
             pool_member_start.append(m)
             m += size
-        member_slot.extend([base + o for o in sh.member_offset])
+        member_slot.extend(map(base.__add__, sh.member_offset))
         member_weight.extend(sh.member_weight)
         member_counted.extend(sh.member_counted)
         fe_pool_start.append(len(pool_member_start))
     pool_member_start.append(len(member_slot))
-    slot_as = array("q", [brank[n] for n in names])
-    slot_backend = array("i", [bindex[n] for n in names])
+    slot_as = array("q", map(brank.__getitem__, names))
+    slot_backend = array("i", map(bindex.__getitem__, names))
     _shapes.keep(fresh)
     topology = diff.Topology(
         fe_vip, fe_attrs, fe_flush, fe_slot_start, slot_as, slot_backend, fe_pool_start,
         pool_member_start, member_slot, member_weight, member_counted, fe_guard_conf,
     )  # fmt: skip
-    index = {fe.name: i for i, fe in enumerate(fes)}
+    index = dict(zip((fe.name for fe in fes), range(len(fes)), strict=True))
     return Layout(
         config=config,
         frontends=tuple(fes),
         topology=topology,
         backend_names=backend_names,
         slot_backend_name=tuple(names),
-        slot_address=tuple(backends[n].address for n in names),
+        slot_address=tuple(addresses),
         slot_first_pool=tuple(first_pool),
         slot_index=_SlotIndex(index, shapes, fe_slot_start),
         vip_ranks=vip_ranks,
@@ -362,16 +386,29 @@ def encode_states(
     layout: Layout, states: Mapping[str, BackendState], suppressed: Container[str] = ()
 ) -> array[int]:
     """State code per engine backend index; missing -> unknown; `enabled: false` -> disabled;
-    up and named in `suppressed` (by flap damping) -> suppressed."""
+    up and named in `suppressed` (by flap damping) -> suppressed.
+
+    In C-level passes (map, compress): the states' codes, then the few disabled and suppressed
+    backends set over them (`state_code` says the same for each)."""
+    names = layout.backend_names
     backends = layout.config.backends
-    unknown = BackendState.UNKNOWN
-    return array(
-        "b",
-        [
-            state_code(states.get(n, unknown), backends[n].enabled, n in suppressed)
-            for n in layout.backend_names
-        ],
-    )
+    if type(states) is StateView:  # the reconciler's: read the machines directly
+        health = states.health
+        found = list(map(health.get, names))
+        try:
+            listed = list(map(_STATE_OF, found))
+        except AttributeError:  # a backend without a machine: unknown
+            listed = [BackendState.UNKNOWN if h is None else h.state for h in found]
+    else:
+        listed = list(map(states.get, names, repeat(BackendState.UNKNOWN)))
+    codes = array("b", map(STATE_CODE.__getitem__, listed))
+    off = compress(range(len(names)), map(not_, map(_ENABLED, map(backends.__getitem__, names))))
+    for i in off:
+        codes[i] = diff.ST_DISABLED
+    if suppressed:
+        for i in compress(range(len(names)), map(suppressed.__contains__, names)):
+            codes[i] = state_code(listed[i], backends[names[i]].enabled, True)
+    return codes
 
 
 def encode_ramps(layout: Layout, ramps: Mapping[tuple[str, str], int]) -> array[int]:
@@ -402,6 +439,10 @@ class StateView(Mapping[str, BackendState]):
     def __init__(self, health: Mapping[str, BackendHealth]) -> None:
         self._health = health
 
+    @property
+    def health(self) -> Mapping[str, BackendHealth]:
+        return self._health
+
     def __getitem__(self, name: str) -> BackendState:
         return self._health[name].state
 
@@ -431,10 +472,11 @@ class EncodedStates:
         self.layout = layout
         self.codes = encode_states(layout, states, suppressed)
         self.suppressed = suppressed  # read through: flap damping's live set
-        self._index = {n: i for i, n in enumerate(layout.backend_names)}
-        self._enabled = {n: layout.config.backends[n].enabled for n in layout.backend_names}
+        names = layout.backend_names
+        self._index = dict(zip(names, range(len(names)), strict=True))
 
     def update(self, name: str, state: BackendState) -> None:
         i = self._index.get(name)
         if i is not None:
-            self.codes[i] = state_code(state, self._enabled[name], name in self.suppressed)
+            enabled = self.layout.config.backends[name].enabled
+            self.codes[i] = state_code(state, enabled, name in self.suppressed)

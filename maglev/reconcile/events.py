@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from maglev.config.changes import Delta
 from maglev.model import Config, ProbeResult
 from maglev.reconcile.churn import ChurnReport
 from maglev.reconcile.opstate import TimeBox
@@ -106,6 +107,7 @@ class ApplyConfig:
     load_seconds: float
     force: bool = False  # past the reload interlocks (`maglevc config reload --force`)
     reply: Future[ReloadStatus] = field(default_factory=Future)
+    delta: Delta | None = None  # the loader's account of what it built anew (`diff_configs`)
 
 
 @dataclass(frozen=True, slots=True)

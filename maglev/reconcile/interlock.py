@@ -23,14 +23,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter, not_
 
 from maglev.config.changes import ConfigDiff
 from maglev.model import BackendState, Config, ReloadGuardSettings
 from maglev.reconcile.actual import prepare_actual_map
 from maglev.reconcile.desired import build_layout
-from maglev.reconcile.plan import evaluate
+from maglev.reconcile.plan import CandidateStates, evaluate
 from maglev.vpp.lb import ActualVip, VipCounters, VipKey, frontend_key
 
+_ENABLED = attrgetter("enabled")
 EPSILON = 1e-9  # a loss exactly at the limit passes, whatever the float rounding of the limit
 
 
@@ -202,12 +205,23 @@ def touched_frontends(
     sides, so the same capacity: judging only these keeps a reload's cost proportional to its
     change (`diff` is the reload's own comparison, not made again).
 
+    With `starts` a `plan.CandidateStates`, a backend the reload leaves as it was (by value)
+    starts from the state it has, or disabled: so only the changed, the added and the disabled
+    backends are asked for their start (`states` names every backend of the running config, as
+    the reconciler's health machines do). Any other `starts` is compared backend by backend.
+
     `fe_of` (the running config's backend -> the frontends naming it) spares the look at every
     frontend: a frontend the reload leaves as it was names the backends it named, all of them
     in the running config, so only the running config's users of a changed backend are
     looked up (an added backend is named only by frontends that changed or were added)."""
     changed = set(diff.backends.changed) | set(diff.backends.added)
-    changed.update(n for n, s in starts.items() if states.get(n) is not s)
+    if isinstance(starts, CandidateStates):
+        backends = candidate.backends
+        names = list(backends)
+        off = compress(names, map(not_, map(_ENABLED, map(backends.__getitem__, names))))
+        changed.update(n for n in off if states.get(n) is not starts[n])
+    else:
+        changed.update(n for n, s in starts.items() if states.get(n) is not s)
     out = set(diff.frontends.changed)
     if changed and fe_of is not None:
         frontends = candidate.frontends

@@ -12,13 +12,14 @@ Pure; called by the reconciler thread (an evaluation is immutable, so any thread
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Collection, Container, Mapping
+from collections.abc import Callable, Collection, Container, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TypeAlias
 
 from maglev import diff
 from maglev.model import (
+    Backend,
     BackendState,
     Config,
     FrontendState,
@@ -321,25 +322,48 @@ def brief(ref: ViewRef) -> tuple[FrontendState, str | None]:
     return _FE_STATE[d.fe_state[ref.index]], fe.pools[active].name if active >= 0 else None
 
 
+def _start(
+    old: Backend | None, b: Backend, name: str, states: Mapping[str, BackendState]
+) -> BackendState:
+    same = old is b or (
+        old is not None and old.address == b.address and old.healthcheck == b.healthcheck
+    )
+    if not b.enabled:
+        return BackendState.DISABLED
+    if same and (state := states.get(name)) is not None:
+        return state
+    return BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
+
+
 def candidate_states(
     current: Config, candidate: Config, states: Mapping[str, BackendState]
 ) -> dict[str, BackendState]:
     """The backend states a reload to `candidate` would start from: backends that keep their
     address and healthcheck keep their current state; others start as they would after a
     reload (unknown; disabled when not enabled; up without a healthcheck)."""
-    out: dict[str, BackendState] = {}
-    for name, b in candidate.backends.items():
-        old = current.backends.get(name)
-        same = old is b or (
-            old is not None and old.address == b.address and old.healthcheck == b.healthcheck
-        )
-        if not b.enabled:
-            out[name] = BackendState.DISABLED
-        elif same and name in states:
-            out[name] = states[name]
-        else:
-            out[name] = BackendState.UP if b.healthcheck is None else BackendState.UNKNOWN
-    return out
+    olds = current.backends
+    return {n: _start(olds.get(n), b, n, states) for n, b in candidate.backends.items()}
+
+
+class CandidateStates(Mapping[str, BackendState]):
+    """`candidate_states` read through, one backend at a time: a reload judges the backends of
+    the frontends it touches, not a dict of every backend."""
+
+    __slots__ = ("_candidate", "_current", "_states")
+
+    def __init__(
+        self, current: Config, candidate: Config, states: Mapping[str, BackendState]
+    ) -> None:
+        self._current, self._candidate, self._states = current.backends, candidate.backends, states
+
+    def __getitem__(self, name: str) -> BackendState:
+        return _start(self._current.get(name), self._candidate[name], name, self._states)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._candidate)
+
+    def __len__(self) -> int:
+        return len(self._candidate)
 
 
 def preview(

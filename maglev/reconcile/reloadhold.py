@@ -26,6 +26,7 @@ from maglev.health.state import BackendHealth
 from maglev.model import Config
 from maglev.reconcile import events
 from maglev.reconcile.damping import Damping
+from maglev.reconcile.desired import StateView
 from maglev.reconcile.interlock import (
     ReloadHold,
     Verdict,
@@ -34,7 +35,7 @@ from maglev.reconcile.interlock import (
     judge,
     touched_frontends,
 )
-from maglev.reconcile.plan import candidate_states
+from maglev.reconcile.plan import CandidateStates
 from maglev.reconcile.vantage import VantageGuard
 from maglev.vpp.lb import Actual, VipCounters
 
@@ -61,9 +62,10 @@ class ReloadHolds:
 
     def verdict(self, candidate: Config, diff: ConfigDiff | None = None) -> Verdict:
         """What the reload interlocks say about `candidate` now (nothing changes)."""
-        states = {n: self.guard.present(n, h.state) for n, h in self.health.items()}
+        # Read through, per backend: only the touched frontends' backends are asked.
+        states = self.guard.view(StateView(self.health))
         suppressed = self.damping.suppressed
-        starts = candidate_states(self.config, candidate, states)
+        starts = CandidateStates(self.config, candidate, states)
         # Only frontends the reload touches can change capacity: the work follows the change.
         d = diff if diff is not None else diff_configs(self.config, candidate)
         names = touched_frontends(d, candidate, states, starts, self._fe_of)

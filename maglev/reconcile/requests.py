@@ -222,7 +222,7 @@ class Answers:
     def _apply_config(self, msg: events.ApplyConfig, now: float) -> events.ReloadStatus:
         """A reload: compare with the live config (once), install it if anything changed."""
         config, source = msg.config, msg.source
-        d = diff_configs(self.config, config)
+        d = diff_configs(self.config, config, msg.delta)
         if d.empty:
             self._clear_hold("the file is the running config again")
             log.info(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from maglev.config import load_text
+from maglev.config import diff_configs, load_text
 from maglev.config.loader import Memo
 from maglev.errors import ConfigInvalid
 
@@ -136,3 +136,46 @@ def test_a_new_or_removed_backend_rebuilds_only_the_frontends_naming_it() -> Non
     with pytest.raises(ConfigInvalid) as e:
         load_text(unchecked, memo=memo)
     assert any("backends.a1.healthcheck" in str(p) for p in e.value.problems)
+
+
+def test_the_delta_of_a_build_gives_the_diff_a_full_comparison_gives() -> None:
+    """`memo.delta` names what a build took anew against the build before; `diff_configs` with
+    it compares only those names and finds what comparing everything finds."""
+    variants = [
+        text(),
+        text(weight="60"),
+        text(a2="10.0.0.9"),
+        text(port="8080"),
+        text().replace(
+            "  b1: {address: 10.0.0.3}\n", "  b1: {address: 10.0.0.3}\n  c1: {address: 10.0.0.4}\n"
+        ),
+        text().replace(
+            "  hc: {type: tcp, port: 80, interval: 1s, rise: 2, fall: 2}\n",
+            "  hc: {type: tcp, port: 80, interval: 1s, rise: 2, fall: 2}\n  h2: {type: tcp, port: 81}\n",
+        ),
+        text(),
+    ]
+    memo = Memo()
+    before = load_text(variants[0], memo=memo)
+    assert memo.delta is None  # nothing before the first build
+    for v in variants[1:] + variants[::-1]:
+        after = load_text(v, memo=memo)
+        delta = memo.delta
+        assert delta is not None and delta.base is before and delta.config is after
+        assert diff_configs(before, after, delta) == diff_configs(before, after)
+        before = after
+    # a delta against another build than the one compared with is not used
+    other = load_text(text(weight="7"))
+    assert memo.delta is not None
+    assert diff_configs(other, before, memo.delta) == diff_configs(other, before)
+    assert not diff_configs(other, before, memo.delta).empty
+
+
+def test_a_rejected_build_leaves_the_delta_as_it_was() -> None:
+    memo = Memo()
+    load_text(text(), memo=memo)
+    second = load_text(text(weight="60"), memo=memo)
+    delta = memo.delta
+    with pytest.raises(ConfigInvalid):
+        load_text(text(a2="not-an-address"), memo=memo)
+    assert memo.delta is delta and memo.last is second

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maglev.config import diff_configs, load_text
+from maglev.errors import ConfigInvalid
 from maglev.model import BackendState, Config, ReloadGuardSettings
 from maglev.reconcile import interlock as il
-from maglev.reconcile.plan import candidate_states
+from maglev.reconcile.plan import CandidateStates, candidate_states
 from maglev.vpp.lb import VipCounters, VipKey
 
 UP, DOWN = BackendState.UP, BackendState.DOWN
@@ -297,4 +298,62 @@ def test_the_running_configs_index_touches_the_same_frontends(
     d = diff_configs(current, candidate)
     assert il.touched_frontends(d, candidate, ALL_UP, starts, fe_of) == il.touched_frontends(
         d, candidate, ALL_UP, starts
+    )
+
+
+_BACKEND = st.tuples(
+    st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]),
+    st.sampled_from(["hc", "hc2", None]),
+    st.booleans(),
+)
+_BACKENDS = st.dictionaries(st.sampled_from(["a1", "a2", "a3", "a4"]), _BACKEND, min_size=1)
+
+
+def backends_cfg(backends: dict[str, tuple[str, str | None, bool]], members: list[str]) -> Config:
+    rows = "\n".join(
+        f"  {n}: {{address: {a}{f', healthcheck: {hc}' if hc else ''}, enabled: {str(on).lower()}}}"
+        for n, (a, hc, on) in backends.items()
+    )
+    listed = ", ".join(f"{m}: {{}}" for m in members if m in backends) or next(iter(backends))
+    text = (
+        "vpp:\n  api-socket: /nonexistent\n  lb: {ip4-src-address: 198.51.100.1}\n"
+        "healthchecks:\n  hc: {type: tcp, port: 80}\n  hc2: {type: tcp, port: 81}\n"
+        f"backends:\n{rows}\nfrontends:\n"
+        f"  www: {fe('192.0.2.1', listed)}\n"
+    )
+    return load_text(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _BACKENDS,
+    _BACKENDS,
+    st.dictionaries(
+        st.sampled_from(["a1", "a2", "a3", "a4"]),
+        st.sampled_from(list(BackendState)),
+    ),
+)
+def test_candidate_states_read_through_touch_what_the_dict_touches(
+    before: dict[str, tuple[str, str | None, bool]],
+    after: dict[str, tuple[str, str | None, bool]],
+    drawn: dict[str, BackendState],
+) -> None:
+    """`CandidateStates` (the reconciler's, read per backend) is `candidate_states`, and the
+    shortcut it allows `touched_frontends` (only changed, added and disabled backends asked)
+    touches the frontends the backend-by-backend comparison touches, for states that name
+    every backend of the running config (as the reconciler's health machines do)."""
+    states = {**dict.fromkeys(before, BackendState.UNKNOWN), **drawn}
+    members = ["a1", "a2", "a3", "a4"]
+    if len({a for a, _, _ in before.values()}) < len(before):
+        members = members[:1]  # two backends of one frontend may not share an address
+    try:
+        current, candidate = backends_cfg(before, members), backends_cfg(after, members)
+    except ConfigInvalid:  # a drawn pair the validator refuses: nothing to compare
+        return
+    lazy = CandidateStates(current, candidate, states)
+    eager = candidate_states(current, candidate, states)
+    assert dict(lazy) == eager
+    d = diff_configs(current, candidate)
+    assert il.touched_frontends(d, candidate, states, lazy) == il.touched_frontends(
+        d, candidate, states, eager
     )
