@@ -70,21 +70,47 @@ def carry_health(
 ) -> tuple[dict[str, BackendHealth], list[Transition]]:
     """The health machines for `config`'s backends, each carried over from `old` where it
     exists (history and state kept), and the transitions of the backends `config` removes."""
+    new, removed, _fresh = carry_health_from(old, None, config, now)
+    return new, removed
+
+
+def carry_health_from(
+    old: Mapping[str, BackendHealth], before: Config | None, config: Config, now: float
+) -> tuple[dict[str, BackendHealth], list[Transition], set[str]]:
+    """`carry_health`, and the names whose machine is not `old`'s. With `before` (the config
+    `old` was made for), an enabled backend that is the very object it was there, checked by
+    the very healthcheck object, keeps its machine as it is without asking (`reconfigure` would
+    change nothing): a reload's memo keeps unchanged entries, so the work follows the change."""
     new: dict[str, BackendHealth] = {}
+    fresh: set[str] = set()
+    checks = config.healthchecks
+    was = before.backends if before is not None else {}
+    was_checks = before.healthchecks if before is not None else {}
     for name, b in config.backends.items():
-        check = config.healthchecks.get(b.healthcheck) if b.healthcheck else None
         prev = old.get(name)
+        hc = b.healthcheck
+        if (
+            prev is not None
+            and was.get(name) is b
+            and b.enabled
+            and (hc is None or was_checks.get(hc) is checks.get(hc))
+        ):
+            new[name] = prev
+            continue
+        check = checks.get(hc) if hc else None
         if prev is None:
             new[name] = BackendHealth(name, b.address, check, b.enabled)
         else:
             new[name] = prev.reconfigure(b.address, check, b.enabled, now)
+        if new[name] is not prev:
+            fresh.add(name)
     removed: list[Transition] = []
-    for name, h in old.items():
-        if name not in new:
-            t = h.remove(now)
-            if t is not None:
-                removed.append(t)
-    return new, removed
+    gone = old.keys() - new.keys()
+    for name in [n for n in old if n in gone] if gone else ():  # in their order
+        t = old[name].remove(now)
+        if t is not None:
+            removed.append(t)
+    return new, removed, fresh
 
 
 def probe_streams(

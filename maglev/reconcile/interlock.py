@@ -169,10 +169,11 @@ def capacities(
     (the mass-failure guard's fail-static keeps what VPP has; None: VPP's tables unknown, taken
     as empty for both sides alike). Slow-start caps are left out: a ramp is a moment, not the
     capacity."""
-    if only is not None:
-        config = dataclasses.replace(
-            config, frontends={n: fe for n, fe in config.frontends.items() if n in only}
-        )
+    if only is not None:  # those frontends and their backends only: the work follows `only`
+        fes = {n: fe for n in only if (fe := config.frontends.get(n)) is not None}
+        backends = config.backends
+        named = {b: backends[b] for fe in fes.values() for b in fe.backend_names() if b in backends}
+        config = dataclasses.replace(config, frontends=fes, backends=named)
         if actual is not None:  # their VIPs only: ranking all of VPP's tables costs the most
             keys = (frontend_key(fe) for fe in config.frontends.values())
             actual = {k: actual[k] for k in keys if k in actual}

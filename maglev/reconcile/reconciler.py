@@ -50,7 +50,7 @@ from maglev.reconcile import actions, events
 from maglev.reconcile.actual import RankedActual
 from maglev.reconcile.backends import (
     ProbeControl,
-    carry_health,
+    carry_health_from,
     index_config,
     phase_rank,
     probe_streams,
@@ -365,7 +365,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
 
     def _install_config(self, config: Config, now: float) -> None:
         old = self.health
-        new, removed = carry_health(old, config, now)
+        new, removed, fresh = carry_health_from(old, self.config, config, now)
         for t in removed:
             self._transition(t)
         self.ramps.reloaded(self.config, config, self._serving, new, self.actual, now)
@@ -375,9 +375,11 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._guarded(self.guard.configure(config, new, now))
         self._damped(self.damping.configure(config, now))  # penalties kept per healthcheck
         # Statuses of the machines the reload kept stand; the others are built afresh.
-        kept = {n for n, h in new.items() if old.get(n) is h}
-        self._bstatus = {n: st for n, st in self._bstatus.items() if n in kept}
-        self._touched = (set(new) - kept) | (self._touched & new.keys())
+        # (`fresh`: the names whose machine is not the one before; removed ones are gone too)
+        statuses = self._bstatus = dict(self._bstatus)
+        for n in fresh.union(old.keys() - new.keys()):
+            statuses.pop(n, None)
+        self._touched = fresh | (self._touched & new.keys())
         self.overrides = actions.kept_overrides(self.overrides, config)
         self._enforce_holds(now)
         self._sync_streams()

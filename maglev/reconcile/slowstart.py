@@ -193,7 +193,7 @@ class Ramps:
         self.pending = {k for k in self.pending if _member(new, k)}
         for name, fe in new.frontends.items():
             before = old.frontends.get(name)
-            if before is None or not serving(name):
+            if before is None or before is fe or not serving(name):  # the same: no member added
                 continue
             had = set(before.backend_names())
             for be in fe.backend_names():
