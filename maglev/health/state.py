@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections import deque
 from dataclasses import dataclass
 
 from maglev.model import BackendState, HealthCheck, IPAddress, ProbeResult, Reason
@@ -77,6 +76,7 @@ class BackendHealth:
         "_by_config",
         "_counter",
         "_history",
+        "_keep",
         "_onset",
         "_state",
         "address",
@@ -95,7 +95,9 @@ class BackendHealth:
         self.name = name
         self.address = address
         self.check = check
-        self._history: deque[Transition] = deque(maxlen=history)
+        # A tuple, replaced on each (rare) transition: the snapshot reads it after every probe.
+        self._history: tuple[Transition, ...] = ()
+        self._keep = history
         self._counter = 0
         self._onset = 0.0  # when the current run of results against the state began
         # True when `disabled` came from the config (enabled: false) rather than an operator:
@@ -120,7 +122,7 @@ class BackendHealth:
 
     @property
     def history(self) -> tuple[Transition, ...]:
-        return tuple(self._history)
+        return self._history
 
     @property
     def probing(self) -> bool:
@@ -232,8 +234,8 @@ class BackendHealth:
             nxt = self
             nxt.check = check  # flap damping may differ: it is not the machine's concern
         else:
-            nxt = BackendHealth(self.name, address, check, True, self._history.maxlen or HISTORY)
-            nxt._history.extend(self._history)
+            nxt = BackendHealth(self.name, address, check, True, self._keep)
+            nxt._history = self._history
             if same_host and self._state is not BackendState.REMOVED:
                 if self._state in (BackendState.PAUSED, BackendState.DISABLED):
                     nxt._state = self._state
@@ -269,7 +271,7 @@ class BackendHealth:
                 self._onset, result.at,
             )  # fmt: skip
         self._state = new
-        self._history.append(t)
+        self._history = (*self._history[max(0, len(self._history) + 1 - self._keep) :], t)
         return t
 
     def __repr__(self) -> str:

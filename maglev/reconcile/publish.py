@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from maglev.clock import Clock
 from maglev.health.state import BackendHealth, Transition
-from maglev.model import Config, FrontendState, MassFailure, ProbeResult, ProbeTarget
+from maglev.model import Config, FrontendState, MassFailure, ProbeTarget
+from maglev.reconcile import snapshot
 from maglev.reconcile.budget import Budgets
 from maglev.reconcile.convergence import Convergence
 from maglev.reconcile.damping import Damping
@@ -27,14 +28,14 @@ from maglev.reconcile.link import VppLink
 from maglev.reconcile.opstate import OpState
 from maglev.reconcile.plan import GuardView, ViewRef, brief, guard_code
 from maglev.reconcile.slowstart import Ramps
-from maglev.reconcile.snapshot import BackendStatus, LazyViews, Snapshot, Tally
+from maglev.reconcile.snapshot import BackendStatus, LazyViews, ProbeLog, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import VantageGuard
 from maglev.vpp.lb import VipCounters, VipKey
 
 log = logging.getLogger(__name__)
 
-RECENT_PROBES = 5  # probe results kept per backend for `explain` (seen at snapshot time)
+RECENT_PROBES = snapshot.RECENT_PROBES  # probe results kept per backend for `explain`
 
 
 class SnapshotSource(Protocol):
@@ -117,20 +118,20 @@ def refresh_statuses(
     names: Iterable[str],
     health: Mapping[str, BackendHealth],
     target_of: Mapping[str, ProbeTarget],
-    last_probe: Mapping[ProbeTarget, ProbeResult],
-) -> None:
-    """Rebuild the statuses of the backends `names` (those touched since the last snapshot:
-    thousands may exist, few change); names no longer configured are skipped."""
+    probes: ProbeLog,
+) -> bool:
+    """Rebuild the statuses of the backends `names` (those whose state machine moved since the
+    last snapshot: thousands may exist, few change); names no longer configured are skipped.
+    True if any was rebuilt."""
+    changed = False
     for name in names:
         h = health.get(name)
         if h is not None:
-            target = target_of.get(name)
-            probe = last_probe.get(target) if target is not None else None
-            prev = statuses.get(name)
-            recent = prev.recent if prev is not None else ()
-            if probe is not None and (not recent or recent[-1] is not probe):
-                recent = (*recent[1 - RECENT_PROBES :], probe)
-            statuses[name] = BackendStatus(name, h.state, h.counter, h.history, probe, recent)
+            statuses[name] = BackendStatus(
+                name, h.state, h.counter, h.history, target_of.get(name), probes
+            )
+            changed = True
+    return changed
 
 
 def make_snapshot(
@@ -139,13 +140,16 @@ def make_snapshot(
     parts: FrontendParts | None = None,
 ) -> Snapshot:
     """An immutable copy of what readers see (the mutable parts are copied; `parts` keeps the
-    frontends' share between snapshots)."""
+    frontends' share between snapshots; `statuses` is taken as it is when it is a read-only
+    view already, which the reconciler keeps while no status changes)."""
     config, link = src.config, src.link
     version = link.lb.version
     frontends, mass_failure = (parts or FrontendParts()).get(src)
     return Snapshot(
         config=config,
-        backends=MappingProxyType(dict(statuses)),
+        backends=statuses
+        if isinstance(statuses, MappingProxyType)
+        else MappingProxyType(dict(statuses)),
         frontends=frontends,
         mass_failure=mass_failure,
         overrides=MappingProxyType(dict(src.overrides)),

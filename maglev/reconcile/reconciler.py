@@ -40,7 +40,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from maglev.clock import Clock, SystemClock
@@ -73,7 +74,7 @@ from maglev.reconcile.publish import (
 from maglev.reconcile.reloadhold import ReloadHolds
 from maglev.reconcile.requests import Answers
 from maglev.reconcile.slowstart import Ramps
-from maglev.reconcile.snapshot import BackendStatus, Snapshot, Tally
+from maglev.reconcile.snapshot import BackendStatus, ProbeLog, Snapshot, Tally
 from maglev.reconcile.startup import StartupGate
 from maglev.reconcile.vantage import GuardChange, VantageGuard
 from maglev.reconcile.writing import Writes
@@ -133,7 +134,8 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         now = self.clock.monotonic()
         self.started = now
         self.health: dict[str, BackendHealth] = {}
-        self.last_probe: dict[ProbeTarget, ProbeResult] = {}
+        self.probes = ProbeLog()  # every target's latest results (live, see `ProbeLog`)
+        self.last_probe = self.probes.last
         self.overrides: dict[tuple[str, str], int] = {}
         self.actual: Actual | None = None
         self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
@@ -168,6 +170,7 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._check_kind: dict[str, str] = {}  # healthcheck name -> its type's value
         self._fe_of: dict[str, tuple[str, ...]] = {}
         self._bstatus: dict[str, BackendStatus] = {}
+        self._bview: Mapping[str, BackendStatus] | None = None  # its copy readers have
         self._touched: set[str] = set()
         self._phase: dict[ProbeTarget, Phase] = {}
         self._phase_news: dict[ProbeTarget, Phase] = {}  # for the scheduler, once per turn
@@ -273,17 +276,20 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         if not results:
             return
         by_target, health, touched = self._by_target, self.health, self._touched
-        last_probe, probe, kinds = self.last_probe, self.tally.probe, self._check_kind
+        record, probe, kinds = self.probes.record, self.tally.probe, self._check_kind
         canary = self.guard.canary_targets
         for target, res in results.items():
-            last_probe[target] = res
+            record(target, res)
             probe(kinds.get(target.healthcheck, "unknown"), res.duration)
             names = by_target.get(target, ())
             for name in names:
-                touched.add(name)
-                t = health[name].apply(res, now)
+                h = health[name]
+                counter = h.counter
+                t = h.apply(res, now)
                 if t is not None:
-                    self._transition(t)
+                    self._transition(t)  # (touches the backend)
+                elif h.counter != counter:
+                    touched.add(name)  # its status shows the counter: rebuilt
             if target in canary:
                 self.guard.canary_result(res, now)
             self._update_phase(target, names)
@@ -376,10 +382,12 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self._damped(self.damping.configure(config, now))  # penalties kept per healthcheck
         # Statuses of the machines the reload kept stand; the others are built afresh.
         # (`fresh`: the names whose machine is not the one before; removed ones are gone too)
-        statuses = self._bstatus = dict(self._bstatus)
+        statuses = self._bstatus
         for n in fresh.union(old.keys() - new.keys()):
             statuses.pop(n, None)
+        self._bview = None  # readers get a fresh copy: names went, or come
         self._touched = fresh | (self._touched & new.keys())
+        self.probes.keep_only(self._by_target, self.guard.canary_targets)
         self.overrides = actions.kept_overrides(self.overrides, config)
         self._enforce_holds(now)
         self._sync_streams()
@@ -406,5 +414,10 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
 
     def _make_snapshot(self) -> Snapshot:
         touched, self._touched = self._touched, set()
-        refresh_statuses(self._bstatus, touched, self.health, self._target_of, self.last_probe)
-        return make_snapshot(self, self._bstatus, self._fe_parts)
+        if touched:
+            args = (self.health, self._target_of, self.probes)
+            if refresh_statuses(self._bstatus, touched, *args) or self._bview is None:
+                self._bview = None
+        if self._bview is None:  # copied only when a status changed, not after every turn
+            self._bview = MappingProxyType(dict(self._bstatus))
+        return make_snapshot(self, self._bview, self._fe_parts)

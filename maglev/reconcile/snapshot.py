@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from maglev.health.state import Transition
-from maglev.model import BackendState, Config, ProbeResult
+from maglev.model import BackendState, Config, ProbeResult, ProbeTarget
 from maglev.reconcile.churn import ChurnReport
 from maglev.reconcile.damping import DampingStatus
 from maglev.reconcile.events import ReloadStatus
@@ -25,15 +25,71 @@ from maglev.reconcile.plan import FrontendView, GuardView, ViewRef
 from maglev.reconcile.vantage import VantageStatus
 from maglev.vpp.lb import VipCounters, VipKey
 
+RECENT_PROBES = 5  # probe results kept per target for `explain`
+
+
+class ProbeLog:
+    """The latest probe results of every target, and the last few of each.
+
+    Written by the reconciler thread alone, as it takes results in: a dict store and a deque
+    append per result, nothing allocated, nothing copied. It is live, not a snapshot: a status
+    shows the latest result the reconciler has taken in (a result that moves nothing changes no
+    status, so steady probing leaves the snapshot's statuses as they are; building a status and
+    copying every status after each turn cost more than the rest of the result's path). Readers
+    on any thread get whole values: a dict lookup and a deque's copy run under the GIL without
+    giving it up, and the results themselves are immutable.
+    """
+
+    __slots__ = ("_recent", "keep", "last")
+
+    def __init__(self, keep: int = RECENT_PROBES) -> None:
+        self.keep = keep
+        self.last: dict[ProbeTarget, ProbeResult] = {}
+        self._recent: dict[ProbeTarget, deque[ProbeResult]] = {}
+
+    def record(self, target: ProbeTarget, result: ProbeResult) -> None:
+        self.last[target] = result
+        ring = self._recent.get(target)
+        if ring is None:
+            ring = self._recent[target] = deque(maxlen=self.keep)
+        ring.append(result)
+
+    def recent(self, target: ProbeTarget) -> tuple[ProbeResult, ...]:
+        ring = self._recent.get(target)
+        return () if ring is None else tuple(ring)
+
+    def keep_only(self, *kept: Container[ProbeTarget]) -> None:
+        """Forget the targets in none of `kept` (a reload removed them)."""
+        gone = [t for t in self.last if not any(t in k for k in kept)]
+        for t in gone:
+            del self.last[t]
+            self._recent.pop(t, None)
+
 
 @dataclass(frozen=True, slots=True)
 class BackendStatus:
+    """A backend's state machine as of the snapshot; its probe results read through `probes`
+    (live: see `ProbeLog`)."""
+
     name: str
     state: BackendState
     counter: int
     history: tuple[Transition, ...]
-    last_probe: ProbeResult | None
-    recent: tuple[ProbeResult, ...] = ()  # the last few probe results, oldest first
+    target: ProbeTarget | None = None
+    probes: ProbeLog | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def last_probe(self) -> ProbeResult | None:
+        if self.probes is None or self.target is None:
+            return None
+        return self.probes.last.get(self.target)
+
+    @property
+    def recent(self) -> tuple[ProbeResult, ...]:
+        """The last few probe results, oldest first."""
+        if self.probes is None or self.target is None:
+            return ()
+        return self.probes.recent(self.target)
 
 
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -132,3 +132,58 @@ def test_stop_kills_in_flight_exec(tmp_path: pathlib.Path) -> None:
     assert s.stop(10.0)
     assert not pathlib.Path(f"/proc/{pid}").exists()  # killed and reaped
     assert q.empty()  # a cancelled probe reports nothing
+
+
+def _results(n: int) -> list[ProbeResult]:
+    import ipaddress
+
+    from maglev.model import Reason
+
+    t = ProbeTarget(ipaddress.ip_address("10.0.0.1"), "hc")
+    return [ProbeResult(t, True, Reason.L4OK, 0.001, "x", float(i)) for i in range(n)]
+
+
+def test_put_all_queues_in_order_drops_what_does_not_fit_and_wakes_the_consumer() -> None:
+    from maglev.health.workers import put_all
+    from maglev.reconcile.events import Inbox
+
+    items = _results(5)
+    q: queue.Queue[ProbeResult] = queue.Queue(maxsize=3)
+    q.put_nowait(items[0])
+    assert put_all(q, items[1:]) == 2  # room for two of four
+    assert [q.get_nowait().at for _ in range(3)] == [0.0, 1.0, 2.0] and q.empty()
+    assert q.unfinished_tasks == 3
+    assert put_all(q, []) == 0 and q.empty()
+    inbox = Inbox()
+    got: list[ProbeResult] = []
+    waiter = threading.Thread(target=lambda: got.append(inbox.get(timeout=60)))
+    waiter.start()
+    assert put_all(inbox, items) == 0  # unbounded: all of them
+    waiter.join(60)
+    assert got == items[:1] and inbox.qsize() == 4
+    assert not inbox.bell.is_set()  # probe results do not ring it (see Inbox)
+
+    class Sink:  # not a queue: item by item, through put_nowait
+        def __init__(self) -> None:
+            self.items: list[ProbeResult] = []
+
+        def put_nowait(self, item: ProbeResult) -> None:
+            if len(self.items) >= 2:
+                raise queue.Full
+            self.items.append(item)
+
+    sink = Sink()
+    assert put_all(sink, items) == 3 and sink.items == items[:2]
+
+
+def test_probe_result_builds_the_same_value_as_the_dataclass() -> None:
+    import dataclasses
+
+    from maglev.model import probe_result
+
+    (r,) = _results(1)
+    fast = probe_result(r.target, r.ok, r.reason, r.duration, r.detail, r.at)
+    assert type(fast) is ProbeResult and fast == r and hash(fast) == hash(r)
+    assert dataclasses.astuple(fast) == dataclasses.astuple(r)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.ok = False  # type: ignore[misc]

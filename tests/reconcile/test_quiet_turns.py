@@ -59,3 +59,31 @@ def test_a_quiet_turns_snapshot_shows_the_probe_and_keeps_the_views() -> None:
     probe = quiet.backends["a1"].last_probe
     assert probe is not None and probe.at == 1.0
     assert quiet.frontends["www"].name == "www"
+
+
+def test_results_that_move_nothing_rebuild_no_status_and_copy_none() -> None:
+    """A status is rebuilt when its machine moves (state, counter, history); a repeat result
+    only lands in the probe log, which the status reads through, so the snapshot after a quiet
+    turn shares the statuses of the one before and still shows the newest probe."""
+    r = Rig()
+    r.probe("a1", True)
+    r.probe("a2", True)
+    r.turn()
+    up = r.rec.snapshot
+    st = up.backends["a1"]
+    r.clock.advance(0.5)
+    r.probe("a1", True)
+    r.turn()
+    quiet = r.rec.snapshot
+    assert quiet is not up and quiet.backends is up.backends
+    assert quiet.backends["a1"] is st
+    probe = st.last_probe
+    assert probe is not None and probe.at == 0.5
+    assert [p.at for p in st.recent] == [0.0, 0.5]
+    r.clock.advance(0.5)
+    r.probe("a1", False)  # fall 1: down, a transition
+    r.turn()
+    moved = r.rec.snapshot
+    assert moved.backends is not quiet.backends
+    assert moved.backends["a1"] is not st and moved.backends["a1"].state.value == "down"
+    assert moved.backends["a2"] is quiet.backends["a2"]  # untouched: the same status

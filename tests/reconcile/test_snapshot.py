@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from maglev.reconcile.snapshot import PASS_BUCKETS, PROBE_BUCKETS, Tally
+import ipaddress
+
+from maglev.model import BackendState, ProbeResult, ProbeTarget, Reason
+from maglev.reconcile.snapshot import PASS_BUCKETS, PROBE_BUCKETS, BackendStatus, ProbeLog, Tally
 
 
 def test_probe_and_pass_histograms_bucket_by_inclusive_upper_bound() -> None:
@@ -47,3 +50,39 @@ def test_drain_takes_oldest_first_up_to_a_limit_and_wakes_producers() -> None:
     assert drain(q, 100) == [2, 3, 4]
     assert drain(q, 100) == [] and q.empty()
     t.join(5)
+
+
+def _result(t: ProbeTarget, at: float, ok: bool = True) -> ProbeResult:
+    return ProbeResult(t, ok, Reason.L4OK if ok else Reason.L4CON, 0.001, "x", at)
+
+
+def test_probe_log_keeps_the_latest_and_the_last_few_per_target_and_forgets_on_request() -> None:
+    a = ProbeTarget(ipaddress.ip_address("10.0.0.1"), "hc")
+    b = ProbeTarget(ipaddress.ip_address("10.0.0.2"), "hc")
+    log = ProbeLog(keep=3)
+    assert log.recent(a) == () and log.last.get(a) is None
+    for i in range(5):
+        log.record(a, _result(a, float(i)))
+    log.record(b, _result(b, 9.0, ok=False))
+    assert [p.at for p in log.recent(a)] == [2.0, 3.0, 4.0]  # oldest first, bounded
+    assert log.last[a].at == 4.0 and log.last[b].ok is False
+    recent = log.recent(a)
+    log.record(a, _result(a, 5.0))
+    assert [p.at for p in recent] == [2.0, 3.0, 4.0]  # a copy: what was read stays as read
+    log.keep_only({a: ()}, set())
+    assert b not in log.last and log.recent(b) == () and log.last[a].at == 5.0
+    log.keep_only(set(), {a})  # kept by the second container
+    assert a in log.last
+    log.keep_only(set())
+    assert not log.last
+
+
+def test_a_status_reads_its_probes_through_the_log() -> None:
+    a = ProbeTarget(ipaddress.ip_address("10.0.0.1"), "hc")
+    log = ProbeLog()
+    st = BackendStatus("a", BackendState.UP, 2, (), a, log)
+    assert st.last_probe is None and st.recent == ()
+    log.record(a, _result(a, 1.0))
+    assert st.last_probe is not None and st.last_probe.at == 1.0 and len(st.recent) == 1
+    assert BackendStatus("b", BackendState.UP, 0, ()).last_probe is None  # no target, no log
+    assert st == BackendStatus("a", BackendState.UP, 2, (), a, ProbeLog())  # the log: not compared
