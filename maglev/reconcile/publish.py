@@ -157,7 +157,7 @@ def make_snapshot(
         vpp_connected=link.lb.connected,
         vpp_version=version.version if version else None,
         vpp_since=link.since,
-        released=frozenset(src.gate.released),
+        released=src.gate.frozen(),
         last_sync=src.last_sync,
         last_sync_ok=src.last_sync_ok,
         unmanaged=src.unmanaged,

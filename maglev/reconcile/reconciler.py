@@ -282,17 +282,22 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
             record(target, res)
             probe(kinds.get(target.healthcheck, "unknown"), res.duration)
             names = by_target.get(target, ())
+            moved = False
             for name in names:
                 h = health[name]
                 counter = h.counter
                 t = h.apply(res, now)
                 if t is not None:
+                    moved = True
                     self._transition(t)  # (touches the backend)
                 elif h.counter != counter:
+                    moved = True
                     touched.add(name)  # its status shows the counter: rebuilt
             if target in canary:
+                moved = True
                 self.guard.canary_result(res, now)
-            self._update_phase(target, names)
+            if moved:  # a phase follows the state and the counter: unmoved, it stands
+                self._update_phase(target, names)
 
     def _index(self) -> None:
         """Per-config lookups: probe target -> backends, backend -> frontends."""

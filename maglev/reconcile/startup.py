@@ -23,9 +23,16 @@ log = logging.getLogger(__name__)
 class StartupGate:
     def __init__(self, started: float) -> None:
         self.started = started
-        self.released: set[str] = set()
+        self.released: set[str] = set()  # changed only by `reloaded` and `release`
+        self._frozen: frozenset[str] | None = frozenset()
         self.hold_until: dict[str, float] = {}  # frontends added by a reload: their deadline
         self.all_released = False
+
+    def frozen(self) -> frozenset[str]:
+        """`released` as an immutable copy for snapshots, made again only after it changed."""
+        if self._frozen is None:
+            self._frozen = frozenset(self.released)
+        return self._frozen
 
     def deadlines(self, config: Config) -> list[float]:
         """Times at which a release may happen without any other event."""
@@ -41,6 +48,7 @@ class StartupGate:
     def reloaded(self, config: Config, now: float) -> None:
         """Frontends present before stay released; new ones are held until known."""
         self.released &= set(config.frontends)
+        self._frozen = None
         for name in set(config.frontends) - self.released:
             self.hold_until.setdefault(name, now + config.vpp.lb.startup_max_delay)
         self.hold_until = {n: t for n, t in self.hold_until.items() if n in config.frontends}
@@ -69,6 +77,7 @@ class StartupGate:
             else:
                 continue
             self.released.add(name)
+            self._frozen = None
             self.hold_until.pop(name, None)
             out.append(name)
         self.all_released = len(self.released) == len(config.frontends)

@@ -44,3 +44,17 @@ def test_reload_holds_new_frontend_until_known_or_deadline() -> None:
     assert g.release(two, states.__getitem__, 111.0) == ["two"]
     g.reloaded(one, 200.0)  # removed frontends leave the gate
     assert g.released == {"one"} and g.all_released
+
+
+def test_the_snapshots_copy_of_the_released_set_is_made_again_only_after_a_change() -> None:
+    one = load_text(CFG.format(extra=""))
+    two = load_text(CFG.format(extra=TWO))
+    states = {"a": BackendState.UP, "b": BackendState.UP}
+    g = StartupGate(0.0)
+    assert g.frozen() == frozenset()
+    assert g.release(two, states.__getitem__, 10.0) == ["one", "two"]
+    seen = g.frozen()
+    assert seen == {"one", "two"} and g.frozen() is seen  # unchanged: the same copy
+    assert g.release(two, states.__getitem__, 11.0) == [] and g.frozen() is seen
+    g.reloaded(one, 20.0)  # "two" leaves
+    assert g.frozen() == {"one"} and seen == {"one", "two"}  # the old copy stays as it was
