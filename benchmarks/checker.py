@@ -64,7 +64,7 @@ from maglev.model import CheckType, HealthCheck, HealthSettings, ProbeResult, Pr
 from maglev.reconcile.events import drain as take
 
 TICK = os.sysconf("SC_CLK_TCK")
-WORKERS = int(os.environ.get("MAGLEV_BENCH_WORKERS", "2"))
+WORKERS = int(os.environ.get("MAGLEV_BENCH_WORKERS", str(HealthSettings().workers)))  # maglevd's
 PRIORITY = HealthSettings().priority  # the check workers' nice value, as maglevd sets it
 
 

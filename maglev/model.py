@@ -310,7 +310,7 @@ class VantageSettings:
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
-    workers: int = 2
+    workers: int = 1  # one epoll loop keeps up with thousands of probes a second (README)
     queue_size: int = 10000
     priority: int = -5  # nice value of the check worker threads (-20..19)
     vantage: VantageSettings | None = None  # None: no vantage guard

@@ -278,7 +278,7 @@ def test_null_values_mean_defaults() -> None:
     cfg = load(data)
     assert cfg.healthchecks["h"].interval == 2.0
     assert cfg.frontends["www"].flow_table_length == 1024
-    assert cfg.health.workers == 2
+    assert cfg.health.workers == 1
 
 
 def test_probe_target_hash_equality_and_pickling() -> None:
