@@ -107,7 +107,7 @@ def test_check_worker_priority_from_config_and_reload(
     first, second = min(mine + 2, 19), min(mine + 4, 19)  # lowering needs no privilege
     cfg = tmp_path / "maglev.yaml"
     text = CONFIG.format(ctl=tmp_path / "ctl.sock")
-    cfg.write_text(text + f"health: {{priority: {first}}}\n")
+    cfg.write_text(text + f"health: {{priority: {first}, workers: 2}}\n")  # two, each set
     rt = Runtime(Settings(str(cfg)), load_text(cfg.read_text()))
     try:
         rt.start()
