@@ -190,6 +190,9 @@ class Worker:
         self._reactor.after_pass = self._flush
         self._pending: list[tuple[HealthCheck, ProbeResult, float]] = []
         self._keys: dict[tuple[int, bool, int], ProbeKey] = {}  # see `_flush`
+        # Bound once: `self._fire` makes a new method object each time, kept for the interval by
+        # the timer, and every object living that long is one more for the collector to walk.
+        self._fire_bound = self._fire
         self._streams: dict[ProbeTarget, _Stream] = {}
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
 
@@ -312,7 +315,7 @@ class Worker:
         if s.handle is not None:
             s.handle.cancel()
         s.due = due
-        s.handle = self._reactor.call_at(due, self._fire, s)
+        s.handle = self._reactor.call_at(due, self._fire_bound, s)
 
     def _fire(self, s: _Stream) -> None:
         s.handle = None
