@@ -135,7 +135,6 @@ class Reconciler(Writes, Holds, ReloadHolds, Answers):  # Holds first: it answer
         self.started = now
         self.health: dict[str, BackendHealth] = {}
         self.probes = ProbeLog()  # every target's latest results (live, see `ProbeLog`)
-        self.last_probe = self.probes.last
         self.overrides: dict[tuple[str, str], int] = {}
         self.actual: Actual | None = None
         self.removed_vips: set[VipKey] = set()  # frontends a reload removed: ours to delete
