@@ -140,16 +140,14 @@ def make_snapshot(
     parts: FrontendParts | None = None,
 ) -> Snapshot:
     """An immutable copy of what readers see (the mutable parts are copied; `parts` keeps the
-    frontends' share between snapshots; `statuses` is taken as it is when it is a read-only
-    view already, which the reconciler keeps while no status changes)."""
+    frontends' share between snapshots). `statuses` is taken as it is: a read-only copy that its
+    caller never changes (the reconciler makes one only after a status changed)."""
     config, link = src.config, src.link
     version = link.lb.version
     frontends, mass_failure = (parts or FrontendParts()).get(src)
     return Snapshot(
         config=config,
-        backends=statuses
-        if isinstance(statuses, MappingProxyType)
-        else MappingProxyType(dict(statuses)),
+        backends=statuses,
         frontends=frontends,
         mass_failure=mass_failure,
         overrides=MappingProxyType(dict(src.overrides)),
